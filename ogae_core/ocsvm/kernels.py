@@ -1,0 +1,112 @@
+"""RBF kernel, gamma rules and per-batch latent standardization.
+
+All functions work on torch tensors of any floating dtype and device and are
+differentiable with respect to their tensor inputs.
+"""
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+
+GammaSpec = Union[float, str]
+
+
+def resolve_gamma(z: torch.Tensor, gamma: GammaSpec) -> float | torch.Tensor:
+    """Turn a gamma rule into a number, as scikit-learn does.
+
+    Parameters
+    ----------
+    z : torch.Tensor
+        Points of shape ``(n, d)`` or batched ``(B, n, d)``.
+    gamma : float or {"scale", "auto"}
+        ``"scale"`` is ``1 / (d * Var(z))`` (variance over all entries of one
+        problem, computed without gradient: gamma is a constant of the step);
+        ``"auto"`` is ``1 / d``; a positive float is returned unchanged.
+
+    Returns
+    -------
+    float or torch.Tensor
+        A float, or for batched ``"scale"`` a tensor of shape ``(B, 1, 1)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> resolve_gamma(torch.zeros(4, 2), "auto")
+    0.5
+    """
+    d = z.shape[-1]
+    if isinstance(gamma, str):
+        if gamma == "auto":
+            return 1.0 / d
+        if gamma == "scale":
+            with torch.no_grad():
+                if z.dim() == 2:
+                    var = float(z.var(unbiased=False))
+                    return 1.0 / (d * var) if var > 0 else 1.0
+                var = z.flatten(-2).var(dim=-1, unbiased=False)
+                var = torch.where(var > 0, var, torch.ones_like(var))
+                return (1.0 / (d * var)).reshape(-1, *([1] * (z.dim() - 1)))
+        raise ValueError(f"gamma must be a positive float, 'scale' or 'auto'; got {gamma!r}")
+    gamma = float(gamma)
+    if not gamma > 0:
+        raise ValueError(f"gamma must be positive; got {gamma}")
+    return gamma
+
+
+def rbf_kernel(x: torch.Tensor, y: torch.Tensor | None = None, gamma: float | torch.Tensor = 1.0) -> torch.Tensor:
+    """RBF kernel ``exp(-gamma * ||x_i - y_j||^2)``, batched over leading dims.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(..., n, d)``.
+    y : torch.Tensor, optional
+        ``(..., m, d)``; defaults to ``x`` (then the result is exactly symmetric
+        with a unit diagonal).
+    gamma : float or torch.Tensor
+        Positive width; a tensor broadcasts against ``(..., n, m)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., n, m)`` kernel matrix.
+
+    Examples
+    --------
+    >>> import torch
+    >>> K = rbf_kernel(torch.tensor([[0.0, 0.0], [1.0, 0.0]]), gamma=1.0)
+    >>> round(float(K[0, 1]), 4)
+    0.3679
+    """
+    same = y is None
+    y = x if same else y
+    xx = (x * x).sum(-1, keepdim=True)
+    yy = (y * y).sum(-1, keepdim=True).transpose(-1, -2)
+    sq = (xx + yy - 2.0 * x @ y.transpose(-1, -2)).clamp_min(0.0)
+    if same:
+        # exact symmetry and zero self-distance despite rounding
+        sq = 0.5 * (sq + sq.transpose(-1, -2))
+        sq = sq - torch.diag_embed(torch.diagonal(sq, dim1=-2, dim2=-1))
+    return torch.exp(-gamma * sq)
+
+
+def standardize(z_ref: torch.Tensor, *others: torch.Tensor, eps: float = 1e-8) -> tuple[torch.Tensor, ...]:
+    """Standardize latent codes per dimension with the statistics of ``z_ref``.
+
+    The mean and standard deviation are computed on ``z_ref`` without gradient
+    (constants of the step, like gamma), then applied to ``z_ref`` and to every
+    tensor in ``others``. This is the paper's optional "scaling of the latent
+    variables".
+
+    Examples
+    --------
+    >>> import torch
+    >>> a, = standardize(torch.tensor([[0.0], [2.0]]))
+    >>> a.flatten().tolist()
+    [-1.0, 1.0]
+    """
+    with torch.no_grad():
+        mean = z_ref.mean(dim=-2, keepdim=True)
+        std = z_ref.std(dim=-2, keepdim=True, unbiased=False).clamp_min(eps)
+    return tuple((t - mean) / std for t in (z_ref, *others))
