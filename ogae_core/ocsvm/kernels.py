@@ -62,8 +62,7 @@ def rbf_kernel(x: torch.Tensor, y: torch.Tensor | None = None, gamma: float | to
     x : torch.Tensor
         ``(..., n, d)``.
     y : torch.Tensor, optional
-        ``(..., m, d)``; defaults to ``x`` (then the result is exactly symmetric
-        with a unit diagonal).
+        ``(..., m, d)``; defaults to ``x`` (then the result is exactly symmetric).
     gamma : float or torch.Tensor
         Positive width; a tensor broadcasts against ``(..., n, m)``.
 
@@ -82,12 +81,10 @@ def rbf_kernel(x: torch.Tensor, y: torch.Tensor | None = None, gamma: float | to
     same = y is None
     y = x if same else y
     xx = (x * x).sum(-1, keepdim=True)
-    yy = (y * y).sum(-1, keepdim=True).transpose(-1, -2)
-    sq = (xx + yy - 2.0 * x @ y.transpose(-1, -2)).clamp_min(0.0)
-    if same:
-        # exact symmetry and zero self-distance despite rounding
+    yy = xx if same else (y * y).sum(-1, keepdim=True)
+    sq = (xx + yy.transpose(-1, -2) - 2.0 * x @ y.transpose(-1, -2)).clamp_min(0.0)
+    if same:  # exact symmetry despite the rounding of the matrix product
         sq = 0.5 * (sq + sq.transpose(-1, -2))
-        sq = sq - torch.diag_embed(torch.diagonal(sq, dim1=-2, dim2=-1))
     return torch.exp(-gamma * sq)
 
 

@@ -1,0 +1,385 @@
+"""Compiled (numba) CPU engine of the OCSVM dual active-set solver.
+
+Same algorithm as the torch engine in :mod:`ogae_core.ocsvm.solver`, but per problem
+and on the *reduced* KKT system of the free set only (size ``|F| + 1``, typically a
+handful at n = 50), with its own pivoted LU so the factors are kept for the backward
+pass. Problems of a batch run in parallel threads. Everything is float64.
+
+Status codes per problem: 0 converged, 1 not settled after ``max_iter``,
+2 singular reduced system.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True)
+def _lu_factor(A, piv):
+    """In-place LU with partial pivoting, ``P A = L U``; False if singular."""
+    m = A.shape[0]
+    for k in range(m):
+        p = k
+        best = abs(A[k, k])
+        for i in range(k + 1, m):
+            if abs(A[i, k]) > best:
+                best = abs(A[i, k])
+                p = i
+        piv[k] = p
+        if p != k:
+            for j in range(m):
+                tmp = A[k, j]
+                A[k, j] = A[p, j]
+                A[p, j] = tmp
+        if A[k, k] == 0.0:
+            return False
+        inv = 1.0 / A[k, k]
+        for i in range(k + 1, m):
+            A[i, k] *= inv
+            f = A[i, k]
+            if f != 0.0:
+                for j in range(k + 1, m):
+                    A[i, j] -= f * A[k, j]
+    return True
+
+
+@njit(cache=True)
+def _lu_solve(LU, piv, b):
+    """Solve ``A x = b`` in place in ``b`` from the factors of ``A``."""
+    m = LU.shape[0]
+    for k in range(m):
+        p = piv[k]
+        if p != k:
+            tmp = b[k]
+            b[k] = b[p]
+            b[p] = tmp
+    for i in range(m):
+        s = b[i]
+        for j in range(i):
+            s -= LU[i, j] * b[j]
+        b[i] = s
+    for i in range(m - 1, -1, -1):
+        s = b[i]
+        for j in range(i + 1, m):
+            s -= LU[i, j] * b[j]
+        b[i] = s / LU[i, i]
+
+
+@njit(cache=True)
+def _lu_solve_transposed(LU, piv, b):
+    """Solve ``A^T x = b`` in place in ``b`` from the factors of ``A``."""
+    m = LU.shape[0]
+    for i in range(m):  # U^T y = b
+        s = b[i]
+        for j in range(i):
+            s -= LU[j, i] * b[j]
+        b[i] = s / LU[i, i]
+    for i in range(m - 1, -1, -1):  # L^T w = y
+        s = b[i]
+        for j in range(i + 1, m):
+            s -= LU[j, i] * b[j]
+        b[i] = s
+    for k in range(m - 1, -1, -1):  # x = P^T w
+        p = piv[k]
+        if p != k:
+            tmp = b[k]
+            b[k] = b[p]
+            b[p] = tmp
+
+
+@njit(cache=True)
+def _vertex_rho(g, state):
+    """libsvm midpoint of [max over upper of g, min over lower of g]; also its two indices."""
+    lb = -np.inf
+    ub = np.inf
+    ia = -1
+    ib = -1
+    for i in range(g.shape[0]):
+        if state[i] == 2 and g[i] > lb:
+            lb = g[i]
+            ia = i
+        elif state[i] == 0 and g[i] < ub:
+            ub = g[i]
+            ib = i
+    if ia >= 0 and ib >= 0:
+        return 0.5 * (lb + ub), ia, ib
+    if ia >= 0:
+        return lb, ia, ib
+    return ub, ia, ib
+
+
+@njit(cache=True)
+def _solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx):
+    """Solve the KKT system for fixed sets (state: 0 lower, 1 free, 2 upper).
+
+    Fills alpha, g = K alpha, the LU factors of the reduced matrix (top-left
+    ``m+1`` block) and the free indices; returns (rho, m, ok).
+    """
+    n = K.shape[0]
+    m = 0
+    n_up = 0
+    for i in range(n):
+        if state[i] == 1:
+            fidx[m] = i
+            m += 1
+        elif state[i] == 2:
+            n_up += 1
+    for i in range(n):
+        alpha[i] = C if state[i] == 2 else 0.0
+    if m == 0:
+        for i in range(n):
+            s = 0.0
+            for j in range(n):
+                if state[j] == 2:
+                    s += K[i, j] * C
+            g[i] = s
+        rho, _, _ = _vertex_rho(g, state)
+        return rho, 0, True
+    A = LU[: m + 1, : m + 1]
+    b = np.empty(m + 1)
+    for a in range(m):
+        fa = fidx[a]
+        for c in range(m):
+            A[a, c] = K[fa, fidx[c]]
+        A[a, a] += ridge
+        A[a, m] = -1.0
+        A[m, a] = 1.0
+        s = 0.0
+        for j in range(n):
+            if state[j] == 2:
+                s += K[fa, j]
+        b[a] = -C * s
+    A[m, m] = 0.0
+    b[m] = 1.0 - C * n_up
+    if not _lu_factor(A, piv[: m + 1]):
+        return 0.0, m, False
+    _lu_solve(A, piv[: m + 1], b)
+    for a in range(m):
+        alpha[fidx[a]] = b[a]
+    for i in range(n):
+        s = 0.0
+        for j in range(n):
+            if alpha[j] != 0.0:
+                s += K[i, j] * alpha[j]
+        g[i] = s
+    return b[m], m, True
+
+
+@njit(cache=True)
+def _initial_state(K, nu, state):
+    n = K.shape[0]
+    density = np.empty(n)
+    for i in range(n):
+        density[i] = K[i].mean()
+    order = np.argsort(density)
+    k = nu * n
+    k_floor = int(np.floor(k + 1e-9))
+    n_up = k_floor - 1 if abs(k - np.round(k)) < 1e-9 else k_floor
+    for r in range(n):
+        i = order[r]
+        if r < n_up:
+            state[i] = 2
+        elif r <= k_floor:
+            state[i] = 1
+        else:
+            state[i] = 0
+
+
+@njit(cache=True)
+def _repair(state, g, C):
+    """An empty free set with |U| C != 1 is infeasible: free one index."""
+    n = state.shape[0]
+    n_free = 0
+    n_up = 0
+    for i in range(n):
+        if state[i] == 1:
+            n_free += 1
+        elif state[i] == 2:
+            n_up += 1
+    if n_free > 0:
+        return
+    mass = C * n_up
+    if mass < 1.0 - 1e-9:
+        best = -1
+        for i in range(n):
+            if state[i] == 0 and (best < 0 or g[i] < g[best]):
+                best = i
+        if best >= 0:
+            state[best] = 1
+    elif mass > 1.0 + 1e-9:
+        best = -1
+        for i in range(n):
+            if state[i] == 2 and (best < 0 or g[i] > g[best]):
+                best = i
+        if best >= 0:
+            state[best] = 1
+
+
+@njit(cache=True)
+def _solve_one(K, nu, max_iter, stol, ridge, alpha, state, LU, piv, fidx, warm):
+    """Active-set iteration for one problem; returns (rho, n_iter, status, m).
+
+    ``warm``: start from the sets in ``state`` instead of the density guess.
+    """
+    n = K.shape[0]
+    C = 1.0 / (nu * n)
+    g = np.empty(n)
+    new_state = np.empty(n, dtype=np.int8)
+    if not warm:
+        _initial_state(K, nu, state)
+    for i in range(n):
+        g[i] = K[i].mean()
+    single_after = max(10, max_iter // 3)
+    rho = 0.0
+    m = 0
+    for it in range(1, max_iter + 1):
+        _repair(state, g, C)
+        rho, m, ok = _solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx)
+        if not ok:
+            return rho, it, 2, m
+        changed = 0
+        worst = 0.0
+        worst_i = -1
+        for i in range(n):
+            lam = g[i] - rho
+            s = state[i]
+            ns = s
+            viol = 0.0
+            if s == 0 and lam < -stol:
+                ns = 1
+                viol = -lam
+            elif s == 2 and lam > stol:
+                ns = 1
+                viol = lam
+            elif s == 1 and alpha[i] <= stol * C:
+                ns = 0
+                viol = -alpha[i] / C
+            elif s == 1 and alpha[i] >= C * (1.0 + stol):
+                ns = 2
+                viol = alpha[i] / C - 1.0
+            new_state[i] = ns
+            if ns != s:
+                changed += 1
+                if viol >= worst:
+                    worst = viol
+                    worst_i = i
+        if changed == 0:
+            return rho, it, 0, m
+        if it >= single_after:
+            # anti-cycling: exchange only the most violating index
+            state[worst_i] = new_state[worst_i]
+        else:
+            for i in range(n):
+                state[i] = new_state[i]
+    return rho, max_iter, 1, m
+
+
+@njit(cache=True)
+def _kkt_residual_one(K, alpha, rho, C):
+    """Same definition as :func:`ogae_core.ocsvm.solver.kkt_residual` (float64)."""
+    n = K.shape[0]
+    eps = 1e-12 * C
+    worst = 0.0
+    total = 0.0
+    for i in range(n):
+        a = alpha[i]
+        total += a
+        s = 0.0
+        for j in range(n):
+            s += K[i, j] * alpha[j]
+        lam = s - rho
+        lower = a <= eps
+        upper = a >= C - eps
+        if lower and not upper:
+            r = max(0.0, -lam)
+        elif upper and not lower:
+            r = max(0.0, lam)
+        elif not lower and not upper:
+            r = abs(lam)
+        else:
+            r = 0.0
+        r = max(r, -a, a - C)
+        if not r <= worst:  # also propagates nan
+            worst = r
+    return max(worst, abs(total - 1.0))
+
+
+def _solve_batch(K, nu, max_iter, stol, ridge, keep_factors, state, warm):
+    """Solve a batch ``(B, n, n)``; returns alpha, rho, state, n_iter, status, LU, piv, fidx, m, residual.
+
+    ``state`` (int8, ``(B, n)``; 0 lower, 1 free, 2 upper) is the warm start when
+    ``warm`` is true and is overwritten with the final sets.
+    """
+    B, n, _ = K.shape
+    alpha = np.zeros((B, n))
+    rho = np.zeros(B)
+    n_iter = np.zeros(B, dtype=np.int64)
+    status = np.zeros(B, dtype=np.int64)
+    msize = np.zeros(B, dtype=np.int64)
+    nk = n + 1 if keep_factors else 1
+    LU_all = np.zeros((B if keep_factors else 1, nk, nk))
+    piv_all = np.zeros((B if keep_factors else 1, nk), dtype=np.int64)
+    fidx_all = np.zeros((B, n), dtype=np.int64)
+    residual = np.zeros(B)
+    C = 1.0 / (nu * n)
+    for b in prange(B):
+        LU = np.zeros((n + 1, n + 1))
+        piv = np.zeros(n + 1, dtype=np.int64)
+        r, it, st, m = _solve_one(K[b], nu, max_iter, stol, ridge, alpha[b], state[b], LU, piv, fidx_all[b], warm)
+        rho[b] = r
+        n_iter[b] = it
+        status[b] = st
+        msize[b] = m
+        residual[b] = _kkt_residual_one(K[b], alpha[b], r, C)
+        if keep_factors:
+            LU_all[b] = LU
+            piv_all[b] = piv
+    return alpha, rho, state, n_iter, status, LU_all, piv_all, fidx_all, msize, residual
+
+
+def _backward_batch(K, alpha, state, LU_all, piv_all, fidx_all, msize, grad_alpha, grad_rho):
+    """dL/dK (not yet symmetrized) by implicit differentiation; see ``implicit.py``."""
+    B, n, _ = K.shape
+    out = np.zeros((B, n, n))
+    for b in prange(B):
+        m = msize[b]
+        if m > 0:
+            v = np.empty(m + 1)
+            for a in range(m):
+                v[a] = grad_alpha[b, fidx_all[b, a]]
+            v[m] = grad_rho[b]
+            _lu_solve_transposed(LU_all[b, : m + 1, : m + 1], piv_all[b, : m + 1], v)
+            for a in range(m):
+                i = fidx_all[b, a]
+                for j in range(n):
+                    out[b, i, j] = -v[a] * alpha[b, j]
+        else:
+            g = K[b] @ alpha[b]
+            _, ia, ib = _vertex_rho(g, state[b])
+            w = 0.5 if (ia >= 0 and ib >= 0) else 1.0
+            for j in range(n):
+                if ia >= 0:
+                    out[b, ia, j] += w * grad_rho[b] * alpha[b, j]
+                if ib >= 0:
+                    out[b, ib, j] += w * grad_rho[b] * alpha[b, j]
+    return out
+
+
+# Threads pay off for large batches only; a single problem runs the serial build.
+_solve_parallel = njit(cache=True, parallel=True)(_solve_batch)
+_solve_serial = njit(cache=True)(_solve_batch)
+_backward_parallel = njit(cache=True, parallel=True)(_backward_batch)
+_backward_serial = njit(cache=True)(_backward_batch)
+PARALLEL_MIN_BATCH = 8
+
+
+def solve_batch(K, nu, max_iter, stol, ridge, keep_factors, state, warm):
+    """Solve a batch ``(B, n, n)``; see ``_solve_batch``."""
+    fn = _solve_parallel if K.shape[0] >= PARALLEL_MIN_BATCH else _solve_serial
+    return fn(K, nu, max_iter, stol, ridge, keep_factors, state, warm)
+
+
+def backward_batch(K, alpha, state, LU_all, piv_all, fidx_all, msize, grad_alpha, grad_rho):
+    """dL/dK (not yet symmetrized); see ``_backward_batch``."""
+    fn = _backward_parallel if K.shape[0] >= PARALLEL_MIN_BATCH else _backward_serial
+    return fn(K, alpha, state, LU_all, piv_all, fidx_all, msize, grad_alpha, grad_rho)

@@ -1,0 +1,6 @@
+"""Shared pytest configuration: deterministic, single-threaded-friendly defaults."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
