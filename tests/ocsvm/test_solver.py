@@ -65,17 +65,19 @@ def test_batch_equals_individual_solves_and_engines_agree():
 def vertex_problems(count: int = 20, seed: int = 3):
     """Problems whose solution has no free support vector (a vertex of the box).
 
-    Two far points at +-e1 and the rest near the origin, with nu * n = 2: both far
-    points sit at C = 1/2 when k(i, a) + k(i, b) >= 1 + k(a, b) for all others,
-    which a small gamma ensures.
+    Three far points on a slightly irregular unit triangle and the rest near its
+    centre, with nu * n = 3: the far points sit at C = 1/3 because every centre
+    point is more similar to them than they are to each other (small gamma).
     """
     rng = np.random.default_rng(seed)
     for _ in range(count):
-        n = int(rng.integers(3, 12))
+        n = int(rng.integers(4, 12))
         X = rng.normal(scale=0.05, size=(n, 2))
-        X[0], X[1] = (1.0, 0.0), (-1.0, 0.0)
+        angles = np.array([0.0, 2.1, 4.2]) + rng.uniform(-0.15, 0.15, size=3)
+        radii = 1.0 + rng.uniform(-0.1, 0.1, size=3)
+        X[:3] = np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
         K = torch.from_numpy(np.exp(-0.1 * ((X[:, None] - X[None]) ** 2).sum(-1)))
-        yield K, 2.0 / n
+        yield K, 3.0 / n
 
 
 @pytest.mark.parametrize("engine", ["cpu", "torch"])

@@ -1,0 +1,132 @@
+"""The guidance loss: values on constructed cases, gradient routing, diagnostics."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ogae_core.ocsvm import guidance_loss, rbf_kernel, resolve_gamma, solve_dual
+
+from .helpers import libsvm_reference
+
+
+def _codes(seed: int = 0, n: int = 100, d: int = 8, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, dtype=dtype, generator=g)
+
+
+def _grads(z: torch.Tensor, beta1: float, beta2: float, **kw):
+    z = z.clone().requires_grad_(True)
+    out = guidance_loss(z[:50], z[50:], nu=0.3, expander_weight=beta1, compactor_weight=beta2, **kw)
+    out.loss.backward()
+    return out, z.grad
+
+
+def test_loss_is_zero_when_every_z_loss_is_inside():
+    z_svm = _codes(1, n=60)
+    sol = solve_dual(rbf_kernel(z_svm, gamma=resolve_gamma(z_svm, "scale")), 0.3)
+    inside = z_svm[sol.alpha == 0]  # lower-bound points satisfy f(x) >= 0
+    out = guidance_loss(z_svm, inside, nu=0.3)
+    assert out.loss.item() == 0.0 and out.misclassified_fraction == 0.0
+
+
+def test_far_away_points_cost_exactly_rho_each():
+    z_svm = _codes(2, n=60)
+    far = torch.full((7, 8), 1e3, dtype=torch.float64)
+    out = guidance_loss(z_svm, far, nu=0.3)
+    assert out.misclassified_fraction == 1.0
+    assert out.loss.item() == pytest.approx(7 * out.rho, rel=1e-12)
+    mean = guidance_loss(z_svm, far, nu=0.3, reduction="mean")
+    assert mean.loss.item() == pytest.approx(out.rho, rel=1e-12)
+
+
+def test_expander_only_sends_nothing_to_z_loss_and_compactor_only_nothing_to_z_svm():
+    z = _codes(3) * 1.5
+    out, g_exp = _grads(z, 1.0, 0.0)
+    assert out.loss.item() > 0
+    assert torch.count_nonzero(g_exp[50:]) == 0 and torch.count_nonzero(g_exp[:50]) > 0
+    _, g_comp = _grads(z, 0.0, 1.0)
+    assert torch.count_nonzero(g_comp[:50]) == 0 and torch.count_nonzero(g_comp[50:]) > 0
+
+
+def test_weights_combine_linearly_and_full_gradient_matches_finite_differences():
+    z = _codes(4) * 1.5
+    _, g10 = _grads(z, 1.0, 0.0)
+    _, g01 = _grads(z, 0.0, 1.0)
+    _, g11 = _grads(z, 1.0, 1.0)
+    _, g23 = _grads(z, 2.0, 3.0)
+    torch.testing.assert_close(g11, g10 + g01)
+    torch.testing.assert_close(g23, 2 * g10 + 3 * g01)
+    # (1, 1) is the full gradient of eq. (6): central differences, gamma fixed
+    gamma = resolve_gamma(z[:50], "scale")
+
+    def value(zz):
+        return guidance_loss(zz[:50], zz[50:], nu=0.3, gamma=gamma).loss.item()
+
+    _, g_fixed = _grads(z, 1.0, 1.0, gamma=gamma)
+    rng = np.random.default_rng(0)
+    for idx in rng.choice(z.numel(), size=12, replace=False):
+        i, j = divmod(int(idx), z.shape[1])
+        e = torch.zeros_like(z)
+        e[i, j] = 1e-6
+        fd = (value(z + e) - value(z - e)) / 2e-6
+        assert fd == pytest.approx(float(g_fixed[i, j]), rel=1e-4, abs=1e-7)
+
+
+def test_loss_value_does_not_depend_on_the_weights():
+    z = _codes(5) * 1.5
+    values = {guidance_loss(z[:50], z[50:], nu=0.3, expander_weight=a, compactor_weight=b).loss.item()
+              for a, b in [(1, 0), (0, 1), (1, 1), (2, 5)]}
+    assert len(values) == 1
+
+
+def test_diagnostics_match_libsvm():
+    z = _codes(6)
+    gamma = resolve_gamma(z[:50], "scale")
+    out = guidance_loss(z[:50], z[50:], nu=0.3)
+    K = rbf_kernel(z[:50], gamma=gamma)
+    a_ref, rho_ref, model = libsvm_reference(K, 0.3)
+    assert out.gamma == pytest.approx(1.0 / (8 * z[:50].var(unbiased=False).item()))
+    assert out.n_support == len(model.support_)
+    assert out.rho == pytest.approx(rho_ref, abs=1e-7)
+    f_ref = rbf_kernel(z[50:], z[:50], gamma=gamma).numpy() @ a_ref - rho_ref
+    assert out.misclassified_fraction == pytest.approx(float((f_ref < 0).mean()))
+    assert out.n_iter >= 1
+
+
+def test_standardization_uses_z_svm_statistics_and_keeps_routing():
+    z = _codes(7) * torch.linspace(0.1, 10, 8, dtype=torch.float64) + 3.0
+    out, g = _grads(z, 1.0, 0.0, standardize=True)
+    assert torch.count_nonzero(g[50:]) == 0
+    mean, std = z[:50].mean(0), z[:50].std(0, unbiased=False)
+    ref = guidance_loss((z[:50] - mean) / std, (z[50:] - mean) / std, nu=0.3)
+    assert out.loss.item() == pytest.approx(ref.loss.item(), rel=1e-12)
+
+
+def test_float32_codes_get_float32_loss_and_float64_solve():
+    z = _codes(8, dtype=torch.float32).requires_grad_(True)
+    out = guidance_loss(z[:50], z[50:], nu=0.5)
+    assert out.loss.dtype == torch.float32
+    out.loss.backward()
+    assert z.grad.dtype == torch.float32 and torch.isfinite(z.grad).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(expander_weight=-1.0), "must be >= 0"),
+        (dict(reduction="max"), "reduction"),
+        (dict(nu=0.01), "nu \\* n must be >= 1"),
+        (dict(gamma="median"), "gamma must be"),
+        (dict(gamma=-2.0), "gamma must be positive"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, message):
+    z = _codes(9)
+    with pytest.raises(ValueError, match=message):
+        guidance_loss(z[:50], z[50:], **kwargs)
+
+
+def test_shape_mismatch_raises():
+    with pytest.raises(ValueError, match="same d"):
+        guidance_loss(torch.zeros(10, 3), torch.zeros(10, 4))
