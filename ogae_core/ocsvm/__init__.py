@@ -11,7 +11,7 @@ OneClassSVM(nu=0.5, gamma="scale")  scikit-learn compatible estimator
 from ogae_core.ocsvm.kernels import rbf_kernel, resolve_gamma, standardize
 from ogae_core.ocsvm.solver import DualSolution, SolverConvergenceError, solve_dual
 from ogae_core.ocsvm.guidance import GuidanceOutput, guidance_loss
-from ogae_core.ocsvm.estimator import OneClassSVM
+from ogae_core.ocsvm.estimator import OneClassSVM  # noqa: E402
 
 __all__ = [
     "DualSolution",

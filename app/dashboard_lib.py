@@ -1,0 +1,132 @@
+"""Shared helpers of the dashboard pages: runs root, cached loading, selection, empty states.
+
+Read-only over the run store (:mod:`ogae_core.runs`); never imports torch or training code.
+Cached loaders are keyed by (path, modification time), so a new or finished run shows up on
+the next rerun and finished runs (immutable) are read once.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+import streamlit as st
+
+from ogae_core import runs as store
+from ogae_core.evaluation import align_scores, paired_bootstrap, per_group_bootstrap
+
+MAKE_RUNS_HINT = (
+    "Create runs with **`make demo`** (fetches MNIST, runs the quick 3-vs-8 benchmark and opens this "
+    "dashboard) or **`ogae bench mnistc --preset quick`**, or point the sidebar at another runs directory."
+)
+
+
+def runs_root() -> Path:
+    """The runs root from the sidebar (default ``$OGAE_RUNS`` or ``./runs``)."""
+    default = str(store.default_root())
+    value = st.sidebar.text_input("Runs directory", value=default, key="runs_root",
+                                  help=f"Root of the run store; default from ${store.RUNS_ENV} or ./runs")
+    return Path(value.strip() or default).expanduser()
+
+
+def _stamp(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def store_stamp(root: Path) -> tuple:
+    """Cache key of the whole store: mtimes of the root and of every experiment directory."""
+    if not root.is_dir():
+        return (str(root), 0.0)
+    return (str(root), _stamp(root), tuple(sorted((d.name, _stamp(d)) for d in root.iterdir() if d.is_dir())))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _load_runs(root: str, stamp: tuple) -> list[store.Run]:
+    return store.list_runs(root)
+
+
+def load_runs(root: Path) -> list[store.Run]:
+    """All finished runs of the store (cached on the store's mtimes)."""
+    return _load_runs(str(root), store_stamp(root))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _load_table(path: str, mtime: float) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def load_table(run: store.Run, filename: str) -> pd.DataFrame:
+    """A parquet file of a run (cached on path and mtime)."""
+    path = run.path / filename
+    return _load_table(str(path), _stamp(path))
+
+
+def empty_state(root: Path, what: str = "runs") -> None:
+    """Tell the user there is nothing to show and which command makes it."""
+    st.info(f"No {what} found in `{root}`. {MAKE_RUNS_HINT}")
+
+
+def choose_experiment(runs: Sequence[store.Run], key: str = "experiment") -> str:
+    """Sidebar select box of the experiments present in ``runs`` (latest choice kept)."""
+    experiments = sorted({r.experiment for r in runs})
+    return st.sidebar.selectbox("Experiment", experiments, key=key)
+
+
+def display_names(runs: Sequence[store.Run]) -> dict[str, store.Run]:
+    """Unique display names: the run label, disambiguated by seed then run id when repeated."""
+    counts = pd.Series([r.label for r in runs]).value_counts()
+    out: dict[str, store.Run] = {}
+    for r in runs:
+        name = r.label if counts[r.label] == 1 else f"{r.label} (seed {r.seed})"
+        if name in out:
+            name = f"{r.label} ({r.run_id})"
+        out[name] = r
+    return out
+
+
+def default_selection(runs: Sequence[store.Run]) -> list[store.Run]:
+    """One run per label: the one the sweep marked ``metrics["selected"]``, else the best
+    validation AUROC (``metrics["validation"]["auroc"]``), else the first. The test split is
+    never used to choose.
+
+    Examples
+    --------
+    >>> default_selection([])
+    []
+    """
+    by_label: dict[str, list[store.Run]] = {}
+    for r in runs:
+        by_label.setdefault(r.label, []).append(r)
+    chosen = []
+    for group in by_label.values():
+        marked = [r for r in group if r.metrics.get("selected") is True]
+        if marked:
+            chosen.append(marked[0])
+            continue
+        def val(r: store.Run) -> float:
+            v = store.config_value(r.metrics, "validation.auroc")
+            return float(v) if isinstance(v, (int, float)) else float("-inf")
+        chosen.append(max(group, key=val))
+    return chosen
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _bootstrap(key: tuple, paths: tuple[str, ...], names: tuple[str, ...], n: int, seed: int, by_corruption: bool):
+    frames = {name: pd.read_parquet(Path(p) / store.SCORES_FILE) for name, p in zip(names, paths)}
+    aligned = align_scores(frames)
+    overall = paired_bootstrap(aligned.scores, aligned.labels, n=n, seed=seed)
+    per = None
+    if by_corruption and "corruption" in aligned.items.columns and aligned.items["corruption"].nunique() > 1:
+        per = per_group_bootstrap(aligned.scores, aligned.labels, aligned.items["corruption"].to_numpy(), n=n, seed=seed)
+    return aligned, overall, per
+
+
+def bootstrap(named_runs: dict[str, store.Run], n: int, seed: int, by_corruption: bool = True):
+    """Aligned test scores, the overall bootstrap table and the per-corruption one (cached)."""
+    names = tuple(named_runs)
+    paths = tuple(str(r.path) for r in named_runs.values())
+    key = tuple(_stamp(Path(p) / store.SCORES_FILE) for p in paths)
+    return _bootstrap(key, paths, names, int(n), int(seed), by_corruption)

@@ -1,0 +1,624 @@
+"""The one training loop of every method: Adam, early stopping, history, checkpoints.
+
+Paper defaults (all configurable in :class:`TrainConfig`): Adam with learning rate 1e-3,
+batches of 100, 20 epochs, early stopping on a 10 % hold-out of the training images.
+
+* Determinism: :func:`set_determinism` seeds Python, NumPy and torch and asks torch for
+  deterministic algorithms; the hold-out split and the batch order come from the seed
+  alone, so two CPU runs with the same seed are bit-identical.
+* Batches: every epoch draws a new permutation of the training split and cuts it into
+  ``round(n / batch_size)`` nearly equal batches (sizes differ by at most one; no image
+  dropped, no tiny last batch — OgAE's per-batch OCSVM needs ``nu * n / 2 >= 1``).
+* Phases: a method's plan (:meth:`~ogae_core.methods.base.Method.phases`) is a list of
+  phases, e.g. Deep SVDD's autoencoder pretraining then its own loss, or OgAE's expander
+  stage then its expander + compactor stage. Early stopping acts per phase: after
+  ``patience`` epochs without hold-out improvement the phase ends, its best weights are
+  restored, and the next phase starts.
+* History: one flat dict per epoch (see :data:`HISTORY_COLUMNS`), ready for
+  ``pandas.DataFrame(history)``; NaN where a column does not apply to the method.
+* Checkpoints (``checkpoint_dir``): after every epoch, atomically, the model
+  (safetensors), optimizer and RNG states (safetensors) and the loop state (JSON);
+  ``resume=True`` continues an interrupted run exactly where it stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from ogae_core.methods import LOSS_TERMS, Method, build_method
+
+#: Columns of every history row, in order. Loss terms are training means (``loss_*``).
+HISTORY_COLUMNS = (
+    "epoch", "phase", "phase_epoch", "train_loss", "val_loss",
+    *(f"loss_{t}" for t in LOSS_TERMS),
+    "latent_spread", "misclassified_fraction", "n_support", "sv_fraction", "rho", "solver_iterations",
+    "expander_weight", "compactor_weight", "radius", "improved", "n_train", "n_val", "seconds",
+)
+
+_DIAGNOSTICS = ("misclassified_fraction", "n_support", "sv_fraction", "rho", "solver_iterations")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of :func:`train` (paper defaults).
+
+    Attributes
+    ----------
+    epochs : int
+        Epochs of the method's main objective (pretraining epochs of the Deep SVDD family
+        come on top, see their ``pretrain_epochs``).
+    batch_size : int
+        Target batch size.
+    lr : float
+        Adam learning rate.
+    weight_decay : float
+        Adam weight decay (0: none, for every method).
+    val_fraction : float
+        Hold-out fraction for early stopping, in [0, 1); 0 disables early stopping.
+    patience : int
+        Epochs without improvement of the hold-out loss before a phase stops.
+    min_delta : float
+        Smallest decrease counted as an improvement.
+    restore_best : bool
+        Restore the best hold-out weights at the end of each phase.
+    seed : int
+        Seed of the initialization, the split, the batch order and sampling.
+    device : str
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    progress : bool
+        One ``tqdm.auto`` bar per epoch.
+    log : bool
+        One summary line per epoch.
+    channels_last : bool
+        Channels-last memory format (faster convolutions on CPU).
+    """
+
+    epochs: int = 20
+    batch_size: int = 100
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    patience: int = 5
+    min_delta: float = 0.0
+    restore_best: bool = True
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+    log: bool = True
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (1 if name == "batch_size" else 0):
+                raise ValueError(f"{name} must be an integer >= {1 if name == 'batch_size' else 0}; got {v!r}")
+        if not (self.lr > 0):
+            raise ValueError(f"lr must be > 0; got {self.lr!r}")
+        if not (self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay!r}")
+        if not (0 <= self.val_fraction < 1):
+            raise ValueError(f"val_fraction must be in [0, 1); got {self.val_fraction!r}")
+        if not (self.min_delta >= 0):
+            raise ValueError(f"min_delta must be >= 0; got {self.min_delta!r}")
+        resolve_device(self.device)
+
+    def to_dict(self) -> dict:
+        """JSON-serializable dictionary."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` returns: the history rows and where each phase ended."""
+
+    history: list
+    stopped_early: dict
+    best_val: dict
+    seconds: float
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised by a callback to stop training after a checkpoint (used to test resuming)."""
+
+
+def set_determinism(seed: int) -> None:
+    """Seed ``random``, NumPy and torch, and request deterministic torch algorithms.
+
+    Examples
+    --------
+    >>> import torch
+    >>> set_determinism(0); a = torch.rand(2)
+    >>> set_determinism(0); bool((a == torch.rand(2)).all())
+    True
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    torch.manual_seed(int(seed))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available else CPU; other names are validated.
+
+    Examples
+    --------
+    >>> resolve_device("cpu").type
+    'cpu'
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be 'auto' or a torch device name; got {device!r}") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def holdout_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of ``range(n)`` into (train, hold-out) index arrays (sorted).
+
+    The hold-out has ``round(n * val_fraction)`` images (at least 1 when the fraction is
+    positive and ``n >= 2``).
+
+    Examples
+    --------
+    >>> tr, va = holdout_split(10, 0.2, seed=0)
+    >>> len(tr), len(va), sorted(set(tr) | set(va)) == list(range(10))
+    (8, 2, True)
+    """
+    n_val = int(round(n * val_fraction))
+    if val_fraction > 0 and n >= 2:
+        n_val = max(1, n_val)
+    n_val = min(n_val, n - 1) if n > 1 else 0
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def batch_slices(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Cut ``n`` items into ``max(1, round(n / batch_size))`` nearly equal batches.
+
+    Examples
+    --------
+    >>> [b - a for a, b in batch_slices(250, 100)]
+    [125, 125]
+    >>> [b - a for a, b in batch_slices(301, 100)]
+    [101, 100, 100]
+    """
+    k = max(1, int(round(n / batch_size)))
+    bounds = np.linspace(0, n, k + 1).round().astype(int) if n else np.zeros(2, dtype=int)
+    sizes = np.diff(bounds)
+    sizes = np.sort(sizes)[::-1]
+    ends = np.cumsum(sizes)
+    return [(int(e - s), int(e)) for s, e in zip(sizes, ends)]
+
+
+def latent_spread(z: torch.Tensor) -> float:
+    """Mean squared distance between latent codes, averaged over dimensions: the mean over
+    pairs ``i != j`` of ``||z_i - z_j||² / d`` (the paper's Fig. 6 "average pairwise
+    MSE"). Computed in closed form in float64.
+
+    Examples
+    --------
+    >>> import torch
+    >>> latent_spread(torch.tensor([[0.0, 0.0], [2.0, 0.0]]))
+    2.0
+    """
+    n, d = z.shape
+    if n < 2:
+        return float("nan")
+    z = z.double()
+    total = 2 * n * z.pow(2).sum() - 2 * z.sum(0).pow(2).sum()
+    return float(total / (n * (n - 1) * d))
+
+
+def images_to_tensor(X) -> torch.Tensor:
+    """Validate images and return float32 ``(N, 1, 28, 28)`` in [0, 1].
+
+    Accepts arrays or tensors of shape ``(N, 28, 28)`` or ``(N, 1, 28, 28)``, float in
+    [0, 1] or uint8 (divided by 255).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> images_to_tensor(np.zeros((2, 28, 28), dtype=np.uint8)).shape
+    torch.Size([2, 1, 28, 28])
+    """
+    t = X.detach().cpu() if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
+    if t.dtype == torch.uint8:
+        t = t.float() / 255.0
+    elif not (t.is_floating_point()):
+        raise ValueError(f"images must be float in [0, 1] or uint8; got dtype {t.dtype}")
+    t = t.float()
+    if t.dim() == 3:
+        t = t.unsqueeze(1)
+    if t.dim() != 4 or tuple(t.shape[1:]) != (1, 28, 28):
+        raise ValueError(f"images must have shape (N, 28, 28) or (N, 1, 28, 28); got {tuple(np.shape(X))}")
+    if t.shape[0] == 0:
+        raise ValueError("no images given (N = 0)")
+    if not torch.isfinite(t).all():
+        raise ValueError("images contain NaN or infinite values")
+    if t.min() < 0 or t.max() > 1:
+        raise ValueError(f"float images must lie in [0, 1]; got range [{float(t.min()):.3g}, {float(t.max()):.3g}]")
+    return t.contiguous()
+
+
+# ---------------------------------------------------------------------- checkpoints
+def model_config(method: Method, train_config: TrainConfig | None = None) -> dict:
+    """JSON config that rebuilds ``method`` (and, with the backbone keys alone, the bare
+    network via :class:`ogae_core.nets.MnistBackbone`)."""
+    cfg = {
+        "format": "ogae-model/1",
+        "method": method.name,
+        "hyperparameters": method.config.to_dict(),
+        "backbone": method.backbone_config.to_dict(),
+        "state_dict_prefix_backbone": "backbone.",
+    }
+    if train_config is not None:
+        cfg["train"] = train_config.to_dict()
+    return cfg
+
+
+def _atomic_dir_write(target: Path, write: Callable[[Path], None]) -> None:
+    """Write a directory's files into a temp sibling, then swap it in place of ``target``."""
+    target = Path(target)
+    tmp = target.with_name(target.name + ".tmp")
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _state_dict_cpu(module: torch.nn.Module) -> dict:
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def save_model(directory: str | Path, method: Method, train_config: TrainConfig | None = None, *, overwrite: bool = False) -> Path:
+    """Write ``model.safetensors`` (state_dict) and ``model.json`` (config) into ``directory``.
+
+    Raises ``FileExistsError`` when those files exist and ``overwrite`` is false.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = [directory / "model.safetensors", directory / "model.json"]
+    if not overwrite and any(f.exists() for f in files):
+        raise FileExistsError(f"{directory} already holds a model; pass overwrite=True to replace it")
+    tmp = directory / "model.safetensors.tmp"
+    save_file(_state_dict_cpu(method), str(tmp))
+    os.replace(tmp, files[0])
+    tmpj = directory / "model.json.tmp"
+    tmpj.write_text(json.dumps(model_config(method, train_config), indent=2))
+    os.replace(tmpj, files[1])
+    return directory
+
+
+def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Method:
+    """Rebuild a method saved by :func:`save_model` (eval mode)."""
+    directory = Path(directory)
+    cfg_path, weights = directory / "model.json", directory / "model.safetensors"
+    for p in (cfg_path, weights):
+        if not p.is_file():
+            raise FileNotFoundError(f"missing {p.name} in {directory}")
+    cfg = json.loads(cfg_path.read_text())
+    method = build_method(cfg["method"], cfg["hyperparameters"], cfg["backbone"])
+    method.load_state_dict(load_file(str(weights)))
+    return method.to(resolve_device(device)).eval()
+
+
+def _save_checkpoint(ckpt: Path, method: Method, optimizer, best_state, loop: dict, gen: torch.Generator, config: TrainConfig) -> None:
+    def write(d: Path) -> None:
+        save_file(_state_dict_cpu(method), str(d / "model.safetensors"))
+        if best_state is not None:
+            save_file(best_state, str(d / "best.safetensors"))
+        opt_state = optimizer.state_dict()
+        tensors, meta = {}, {}
+        for pid, st in opt_state["state"].items():
+            for k, v in st.items():
+                if isinstance(v, torch.Tensor):
+                    tensors[f"{pid}.{k}"] = v.detach().to("cpu").contiguous().clone()
+                else:
+                    meta[f"{pid}.{k}"] = v
+        tensors["__rng_torch"] = torch.get_rng_state()
+        tensors["__rng_gen"] = gen.get_state()
+        save_file(tensors, str(d / "optimizer.safetensors"))
+        state = dict(loop, param_groups=opt_state["param_groups"], optimizer_scalars=meta,
+                     model=model_config(method, config))
+        (d / "trainer_state.json").write_text(json.dumps(state, indent=1, default=_json_default))
+    _atomic_dir_write(ckpt, write)
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.bool_):
+        return bool(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _load_checkpoint(ckpt: Path, method: Method, optimizer, gen: torch.Generator, config: TrainConfig):
+    if not ckpt.exists() and ckpt.with_name(ckpt.name + ".old").exists():
+        ckpt = ckpt.with_name(ckpt.name + ".old")  # killed between the two renames
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    saved = state["model"]
+    mine = model_config(method, config)
+    for key in ("method", "hyperparameters", "backbone"):
+        if saved[key] != mine[key]:
+            raise ValueError(f"checkpoint in {ckpt} was made with a different {key}: {saved[key]} != {mine[key]}")
+    if saved.get("train") != mine.get("train"):
+        raise ValueError(f"checkpoint in {ckpt} was made with a different training config: {saved.get('train')} != {mine.get('train')}")
+    device = next(method.parameters()).device
+    method.load_state_dict(load_file(str(ckpt / "model.safetensors"), device=str(device)))
+    tensors = load_file(str(ckpt / "optimizer.safetensors"))
+    torch.set_rng_state(tensors.pop("__rng_torch"))
+    gen.set_state(tensors.pop("__rng_gen"))
+    opt_state: dict = {"state": {}, "param_groups": state.pop("param_groups")}
+    for key, v in tensors.items():
+        pid, name = key.split(".", 1)
+        opt_state["state"].setdefault(int(pid), {})[name] = v
+    for key, v in state.pop("optimizer_scalars").items():
+        pid, name = key.split(".", 1)
+        opt_state["state"].setdefault(int(pid), {})[name] = v
+    optimizer.load_state_dict(opt_state)
+    best_path = ckpt / "best.safetensors"
+    best_state = load_file(str(best_path)) if best_path.exists() else None
+    return state, best_state
+
+
+# ---------------------------------------------------------------------- the loop
+def _make_optimizer(method: Method, config: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _iterate(X: torch.Tensor, idx: torch.Tensor, batch_size: int, channels_last: bool) -> Iterator[torch.Tensor]:
+    for a, b in batch_slices(len(idx), batch_size):
+        x = X[idx[a:b]]
+        yield x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+@torch.no_grad()
+def _evaluate(method: Method, X: torch.Tensor, idx: torch.Tensor, phase: str, epoch: int, config: TrainConfig):
+    """Hold-out loss (eval mode, weighted by batch size) and the codes of the hold-out."""
+    method.eval()
+    total, n, zs = 0.0, 0, []
+    for x in _iterate(X, idx, config.batch_size, config.channels_last):
+        out = method.loss(x, phase, epoch)
+        total += float(out.total) * x.shape[0]
+        n += x.shape[0]
+        zs.append(method.encode(x))
+    return (total / n if n else float("nan")), (torch.cat(zs) if zs else None)
+
+
+def train(
+    method: Method,
+    X,
+    config: TrainConfig | None = None,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    callbacks: Sequence[Callable[[dict], None]] = (),
+) -> TrainResult:
+    """Train ``method`` on images ``X`` (see :func:`images_to_tensor`) in place.
+
+    Parameters
+    ----------
+    method : Method
+        A freshly built method (see :func:`ogae_core.methods.build_method`).
+    X : array-like or torch.Tensor
+        Training images; ``config.val_fraction`` of them are held out for early stopping.
+    config : TrainConfig, optional
+        Loop options (paper defaults).
+    checkpoint_dir : path, optional
+        Where to checkpoint after every epoch (directory ``checkpoint_dir/latest``).
+    resume : bool
+        Continue from the checkpoint in ``checkpoint_dir`` if there is one (its method,
+        hyperparameters and training config must match, else ``ValueError``).
+    callbacks : sequence of callables
+        Called with each history row after the epoch's checkpoint; raising
+        :class:`TrainingInterrupted` stops the run cleanly.
+
+    Returns
+    -------
+    TrainResult
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ogae_core.methods import build_method
+    >>> set_determinism(0)
+    >>> m = build_method("ae")
+    >>> res = train(m, torch.rand(40, 28, 28), TrainConfig(epochs=1, batch_size=20, progress=False, log=False))
+    >>> len(res.history), res.history[0]["phase"]
+    (1, 'train')
+    """
+    config = config or TrainConfig()
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs a checkpoint_dir")
+    device = resolve_device(config.device)
+    X = images_to_tensor(X).to(device)
+    method.to(device)
+    if config.channels_last:
+        method.to(memory_format=torch.channels_last)
+    tr_np, va_np = holdout_split(X.shape[0], config.val_fraction, config.seed)
+    tr_idx = torch.as_tensor(tr_np, device=device)
+    va_idx = torch.as_tensor(va_np, device=device)
+    _check_batch_sizes(method, len(tr_idx), len(va_idx), config)
+    gen = torch.Generator().manual_seed(config.seed + 1)
+    phases = [p for p in method.phases(config.epochs) if p.epochs > 0]
+    optimizer = _make_optimizer(method, config)
+    ckpt = Path(checkpoint_dir) / "latest" if checkpoint_dir is not None else None
+
+    loop = {"phase_index": 0, "phase_epoch": 0, "epoch": 0, "best_val": None, "bad_epochs": 0,
+            "history": [], "stopped_early": {}, "best_vals": {}, "seconds": 0.0, "phase_started": False}
+    best_state = None
+    if resume and ckpt is not None and (ckpt.exists() or ckpt.with_name("latest.old").exists()):
+        loop, best_state = _load_checkpoint(ckpt, method, optimizer, gen, config)
+
+    def train_batches() -> Iterator[torch.Tensor]:
+        return _iterate(X, tr_idx, config.batch_size, config.channels_last)
+
+    while loop["phase_index"] < len(phases):
+        phase = phases[loop["phase_index"]]
+        if not loop["phase_started"]:
+            if phase.new_optimizer and loop["phase_index"] > 0:
+                optimizer = _make_optimizer(method, config)
+            method.start_phase(phase.name, train_batches)
+            loop.update(phase_started=True, phase_epoch=0, best_val=None, bad_epochs=0)
+            best_state = None
+        if loop["phase_epoch"] >= phase.epochs:
+            _end_phase(method, loop, best_state, config, phase.name, early=False)
+            best_state = None
+            continue
+        row, improved_state = _run_epoch(method, X, tr_idx, va_idx, gen, optimizer, phase, loop, config)
+        if improved_state is not None:
+            best_state = improved_state
+        loop["history"].append(row)
+        loop["epoch"] += 1
+        loop["phase_epoch"] += 1
+        loop["seconds"] += row["seconds"]
+        stop = config.val_fraction > 0 and loop["bad_epochs"] >= max(1, config.patience) and config.patience > 0
+        if stop or loop["phase_epoch"] >= phase.epochs:
+            _end_phase(method, loop, best_state, config, phase.name, early=stop and loop["phase_epoch"] < phase.epochs)
+            best_state = None
+        if ckpt is not None:
+            _save_checkpoint(ckpt, method, optimizer, best_state, loop, gen, config)
+        for cb in callbacks:
+            cb(row)
+    method.eval()
+    return TrainResult(list(loop["history"]), dict(loop["stopped_early"]), dict(loop["best_vals"]), loop["seconds"])
+
+
+def _check_batch_sizes(method: Method, n_train: int, n_val: int, config: TrainConfig) -> None:
+    need = method.min_batch_size()
+    for what, n in (("training split", n_train), ("hold-out", n_val)):
+        if n == 0:
+            continue
+        smallest = min(b - a for a, b in batch_slices(n, config.batch_size))
+        if smallest < need:
+            raise ValueError(
+                f"{method.name}: the {what} of {n} images gives batches of {smallest} but this method needs "
+                f"batches of at least {need} (e.g. OgAE needs nu * batch/2 >= 1): use more images, a larger "
+                f"batch_size or val_fraction, or a larger nu"
+            )
+
+
+def _end_phase(method: Method, loop: dict, best_state, config: TrainConfig, name: str, early: bool) -> None:
+    if config.restore_best and best_state is not None:
+        device = next(method.parameters()).device
+        method.load_state_dict({k: v.to(device) for k, v in best_state.items()})
+    loop["stopped_early"][name] = bool(early)
+    loop["best_vals"][name] = loop["best_val"]
+    loop.update(phase_index=loop["phase_index"] + 1, phase_started=False, phase_epoch=0)
+
+
+def _run_epoch(method, X, tr_idx, va_idx, gen, optimizer, phase, loop, config):
+    t0 = time.perf_counter()
+    method.train()
+    perm = tr_idx[torch.randperm(len(tr_idx), generator=gen).to(tr_idx.device)]
+    slices = batch_slices(len(perm), config.batch_size)
+    sums: dict[str, float] = {}
+    diag: dict[str, float] = {}
+    n_seen, n_steps = 0, 0
+    desc = f"epoch {loop['epoch'] + 1} [{phase.name} {loop['phase_epoch'] + 1}/{phase.epochs}]"
+    bar = tqdm(total=len(slices), desc=desc, leave=False, disable=not config.progress, unit="batch")
+    for a, b in slices:
+        x = X[perm[a:b]]
+        if config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = method.loss(x, phase.name, loop["phase_epoch"])
+        if not torch.isfinite(out.total):
+            bar.close()
+            raise FloatingPointError(f"non-finite loss at epoch {loop['epoch'] + 1} ({phase.name}): {float(out.total.detach())}")
+        optimizer.zero_grad(set_to_none=True)
+        out.total.backward()
+        optimizer.step()
+        k = x.shape[0]
+        sums["total"] = sums.get("total", 0.0) + float(out.total.detach()) * k
+        for t, v in out.terms.items():
+            sums[t] = sums.get(t, 0.0) + float(v) * k
+        for t, v in out.diagnostics.items():
+            diag[t] = diag.get(t, 0.0) + float(v)
+        n_seen += k
+        n_steps += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(out.total.detach()):.4g}", refresh=False)
+    bar.close()
+    extra = method.end_epoch(phase.name, loop["phase_epoch"])
+
+    if len(va_idx) > 0:
+        val_loss, z_eval = _evaluate(method, X, va_idx, phase.name, loop["phase_epoch"], config)
+    else:
+        val_loss = float("nan")
+        with torch.no_grad():
+            method.eval()
+            z_eval = method.encode(X[tr_idx[:1000]])
+    improved = False
+    state = None
+    if math.isfinite(val_loss):
+        best = loop["best_val"]
+        if best is None or val_loss < best - config.min_delta:
+            loop["best_val"], loop["bad_epochs"], improved = val_loss, 0, True
+            if config.restore_best:
+                state = _state_dict_cpu(method)
+        else:
+            loop["bad_epochs"] += 1
+
+    nan = float("nan")
+    row = {c: nan for c in HISTORY_COLUMNS}
+    row.update(epoch=loop["epoch"] + 1, phase=phase.name, phase_epoch=loop["phase_epoch"] + 1,
+               train_loss=sums["total"] / n_seen, val_loss=val_loss, improved=improved,
+               n_train=int(len(tr_idx)), n_val=int(len(va_idx)))
+    for t in LOSS_TERMS:
+        if t in sums:
+            row[f"loss_{t}"] = sums[t] / n_seen
+    for t in _DIAGNOSTICS:
+        if t in diag:
+            row[t] = diag[t] / n_steps
+    if method.name == "ogae":
+        from ogae_core.methods import strategy_weights
+
+        row["expander_weight"], row["compactor_weight"] = strategy_weights(method.config, phase.name)
+    row.update({k: v for k, v in extra.items() if k in row})
+    row["latent_spread"] = latent_spread(z_eval) if z_eval is not None else nan
+    row["seconds"] = time.perf_counter() - t0
+    if config.log:
+        tqdm.write(_log_line(row))
+    return row, state
+
+
+def _log_line(row: dict) -> str:
+    parts = [f"epoch {row['epoch']:>3} {row['phase']:<9}", f"train {row['train_loss']:.5g}", f"val {row['val_loss']:.5g}"]
+    for t in LOSS_TERMS:
+        v = row[f"loss_{t}"]
+        if isinstance(v, float) and math.isfinite(v) and t not in ("expander", "compactor"):
+            parts.append(f"{t} {v:.4g}")
+    parts.append(f"spread {row['latent_spread']:.4g}")
+    if math.isfinite(row["misclassified_fraction"]):
+        parts.append(f"miscl {row['misclassified_fraction']:.3f} SV {row['n_support']:.1f} rho {row['rho']:.4g}")
+    if math.isfinite(row["radius"]):
+        parts.append(f"R {row['radius']:.4g}")
+    parts.append(f"{row['seconds']:.1f}s" + (" *" if row["improved"] else ""))
+    return " | ".join(parts)

@@ -1,0 +1,209 @@
+"""The training loop: splits, batches, history, early stopping, determinism, checkpoints."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ogae_core.methods import build_method
+from ogae_core.nets import BackboneConfig, MnistBackbone
+from ogae_core.train import (
+    HISTORY_COLUMNS,
+    TrainConfig,
+    TrainingInterrupted,
+    batch_slices,
+    holdout_split,
+    images_to_tensor,
+    latent_spread,
+    load_model,
+    save_model,
+    set_determinism,
+    train,
+)
+
+
+def blobs(n: int, seed: int = 0) -> torch.Tensor:
+    """Synthetic 28x28 images: one or two Gaussian blobs of random position/size."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    c = 8 + 12 * torch.rand(n, 2, 2, generator=g)
+    s = 2 + 3 * torch.rand(n, 2, generator=g)
+    img = torch.zeros(n, 28, 28)
+    for k in range(2):
+        d2 = (yy - c[:, k, 0, None, None]) ** 2 + (xx - c[:, k, 1, None, None]) ** 2
+        img = torch.maximum(img, torch.exp(-d2 / (2 * s[:, k, None, None] ** 2)))
+    return img
+
+
+QUIET = dict(progress=False, log=False)
+
+
+def same_history(h1, h2) -> bool:
+    """Histories equal in every column but the wall-clock time (NaN == NaN)."""
+    return pd.DataFrame(h1).drop(columns="seconds").equals(pd.DataFrame(h2).drop(columns="seconds"))
+
+
+def test_batch_slices_cover_everything_once():
+    for n, bs in [(1, 100), (99, 100), (149, 100), (14899, 100), (250, 100)]:
+        sl = batch_slices(n, bs)
+        assert sl[0][0] == 0 and sl[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(sl, sl[1:]))
+        sizes = [b - a for a, b in sl]
+        assert max(sizes) - min(sizes) <= 1
+    assert len(batch_slices(14899, 100)) == 149
+
+
+def test_holdout_split_is_seeded_disjoint_and_complete():
+    tr, va = holdout_split(1000, 0.1, seed=3)
+    assert len(va) == 100 and len(tr) == 900 and not set(tr) & set(va)
+    tr2, va2 = holdout_split(1000, 0.1, seed=3)
+    assert np.array_equal(va, va2)
+    assert not np.array_equal(va, holdout_split(1000, 0.1, seed=4)[1])
+    assert len(holdout_split(10, 0.0, 0)[1]) == 0
+
+
+def test_latent_spread_matches_brute_force():
+    z = torch.randn(37, 5, generator=torch.Generator().manual_seed(0))
+    d2 = torch.cdist(z.double(), z.double()) ** 2
+    brute = d2.sum() / (37 * 36) / 5
+    assert latent_spread(z) == pytest.approx(float(brute), rel=1e-10)
+    assert latent_spread(torch.ones(10, 3)) == 0.0
+
+
+@pytest.mark.parametrize(
+    "x,match",
+    [(np.zeros((2, 27, 28)), "shape"), (np.full((2, 28, 28), 2.0), r"\[0, 1\]"),
+     (np.full((2, 28, 28), np.nan), "NaN"), (np.zeros((0, 28, 28)), "N = 0"), (np.zeros((2, 28, 28), dtype=np.int64), "dtype")],
+)
+def test_images_to_tensor_rejects_bad_input(x, match):
+    with pytest.raises(ValueError, match=match):
+        images_to_tensor(x)
+
+
+def test_train_config_validation():
+    with pytest.raises(ValueError, match="val_fraction"):
+        TrainConfig(val_fraction=1.0)
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="device"):
+        TrainConfig(device="tpu")
+
+
+def _fit(name, hp=None, seed=0, **cfg):
+    set_determinism(seed)
+    m = build_method(name, hp or {})
+    res = train(m, blobs(120), TrainConfig(**{"epochs": 2, "batch_size": 20, "seed": seed, **QUIET, **cfg}))
+    return m, res
+
+
+def test_history_rows_are_flat_and_complete():
+    m, res = _fit("ogae", {"nu": 0.25, "switch_epoch": 1})
+    df = pd.DataFrame(res.history)
+    assert list(df.columns) == list(HISTORY_COLUMNS)
+    assert df["phase"].tolist() == ["expander", "both"]
+    assert df[["expander_weight", "compactor_weight"]].values.tolist() == [[1.0, 0.0], [1.0, 1.0]]
+    for col in ("train_loss", "val_loss", "loss_reconstruction", "loss_guidance", "latent_spread",
+                "misclassified_fraction", "n_support", "sv_fraction", "rho", "solver_iterations", "seconds"):
+        assert np.isfinite(df[col]).all(), col
+    assert df["loss_kl"].isna().all() and df["radius"].isna().all()
+    assert (df["n_train"] + df["n_val"] == 120).all() and (df["n_val"] == 12).all()
+    json.dumps(res.history)  # JSON-serializable as is
+
+
+def test_same_seed_gives_bit_identical_runs_and_other_seed_differs():
+    m1, r1 = _fit("vae")
+    m2, r2 = _fit("vae")
+    for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert same_history(r1.history, r2.history)
+    m3, _ = _fit("vae", seed=1)
+    assert not torch.equal(m1.state_dict()["backbone.fc_mu.weight"], m3.state_dict()["backbone.fc_mu.weight"])
+
+
+def test_early_stopping_ends_the_phase_and_restores_best_weights():
+    set_determinism(0)
+    m = build_method("ae")
+    best = {}
+
+    def remember(row):
+        if row["improved"]:
+            best["state"] = {k: v.clone() for k, v in m.state_dict().items()}
+
+    res = train(m, blobs(120), TrainConfig(epochs=10, batch_size=20, patience=2, min_delta=1e9, **QUIET), callbacks=[remember])
+    assert len(res.history) == 3  # epoch 1 improves, epochs 2-3 do not -> stop
+    assert res.stopped_early == {"train": True}
+    assert [r["improved"] for r in res.history] == [True, False, False]
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, best["state"][k]), k
+
+
+def test_deep_svdd_phases_pretrain_then_train():
+    m, res = _fit("s-dsvdd", {"pretrain_epochs": 1, "radius_warmup_epochs": 1}, epochs=2)
+    assert [r["phase"] for r in res.history] == ["pretrain", "train", "train"]
+    assert np.isfinite(res.history[0]["loss_reconstruction"]) and np.isnan(res.history[0]["loss_svdd"])
+    assert res.history[-1]["radius"] > 0 and bool(m.center_ready)
+
+
+def test_non_finite_loss_raises():
+    set_determinism(0)
+    m = build_method("ae")
+    with pytest.raises(FloatingPointError, match="non-finite loss"):
+        train(m, blobs(40), TrainConfig(epochs=2, batch_size=20, lr=1e30, **QUIET))
+
+
+def test_resume_after_interruption_is_identical_to_an_uninterrupted_run(tmp_path):
+    hp = {"pretrain_epochs": 1}
+    cfg = TrainConfig(epochs=2, batch_size=20, **QUIET)
+    set_determinism(0)
+    ref = build_method("dspsvdd", hp)
+    ref_res = train(ref, blobs(100), cfg)
+
+    def stop_after_first(row):
+        if row["epoch"] == 2:
+            raise TrainingInterrupted("simulated kill")
+
+    set_determinism(0)
+    m = build_method("dspsvdd", hp)
+    with pytest.raises(TrainingInterrupted):
+        train(m, blobs(100), cfg, checkpoint_dir=tmp_path, callbacks=[stop_after_first])
+    assert (tmp_path / "latest" / "trainer_state.json").is_file()
+    set_determinism(123)  # a different global RNG state must not matter: it is restored
+    fresh = build_method("dspsvdd", hp)
+    res = train(fresh, blobs(100), cfg, checkpoint_dir=tmp_path, resume=True)
+    assert [r["epoch"] for r in res.history] == [1, 2, 3]
+    for (k, a), b in zip(ref.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert same_history(res.history, ref_res.history)
+
+
+def test_resume_refuses_a_different_configuration(tmp_path):
+    set_determinism(0)
+    train(build_method("ae"), blobs(40), TrainConfig(epochs=1, batch_size=20, **QUIET), checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="different training config"):
+        train(build_method("ae"), blobs(40), TrainConfig(epochs=1, batch_size=10, **QUIET), checkpoint_dir=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="different method"):
+        train(build_method("vae"), blobs(40), TrainConfig(epochs=1, batch_size=20, **QUIET), checkpoint_dir=tmp_path, resume=True)
+
+
+def test_save_and_load_model_round_trip_without_training_code(tmp_path):
+    m, _ = _fit("s-dsvdd", {"pretrain_epochs": 1, "radius_warmup_epochs": 1}, epochs=1)
+    save_model(tmp_path, m)
+    with pytest.raises(FileExistsError):
+        save_model(tmp_path, m)
+    x = blobs(10, seed=5)
+    loaded = load_model(tmp_path)
+    m.eval()
+    assert torch.equal(loaded.score(x[:, None], "svdd"), m.score(x[:, None].contiguous(), "svdd"))
+    # the JSON alone rebuilds the bare network
+    cfg = json.loads((tmp_path / "model.json").read_text())
+    net = MnistBackbone(BackboneConfig.from_dict(cfg["backbone"]))
+    state = load_file(str(tmp_path / "model.safetensors"))
+    prefix = cfg["state_dict_prefix_backbone"]
+    net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    net.eval()
+    with torch.no_grad():
+        assert torch.equal(net.encode(x[:, None]).z, loaded.encode(x[:, None]))
