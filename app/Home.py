@@ -2,6 +2,7 @@
 
 Read-only over the run store (``$OGAE_RUNS`` or ./runs, changeable in the sidebar).
 """
+
 import sys
 from pathlib import Path
 
@@ -33,7 +34,10 @@ st.subheader(f"{len(runs)} finished runs in `{root}`")
 st.dataframe(summary, hide_index=True)
 partial = store.partial_runs(root)
 if partial:
-    st.warning(f"{len(partial)} interrupted write(s) (hidden `.tmp-*` directories) are ignored; rerunning the sweep redoes them.")
+    st.warning(
+        f"{len(partial)} interrupted write(s) (hidden `.tmp-*` directories) are ignored; rerunning the sweep "
+        "redoes them."
+    )
 st.markdown(
     """
 **Pages** (sidebar):

@@ -4,6 +4,7 @@ Read-only over the run store (:mod:`ogae_core.runs`); never imports torch or tra
 Cached loaders are keyed by (path, modification time), so a new or finished run shows up on
 the next rerun and finished runs (immutable) are read once.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,8 +25,12 @@ MAKE_RUNS_HINT = (
 def runs_root() -> Path:
     """The runs root from the sidebar (default ``$OGAE_RUNS`` or ``./runs``)."""
     default = str(store.default_root())
-    value = st.sidebar.text_input("Runs directory", value=default, key="runs_root",
-                                  help=f"Root of the run store; default from ${store.RUNS_ENV} or ./runs")
+    value = st.sidebar.text_input(
+        "Runs directory",
+        value=default,
+        key="runs_root",
+        help=f"Root of the run store; default from ${store.RUNS_ENV} or ./runs",
+    )
     return Path(value.strip() or default).expanduser()
 
 
@@ -106,11 +111,13 @@ def default_selection(runs: Sequence[store.Run]) -> list[store.Run]:
         if marked:
             chosen.append(marked[0])
             continue
-        def val(r: store.Run) -> float:
-            v = store.config_value(r.metrics, "validation.auroc")
-            return float(v) if isinstance(v, (int, float)) else float("-inf")
-        chosen.append(max(group, key=val))
+        chosen.append(max(group, key=_validation_auroc))
     return chosen
+
+
+def _validation_auroc(run: store.Run) -> float:
+    value = store.config_value(run.metrics, "validation.auroc")
+    return float(value) if isinstance(value, (int, float)) else float("-inf")
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -120,7 +127,9 @@ def _bootstrap(key: tuple, paths: tuple[str, ...], names: tuple[str, ...], n: in
     overall = paired_bootstrap(aligned.scores, aligned.labels, n=n, seed=seed)
     per = None
     if by_corruption and "corruption" in aligned.items.columns and aligned.items["corruption"].nunique() > 1:
-        per = per_group_bootstrap(aligned.scores, aligned.labels, aligned.items["corruption"].to_numpy(), n=n, seed=seed)
+        per = per_group_bootstrap(
+            aligned.scores, aligned.labels, aligned.items["corruption"].to_numpy(), n=n, seed=seed
+        )
     return aligned, overall, per
 
 

@@ -9,6 +9,7 @@ is timed on a few resamples and reported per resample, as ours is.
 
 Run: ``python -m benchmarks.run_all --only bench_evaluation [--quick]``.
 """
+
 from __future__ import annotations
 
 import time

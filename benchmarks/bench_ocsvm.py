@@ -135,7 +135,7 @@ def bench_final_fit(n_train: int, n_score: int, repeats: int, threads: int) -> l
         _row(f"final fit N={n_train} d={D} nu={NU} (both libsvm; {n_sv} SVs)", t_fit_ours, t_fit_ref, "s", False, "parity (same libsvm)"),
         _row(
             f"scoring {n_score} points vs {n_sv} SVs, torch float64 cpu, {threads} threads; "
-            f"max |diff| / max |f| = {rel:.1e}",
+            f"max abs diff / max abs f = {rel:.1e}",
             t_score_ours, t_score_ref, "s", False, "faster than sklearn",
         ),
     ]

@@ -1,4 +1,5 @@
 """The run store: atomic writes, interrupted writes never look finished, no overwrite, round trip."""
+
 import json
 import os
 import subprocess
@@ -21,7 +22,9 @@ def _scores(n=6):
 def _write(root, config=CONFIG, **kw):
     with store.create_run(root, "exp", config, seed=config.get("seed"), data_hash="abc123", **kw) as w:
         w.write_scores(_scores())
-        w.write_history(pd.DataFrame({"epoch": [1, 2], "loss_reconstruction": [0.2, 0.1], "phase": ["expander", "both"]}))
+        w.write_history(
+            pd.DataFrame({"epoch": [1, 2], "loss_reconstruction": [0.2, 0.1], "phase": ["expander", "both"]})
+        )
         w.write_latents(pd.DataFrame({"umap_x": [0.0, 1.0], "umap_y": [1.0, 0.0], "label": [0, 1]}))
         w.write_model({"w": np.arange(6, dtype=np.float32).reshape(2, 3)})
         w.write_metrics({"test": {"auroc": 0.9}, "selected": True})
@@ -170,3 +173,14 @@ def test_pure_io_no_torch():
     code = "import sys, ogae_core.runs, ogae_core.evaluation, ogae_core.viz; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ})
     assert out.stdout.strip() == "False"
+
+
+def test_concurrent_writer_loses_without_damage(tmp_path):
+    with pytest.raises(FileExistsError, match="appeared while writing"):
+        with store.create_run(tmp_path, "exp", CONFIG) as outer:
+            outer.write_scores(_scores(4))
+            inner_path = _write(tmp_path)  # another process finishes the same run first
+    assert not outer.path.exists()
+    run = store.read_run(inner_path)
+    assert len(run.scores()) == 6 and run.metrics["selected"] is True
+    assert store.partial_runs(tmp_path) == []

@@ -1,4 +1,5 @@
 """Results: the paper-style table with significance, per-corruption breakdown, ROC and PR curves."""
+
 import sys
 from pathlib import Path
 
@@ -23,9 +24,16 @@ experiment = lib.choose_experiment(runs)
 exp_runs = [r for r in runs if r.experiment == experiment]
 named = lib.display_names(exp_runs)
 default = [n for n, r in named.items() if r in lib.default_selection(exp_runs)]
-chosen = st.sidebar.multiselect("Models (runs)", list(named), default=default, key="results_models",
-                                help="Default: one run per model, chosen on the validation split")
-n_boot = st.sidebar.number_input("Bootstrap resamples", min_value=100, max_value=10000, value=1000, step=100, key="n_boot")
+chosen = st.sidebar.multiselect(
+    "Models (runs)",
+    list(named),
+    default=default,
+    key="results_models",
+    help="Default: one run per model, chosen on the validation split",
+)
+n_boot = st.sidebar.number_input(
+    "Bootstrap resamples", min_value=100, max_value=10000, value=1000, step=100, key="n_boot"
+)
 seed = st.sidebar.number_input("Bootstrap seed", min_value=0, value=0, step=1, key="boot_seed")
 if not chosen:
     st.info("Select at least one model in the sidebar.")
@@ -60,8 +68,13 @@ if per is not None:
     st.subheader("Per test corruption")
     per_table = results_table(per, show_ci=show_ci)
     st.markdown(per_table.to_html(), unsafe_allow_html=True)
-    metric = st.radio("Metric", ["auroc", "aupr", "auroc30"], horizontal=True, key="per_metric",
-                      format_func=lambda m: {"auroc": "AUROC", "aupr": "AUPR", "auroc30": "AUROC30"}[m])
+    metric = st.radio(
+        "Metric",
+        ["auroc", "aupr", "auroc30"],
+        horizontal=True,
+        key="per_metric",
+        format_func=lambda m: {"auroc": "AUROC", "aupr": "AUPR", "auroc30": "AUROC30"}[m],
+    )
     st.plotly_chart(per_corruption_bars(per, metric), key="per_bars")
 
 st.subheader("Curves")

@@ -1,5 +1,6 @@
 """Training dynamics: loss terms per epoch (expander/compactor phases shaded), latent spread,
 misclassified fraction, support vectors, rho — several runs overlaid."""
+
 import sys
 from pathlib import Path
 
@@ -30,8 +31,9 @@ if not chosen:
     st.stop()
 
 histories = {name: lib.load_table(named[name], "history.parquet") for name in chosen}
-panels = st.sidebar.multiselect("Panels", list(PANELS), default=list(PANELS), key="dyn_panels",
-                                format_func=lambda p: PANELS[p])
+panels = st.sidebar.multiselect(
+    "Panels", list(PANELS), default=list(PANELS), key="dyn_panels", format_func=lambda p: PANELS[p]
+)
 log_losses = st.sidebar.toggle("Log scale for losses", value=False, key="dyn_log")
 phases_of = st.sidebar.selectbox("Shade the phases of", chosen, key="dyn_phases")
 try:
@@ -39,8 +41,10 @@ try:
 except ValueError as err:
     st.warning(f"Nothing to draw: {err}")
     st.stop()
-st.caption("Shaded bands: guidance phases (expander / compactor / both) of the chosen run. Latent spread is the "
-           "average pairwise MSE between latent codes (the paper's Fig. 6).")
+st.caption(
+    "Shaded bands: guidance phases (expander / compactor / both) of the chosen run. Latent spread is the "
+    "average pairwise MSE between latent codes (the paper's Fig. 6)."
+)
 st.plotly_chart(fig, key="dynamics")
 with st.expander("History tables"):
     for name, h in histories.items():

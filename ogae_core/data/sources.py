@@ -249,7 +249,7 @@ def arrays_from_pickle(raw: bytes, scale: int, *, where: str = "<pickle>") -> di
     >>> raw = pickle.dumps(((x, y), (x, y), (x, y)), protocol=2)
     >>> out = arrays_from_pickle(raw, 256)
     >>> out["train_images"].shape, int(out["train_images"][1, 27, 27])
-    ((4, 28, 28), 15)
+    ((4, 28, 28), 31)
     """
     obj = load_arrays(raw)
     if not (isinstance(obj, tuple) and len(obj) == 3):

@@ -11,6 +11,7 @@ align_scores                                       scores of several runs on the
 
 Importing this package does not import torch (the dashboard uses it).
 """
+
 from ogae_core.evaluation.align import align_scores
 from ogae_core.evaluation.metrics import (
     METRICS,

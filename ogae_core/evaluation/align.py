@@ -8,6 +8,7 @@ first available identity:
 2. ``source_index`` together with whichever of ``corruption`` and ``digit`` are present, or
 3. row position, when no identity column exists (then the labels must agree row by row).
 """
+
 from __future__ import annotations
 
 from typing import Mapping, NamedTuple

@@ -31,6 +31,7 @@ weighted metric equals the metric on the data set in which item ``i`` appears
 ``weights[i]`` times. :func:`ranking_metrics_batch` evaluates many weight vectors at once
 on one sort, which is what makes the paired bootstrap fast.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple, Sequence
@@ -248,7 +249,9 @@ def ranking_metrics_batch(
     return {name: np.where(valid, value, np.nan) for name, value in out.items()}
 
 
-def _single(labels: Sequence, scores: Sequence, weights: Sequence | None, name: str, max_fpr: float = DEFAULT_MAX_FPR) -> float:
+def _single(
+    labels: Sequence, scores: Sequence, weights: Sequence | None, name: str, max_fpr: float = DEFAULT_MAX_FPR
+) -> float:
     y, s = check_labels_scores(labels, scores, need_both=weights is None)
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
     if w is not None and w.shape != y.shape:

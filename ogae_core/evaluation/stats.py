@@ -15,6 +15,7 @@ Kruskal–Wallis + Dunn (:func:`kruskal_dunn`, for per-subject metrics)
     ``scipy.stats.kruskal`` for the omnibus test and ``scikit_posthocs.posthoc_dunn`` with
     Bonferroni adjustment for the pairwise comparisons.
 """
+
 from __future__ import annotations
 
 from typing import Iterator, Mapping, NamedTuple, Sequence
@@ -62,7 +63,9 @@ def bonferroni(pvalues: Sequence[float], n_comparisons: int | None = None) -> np
     return np.minimum(1.0, p * m)
 
 
-def _check_models(scores_by_model: Mapping[str, Sequence], labels: Sequence) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
+def _check_models(
+    scores_by_model: Mapping[str, Sequence], labels: Sequence
+) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
     if not isinstance(scores_by_model, Mapping) or len(scores_by_model) == 0:
         raise ValueError("scores_by_model must be a non-empty mapping {model name: scores}")
     names = [str(k) for k in scores_by_model]

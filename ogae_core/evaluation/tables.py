@@ -8,6 +8,7 @@ LaTeX (``\\textbf``, ``\\underline``). A ``group`` column in the input (see
 :func:`~ogae_core.evaluation.stats.per_group_bootstrap`) becomes a column group per
 corruption.
 """
+
 from __future__ import annotations
 
 import html
@@ -21,8 +22,18 @@ from ogae_core.evaluation.stats import paired_bootstrap, per_group_bootstrap
 
 METRIC_LABELS: dict[str, str] = {"auroc": "AUROC", "aupr": "AUPR", "auroc30": "AUROC30", "auroc30_raw": "AUROC30 (raw)"}
 _REQUIRED = {"metric", "model", "estimate", "is_best", "tied_with_best", "ci_low", "ci_high"}
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def _latex_escape(text: str) -> str:
@@ -133,12 +144,16 @@ class ResultsTable:
             out.extend(f"<th>{html.escape(METRIC_LABELS.get(m, m))}</th>" for _, m in self.columns)
             out.append("</tr>")
         else:
-            out.append("<tr><th>Method</th>" + "".join(f"<th>{html.escape(self._header(c))}</th>" for c in self.columns) + "</tr>")
+            out.append(
+                "<tr><th>Method</th>"
+                + "".join(f"<th>{html.escape(self._header(c))}</th>" for c in self.columns)
+                + "</tr>"
+            )
         out.append("</thead>")
         out.append("<tbody>")
         for m in self.models:
             cells = "".join(f"<td>{fmt(self.cells[(m, c)])}</td>" for c in self.columns)
-            out.append(f"<tr><th>{html.escape(m)}</th>{cells}</tr>")
+            out.append(f"<tr><td>{html.escape(m)}</td>{cells}</tr>")
         out.append("</tbody></table>")
         return "\n".join(out) + "\n"
 
@@ -162,9 +177,14 @@ class ResultsTable:
             out += [r"\begin{table}", r"\centering", rf"\caption{{{_latex_escape(caption)}}}"]
         out += [r"\begin{tabular}{l" + "c" * len(self.columns) + "}", r"\toprule"]
         if self.grouped:
-            groups = " & ".join(rf"\multicolumn{{{span}}}{{c}}{{{_latex_escape(str(g))}}}" for g, span in _runs([g for g, _ in self.columns]))
+            groups = " & ".join(
+                rf"\multicolumn{{{span}}}{{c}}{{{_latex_escape(str(g))}}}"
+                for g, span in _runs([g for g, _ in self.columns])
+            )
             out.append(f" & {groups} \\\\")
-            out.append("Method & " + " & ".join(_latex_escape(METRIC_LABELS.get(m, m)) for _, m in self.columns) + r" \\")
+            out.append(
+                "Method & " + " & ".join(_latex_escape(METRIC_LABELS.get(m, m)) for _, m in self.columns) + r" \\"
+            )
         else:
             out.append("Method & " + " & ".join(_latex_escape(self._header(c)) for c in self.columns) + r" \\")
         out.append(r"\midrule")
@@ -242,7 +262,7 @@ def results_table(
     columns = [(g, m) for g in groups for m in metrics]
     cells = {}
     for row in bootstrap.itertuples(index=False):
-        col = (getattr(row, "group") if grouped else None, row.metric)
+        col = (row.group if grouped else None, row.metric)
         if row.metric not in metrics:
             continue
         text = f"{row.estimate:.{digits}f}"

@@ -304,6 +304,28 @@ def _kkt_residual_one(K, alpha, rho, C):
     return max(worst, abs(total - 1.0))
 
 
+@njit(cache=True)
+def check_values(K):
+    """(all finite, max |K - K^T|, max |K|) over a batch, in one pass."""
+    B, n, _ = K.shape
+    asym = 0.0
+    scale = 0.0
+    for b in range(B):
+        for i in range(n):
+            for j in range(n):
+                v = K[b, i, j]
+                if not np.isfinite(v):
+                    return False, 0.0, 0.0
+                a = abs(v)
+                if a > scale:
+                    scale = a
+                if j > i:
+                    d = abs(v - K[b, j, i])
+                    if d > asym:
+                        asym = d
+    return True, asym, scale
+
+
 def _solve_batch(K, nu, max_iter, stol, ridge, keep_factors, state, warm):
     """Solve a batch ``(B, n, n)``; returns alpha, rho, state, n_iter, status, LU, piv, fidx, m, residual.
 

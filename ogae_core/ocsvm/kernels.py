@@ -62,7 +62,7 @@ def rbf_kernel(x: torch.Tensor, y: torch.Tensor | None = None, gamma: float | to
     x : torch.Tensor
         ``(..., n, d)``.
     y : torch.Tensor, optional
-        ``(..., m, d)``; defaults to ``x`` (then the result is exactly symmetric).
+        ``(..., m, d)``; defaults to ``x`` (the result is then exactly symmetric).
     gamma : float or torch.Tensor
         Positive width; a tensor broadcasts against ``(..., n, m)``.
 
@@ -82,10 +82,24 @@ def rbf_kernel(x: torch.Tensor, y: torch.Tensor | None = None, gamma: float | to
     y = x if same else y
     xx = (x * x).sum(-1, keepdim=True)
     yy = xx if same else (y * y).sum(-1, keepdim=True)
-    sq = (xx + yy.transpose(-1, -2) - 2.0 * x @ y.transpose(-1, -2)).clamp_min(0.0)
+    base = xx + yy.transpose(-1, -2)
+    if x.dim() == 2:
+        sq = torch.addmm(base, x, y.T, alpha=-2.0)
+    elif x.dim() == 3:
+        sq = torch.baddbmm(base, x, y.transpose(-1, -2), alpha=-2.0)
+    else:
+        sq = base - 2.0 * x @ y.transpose(-1, -2)
+    scale = -gamma
     if same:  # exact symmetry despite the rounding of the matrix product
-        sq = 0.5 * (sq + sq.transpose(-1, -2))
-    return torch.exp(-gamma * sq)
+        sq = sq + sq.transpose(-1, -2)
+        scale = -0.5 * gamma
+    needs_graph = torch.is_grad_enabled() and (
+        x.requires_grad or y.requires_grad or (isinstance(gamma, torch.Tensor) and gamma.requires_grad)
+    )
+    if needs_graph:
+        return torch.exp(sq.clamp_min(0.0) * scale)
+    # no graph: fused in-place ops (large batches of kernels, scoring)
+    return sq.clamp_min_(0.0).mul_(scale).exp_()
 
 
 def standardize(z_ref: torch.Tensor, *others: torch.Tensor, eps: float = 1e-8) -> tuple[torch.Tensor, ...]:

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from ogae_core.ocsvm._torch_engine import _RIDGE, _SET_TOL
-from ogae_core.ocsvm.validation import check_kernel_matrix, check_nu
+from ogae_core.ocsvm.validation import check_kernel_matrix, check_nu, raise_for_values
 
 __all__ = ["DualSolution", "SolverConvergenceError", "solve_dual", "kkt_residual"]
 
@@ -146,6 +146,7 @@ def _forward_cpu(K: torch.Tensor, nu: float, max_iter: int, tol: float, keep: bo
 
     Kn = K.detach().numpy()
     Kn = np.ascontiguousarray(Kn, dtype=np.float64)
+    raise_for_values(*ck.check_values(Kn), K.dtype)
     B, n, _ = Kn.shape
     state = np.zeros((B, n), dtype=np.int8)
     stol = _SET_TOL[torch.float64]
@@ -299,7 +300,10 @@ def solve_dual(
     (1.0, True)
     """
     check_nu(nu)
-    K = check_kernel_matrix(K, nu)
+    if engine == "auto":
+        engine = "cpu" if isinstance(K, torch.Tensor) and K.device.type == "cpu" else "torch"
+    # the compiled CPU engine checks finiteness and symmetry itself, in one pass
+    K = check_kernel_matrix(K, nu, check_values=not (backend == "native" and engine == "cpu"))
     single = K.dim() == 2
     Kb = K.unsqueeze(0) if single else K
     if backend == "cvxpylayers":
@@ -313,8 +317,6 @@ def solve_dual(
             tol = _DEFAULT_TOL.get(K.dtype)
             if tol is None:
                 raise ValueError(f"K must be float32 or float64; got {K.dtype}")
-        if engine == "auto":
-            engine = "cpu" if Kb.device.type == "cpu" else "torch"
         if engine not in ("cpu", "torch"):
             raise ValueError(f"engine must be 'auto', 'cpu' or 'torch'; got {engine!r}")
         if engine == "cpu" and Kb.device.type != "cpu":

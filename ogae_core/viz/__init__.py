@@ -7,6 +7,7 @@ latent_scatter                   stored 2-D embedding of latent codes, colored b
 
 No torch, no I/O: inputs are arrays and DataFrames (as read by :mod:`ogae_core.runs`).
 """
+
 from ogae_core.viz.curves import per_corruption_bars, pr_figure, roc_figure
 from ogae_core.viz.dynamics import phases, training_dynamics
 from ogae_core.viz.latent import latent_scatter

@@ -1,4 +1,5 @@
 """ROC and precision-recall curves, and per-corruption metric bars (plotly)."""
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -60,10 +61,20 @@ def roc_figure(
         value = all_metrics(labels, scores)["auroc"]
         x, y = _thin(fpr, tpr, max_points)
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{name} (AUROC {value:.3f})"))
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="chance", hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="chance", hoverinfo="skip"
+        )
+    )
     fig.add_vline(x=0.3, line_dash="dash", line_color="grey", annotation_text="FPR 0.3 (AUROC30)")
-    fig.update_layout(title=title, xaxis_title="False positive rate", yaxis_title="True positive rate",
-                      xaxis_range=[0, 1], yaxis_range=[0, 1.02], legend_title="model")
+    fig.update_layout(
+        title=title,
+        xaxis_title="False positive rate",
+        yaxis_title="True positive rate",
+        xaxis_range=[0, 1],
+        yaxis_range=[0, 1.02],
+        legend_title="model",
+    )
     return fig
 
 
@@ -92,8 +103,14 @@ def pr_figure(
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line_shape="vh", name=f"{name} (AUPR {value:.3f})"))
     prevalence = float(np.mean(y_arr == 1))
     fig.add_hline(y=prevalence, line_dash="dot", line_color="grey", annotation_text=f"prevalence {prevalence:.2f}")
-    fig.update_layout(title=title, xaxis_title="Recall", yaxis_title="Precision",
-                      xaxis_range=[0, 1], yaxis_range=[0, 1.02], legend_title="model")
+    fig.update_layout(
+        title=title,
+        xaxis_title="Recall",
+        yaxis_title="Precision",
+        xaxis_range=[0, 1],
+        yaxis_range=[0, 1.02],
+        legend_title="model",
+    )
     return fig
 
 
@@ -132,10 +149,21 @@ def per_corruption_bars(
     for model, part in sub.groupby("model", sort=False):
         error = None
         if has_ci:
-            error = {"type": "data", "symmetric": False, "array": (part.ci_high - part.estimate).to_numpy(),
-                     "arrayminus": (part.estimate - part.ci_low).to_numpy()}
-        fig.add_trace(go.Bar(x=part.group.astype(str).to_numpy(), y=part.estimate.to_numpy(), name=str(model), error_y=error))
+            error = {
+                "type": "data",
+                "symmetric": False,
+                "array": (part.ci_high - part.estimate).to_numpy(),
+                "arrayminus": (part.estimate - part.ci_low).to_numpy(),
+            }
+        fig.add_trace(
+            go.Bar(x=part.group.astype(str).to_numpy(), y=part.estimate.to_numpy(), name=str(model), error_y=error)
+        )
     label = METRIC_LABELS.get(metric, metric)
-    fig.update_layout(barmode="group", title=title or f"{label} per test corruption", xaxis_title="corruption",
-                      yaxis_title=label, legend_title="model")
+    fig.update_layout(
+        barmode="group",
+        title=title or f"{label} per test corruption",
+        xaxis_title="corruption",
+        yaxis_title=label,
+        legend_title="model",
+    )
     return fig

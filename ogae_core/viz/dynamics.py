@@ -5,6 +5,7 @@ Reads history tables in the run-store layout (:mod:`ogae_core.runs`): ``epoch``,
 ``loss_<term>``, ``latent_spread``, ``misclassified_fraction``, ``sv_fraction`` (or
 ``n_support``), ``rho``, and ``phase`` or ``expander_weight`` / ``compactor_weight``.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -22,9 +23,14 @@ PANELS: dict[str, str] = {
     "n_support": "Support vectors",
     "rho": "ρ (OCSVM offset)",
 }
-PHASE_COLORS = {"expander": "rgba(31,119,180,0.12)", "compactor": "rgba(255,127,14,0.14)",
-                "both": "rgba(44,160,44,0.12)", "pretrain": "rgba(148,103,189,0.12)",
-                "train": "rgba(127,127,127,0.06)", "none": "rgba(127,127,127,0.06)"}
+PHASE_COLORS = {
+    "expander": "rgba(31,119,180,0.12)",
+    "compactor": "rgba(255,127,14,0.14)",
+    "both": "rgba(44,160,44,0.12)",
+    "pretrain": "rgba(148,103,189,0.12)",
+    "train": "rgba(127,127,127,0.06)",
+    "none": "rgba(127,127,127,0.06)",
+}
 
 
 def phases(history: pd.DataFrame) -> list[tuple[float, float, str]]:
@@ -105,8 +111,9 @@ def training_dynamics(
     present = [p for p in panels if (p == "loss" and terms) or (p != "loss" and p in all_cols)]
     if not present:
         raise ValueError(f"the histories have none of the columns to plot ({list(panels)})")
-    fig = make_subplots(rows=len(present), cols=1, shared_xaxes=True, vertical_spacing=0.04,
-                        subplot_titles=[PANELS[p] for p in present])
+    fig = make_subplots(
+        rows=len(present), cols=1, shared_xaxes=True, vertical_spacing=0.04, subplot_titles=[PANELS[p] for p in present]
+    )
     palette = qualitative.Plotly
     dashes = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
     for i, (run, h) in enumerate(histories.items()):
@@ -118,18 +125,33 @@ def training_dynamics(
             for j, col in enumerate(cols):
                 label = col.removeprefix("loss_") if panel == "loss" else col
                 fig.add_trace(
-                    go.Scatter(x=h["epoch"], y=h[col], mode="lines+markers", name=f"{run} · {label}", legendgroup=run,
-                               line={"color": color, "dash": dashes[j % len(dashes)]}),
-                    row=row, col=1,
+                    go.Scatter(
+                        x=h["epoch"],
+                        y=h[col],
+                        mode="lines+markers",
+                        name=f"{run} · {label}",
+                        legendgroup=run,
+                        line={"color": color, "dash": dashes[j % len(dashes)]},
+                    ),
+                    row=row,
+                    col=1,
                 )
     source = phases_of if phases_of is not None else next((k for k, h in histories.items() if phases(h)), None)
     if source is not None:
         if source not in histories:
             raise ValueError(f"phases_of={source!r} is not one of the runs {list(histories)}")
         for first, last, name in phases(histories[source]):
-            fig.add_vrect(x0=first - 0.5, x1=last + 0.5, fillcolor=PHASE_COLORS.get(name, PHASE_COLORS["none"]),
-                          line_width=0, layer="below", annotation_text=name, annotation_position="top left",
-                          row="all", col=1)
+            fig.add_vrect(
+                x0=first - 0.5,
+                x1=last + 0.5,
+                fillcolor=PHASE_COLORS.get(name, PHASE_COLORS["none"]),
+                line_width=0,
+                layer="below",
+                annotation_text=name,
+                annotation_position="top left",
+                row="all",
+                col=1,
+            )
     if log_losses and "loss" in present:
         fig.update_yaxes(type="log", row=present.index("loss") + 1, col=1)
     fig.update_xaxes(title_text="epoch", row=len(present), col=1)

@@ -1,4 +1,5 @@
 """Latent-space scatter of a stored 2-D embedding (UMAP computed by the pipeline, not here)."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -51,10 +52,27 @@ def latent_scatter(
     palette = qualitative.Plotly + qualitative.D3
     for i, value in enumerate(sorted(categories.unique())):
         part = df[categories == value]
-        text = part[hover_cols].astype(str).apply(lambda r: "<br>".join(f"{k}={v}" for k, v in r.items()), axis=1) if hover_cols else None
-        fig.add_trace(go.Scattergl(x=part[x], y=part[y], mode="markers", name=value, text=text,
-                                   marker={"size": 4, "opacity": 0.7, "color": palette[i % len(palette)]},
-                                   hovertemplate="%{text}<extra></extra>" if hover_cols else None))
-    fig.update_layout(title=title or f"Latent codes (2-D embedding), colored by {color}", xaxis_title=x,
-                      yaxis_title=y, legend_title=color, height=600)
+        text = (
+            part[hover_cols].astype(str).apply(lambda r: "<br>".join(f"{k}={v}" for k, v in r.items()), axis=1)
+            if hover_cols
+            else None
+        )
+        fig.add_trace(
+            go.Scattergl(
+                x=part[x],
+                y=part[y],
+                mode="markers",
+                name=value,
+                text=text,
+                marker={"size": 4, "opacity": 0.7, "color": palette[i % len(palette)]},
+                hovertemplate="%{text}<extra></extra>" if hover_cols else None,
+            )
+        )
+    fig.update_layout(
+        title=title or f"Latent codes (2-D embedding), colored by {color}",
+        xaxis_title=x,
+        yaxis_title=y,
+        legend_title=color,
+        height=600,
+    )
     return fig

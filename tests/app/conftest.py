@@ -1,4 +1,5 @@
 """Fixtures of the dashboard tests: a synthetic run store written through ogae_core.runs."""
+
 from __future__ import annotations
 
 from pathlib import Path

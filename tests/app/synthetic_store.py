@@ -4,6 +4,7 @@ Mirrors what the benchmark writes for MNIST-C 3 vs 8 (test and validation splits
 corruptions, per-epoch histories with guidance phases, a stored UMAP embedding, weights). Once
 the smoke preset exists, its store can replace this one (same layout).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,10 +38,28 @@ def _history(method: str, rng: np.random.Generator, epochs: int = 6) -> pd.DataF
     """History rows shaped like ogae_core.train's (NaN where a quantity does not apply)."""
     e = np.arange(1, epochs + 1)
     nan = np.full(epochs, np.nan)
-    h = pd.DataFrame({"epoch": e, "phase": "train", "loss_reconstruction": 0.08 * np.exp(-e / 3) + 0.02 + rng.normal(0, 1e-3, epochs)})
-    for col in ("loss_kl", "loss_similarity", "loss_svdd", "loss_guidance", "loss_expander", "loss_compactor",
-                "misclassified_fraction", "n_support", "sv_fraction", "rho", "solver_iterations",
-                "expander_weight", "compactor_weight"):
+    h = pd.DataFrame(
+        {
+            "epoch": e,
+            "phase": "train",
+            "loss_reconstruction": 0.08 * np.exp(-e / 3) + 0.02 + rng.normal(0, 1e-3, epochs),
+        }
+    )
+    for col in (
+        "loss_kl",
+        "loss_similarity",
+        "loss_svdd",
+        "loss_guidance",
+        "loss_expander",
+        "loss_compactor",
+        "misclassified_fraction",
+        "n_support",
+        "sv_fraction",
+        "rho",
+        "solver_iterations",
+        "expander_weight",
+        "compactor_weight",
+    ):
         h[col] = nan
     if method == "ogae":
         compactor = (e > 2).astype(float)
@@ -64,16 +83,24 @@ def _history(method: str, rng: np.random.Generator, epochs: int = 6) -> pd.DataF
     return h
 
 
-def write_synthetic_store(root: Path, experiment: str = "mnistc-3v8-smoke", n_per_class: int = 40, seed: int = 0) -> list[Path]:
+def write_synthetic_store(
+    root: Path, experiment: str = "mnistc-3v8-smoke", n_per_class: int = 40, seed: int = 0
+) -> list[Path]:
     """Write one finished run per model of MODELS (plus a second seed of OgAE) under ``root``."""
     rng = np.random.default_rng(seed)
     test, val = _items(n_per_class, "test"), _items(max(10, n_per_class // 4), "validation")
     paths = []
     for k, (method, scoring, sep) in enumerate(MODELS + (("ogae", "ocsvm", 1.1),)):
         run_seed = 1 if k == len(MODELS) else 0
-        config = {"method": method, "scoring": scoring, "seed": run_seed, "epochs": 6, "batch_size": 100,
-                  "task": {"normal": 3, "anomaly": 8, "test_corruptions": list(CORRUPTIONS)},
-                  "hyperparameters": {"nu": 0.5, "gamma": "scale"} if scoring == "ocsvm" else {}}
+        config = {
+            "method": method,
+            "scoring": scoring,
+            "seed": run_seed,
+            "epochs": 6,
+            "batch_size": 100,
+            "task": {"normal": 3, "anomaly": 8, "test_corruptions": list(CORRUPTIONS)},
+            "hyperparameters": {"nu": 0.5, "gamma": "scale"} if scoring == "ocsvm" else {},
+        }
         if scoring is None:
             config["label"] = method
         frames = []
@@ -82,8 +109,10 @@ def write_synthetic_store(root: Path, experiment: str = "mnistc-3v8-smoke", n_pe
             score = sep * items["label"].to_numpy() + shift * (k % 2) + rng.normal(0, 1, len(items))
             frames.append(items.assign(score=score))
         scores = pd.concat(frames, ignore_index=True)
-        latents = test.assign(umap_x=rng.normal(0, 1, len(test)) + 3 * test["corruption"].map({c: i for i, c in enumerate(CORRUPTIONS)}),
-                              umap_y=rng.normal(0, 1, len(test)) + sep * test["label"])
+        latents = test.assign(
+            umap_x=rng.normal(0, 1, len(test)) + 3 * test["corruption"].map({c: i for i, c in enumerate(CORRUPTIONS)}),
+            umap_y=rng.normal(0, 1, len(test)) + sep * test["label"],
+        )
         val_auroc = float(np.mean(rng.random(5)))
         with store.create_run(root, experiment, config, seed=run_seed, data_hash="synthetic-0001") as w:
             w.write_scores(scores)

@@ -3,6 +3,7 @@
 Needs /usr/bin/chromium (Debian package ``chromium``; CI installs it). Without it the test
 fails; set OGAE_SKIP_BROWSER=1 to skip it deliberately.
 """
+
 import os
 import socket
 import subprocess
@@ -44,7 +45,9 @@ def _require_browser() -> None:
     if os.environ.get("OGAE_SKIP_BROWSER") == "1":
         pytest.skip("OGAE_SKIP_BROWSER=1: browser smoke test skipped on request")
     # Deliberately a failure, not a skip: CI must have the browser.
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} not found: install it (apt-get install -y chromium) or set OGAE_SKIP_BROWSER=1"
+    assert Path(CHROMIUM).exists(), (
+        f"{CHROMIUM} not found: install it (apt-get install -y chromium) or set OGAE_SKIP_BROWSER=1"
+    )
 
 
 @pytest.fixture
@@ -52,8 +55,23 @@ def server(synthetic_store, tmp_path):
     _require_browser()
     port = _free_port()
     env = {**os.environ, store.RUNS_ENV: str(synthetic_store), "HOME": str(tmp_path)}
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -83,7 +83,8 @@ def test_canny_on_digits_binary(digits):
 def _shift(a, dy, dx):
     out = np.zeros_like(a)
     h, w = a.shape
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = a[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    src = a[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = src
     return out
 
 
@@ -92,7 +93,7 @@ def test_translate_moves_mass_by_severity(digits):
         k = corruption_params("translate", sev)["pixels"]
         y = corrupt(digits, "translate", seed=7, severity=sev)
         moved = 0
-        for a, b in zip(digits, y):
+        for a, b in zip(digits, y, strict=True):
             hits = [(dy, dx) for dy in (-k, k) for dx in (-k, k) if np.array_equal(_shift(a, dy, dx), b)]
             assert len(hits) == 1  # exactly a shift by k pixels along both axes, zero fill
             if a.sum() == b.sum():  # nothing left the frame: the centre of mass moved by (+-k, +-k)
@@ -106,7 +107,7 @@ def test_brightness_raises_hsv_value(digits):
     shift = corruption_params("brightness")["value_shift"]
     x = digits[:3].astype(np.float64) / 255
     y = corrupt(x, "brightness")
-    for v, out in zip(x.ravel()[::37], y.ravel()[::37]):
+    for v, out in zip(x.ravel()[::37], y.ravel()[::37], strict=True):
         h, s, val = colorsys.rgb_to_hsv(v, v, v)
         r, g, b = colorsys.hsv_to_rgb(h, s, min(val + shift, 1.0))
         assert out == pytest.approx(0.2125 * r + 0.7154 * g + 0.0721 * b, abs=1e-12)
@@ -204,7 +205,7 @@ def test_bad_input_errors(digits):
 def test_fog_fast_path_equals_full_plasma_map(size, decay):
     from ogae_core.data.fog import counter_uniform, fog_haze, plasma_fractal
 
-    keys = (np.arange(1, 13, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(12345)
+    keys = (np.arange(1, 41, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(12345)
     noise = counter_uniform(keys[:, None], np.arange(size * size - 1, dtype=np.uint64)[None, :])
     full = plasma_fractal(noise, size, decay, 100.0)  # whole map, normalised by its own min / max
     h = min(size, 28)

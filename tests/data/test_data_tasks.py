@@ -60,7 +60,8 @@ def test_items_are_the_corrupted_sources(real_mnist, cache_env):
     src_imgs = real_mnist.test_images[task.validation.source_index[sel]]
     np.testing.assert_array_equal(task.validation.pixels[sel], corrupt(src_imgs, "stripe"))
     frame = task.to_frame()
-    assert set(frame["split"]) == {"train", "early_stop", "validation", "test"} and len(frame) == sum(task.counts().values())
+    assert set(frame["split"]) == {"train", "early_stop", "validation", "test"}
+    assert len(frame) == sum(task.counts().values())
     both = np.concatenate([task.train.source_index * 2 + (task.train.corruptions == "stripe"),
                            task.early_stop.source_index * 2 + (task.early_stop.corruptions == "stripe")])
     assert len(np.unique(both)) == len(both) == 2 * 6131  # holdout and train partition the items

@@ -1,4 +1,5 @@
 """Aligning score tables of several runs on the same test items."""
+
 import numpy as np
 import pandas as pd
 import pytest

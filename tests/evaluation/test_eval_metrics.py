@@ -1,4 +1,5 @@
 """Metrics against scikit-learn on golden cases (ties, constant scores, weights)."""
+
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve

@@ -1,4 +1,5 @@
 """Paired bootstrap, Bonferroni, Kruskal–Wallis + Dunn."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -49,7 +50,9 @@ def test_clearly_better_model_is_significant(task):
         assert np.isnan(rows.loc["good", "p_value"])
         assert rows.loc["weak", "ci_high"] < rows.loc["good", "ci_low"]
         assert rows.loc["good", "estimate"] == pytest.approx(
-            {"auroc": roc_auc_score, "aupr": average_precision_score}.get(metric, lambda a, b: roc_auc_score(a, b, max_fpr=0.3))(y, good)
+            {"auroc": roc_auc_score, "aupr": average_precision_score}.get(
+                metric, lambda a, b: roc_auc_score(a, b, max_fpr=0.3)
+            )(y, good)
         )
 
 

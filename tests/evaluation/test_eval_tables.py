@@ -1,4 +1,5 @@
 """Paper-layout tables: best bold, not-significantly-different underlined, three formats."""
+
 import numpy as np
 import pandas as pd
 import pytest

@@ -1,4 +1,5 @@
 """Figures carry the right data: curve points, bar heights, phases, categories."""
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -62,10 +63,18 @@ def test_per_corruption_bars(task):
 
 def _history(schedule):
     e = np.arange(1, len(schedule) + 1)
-    return pd.DataFrame({"epoch": e, "loss_reconstruction": 1 / e, "loss_expander": 0.5 / e, "latent_spread": e * 0.1,
-                         "rho": 0.2 + 0 * e, "misclassified_fraction": 0.5 / e,
-                         "expander_weight": [1.0 if s in ("expander", "both") else 0.0 for s in schedule],
-                         "compactor_weight": [1.0 if s in ("compactor", "both") else 0.0 for s in schedule]})
+    return pd.DataFrame(
+        {
+            "epoch": e,
+            "loss_reconstruction": 1 / e,
+            "loss_expander": 0.5 / e,
+            "latent_spread": e * 0.1,
+            "rho": 0.2 + 0 * e,
+            "misclassified_fraction": 0.5 / e,
+            "expander_weight": [1.0 if s in ("expander", "both") else 0.0 for s in schedule],
+            "compactor_weight": [1.0 if s in ("compactor", "both") else 0.0 for s in schedule],
+        }
+    )
 
 
 def test_phases_from_weights_and_column():
@@ -77,14 +86,24 @@ def test_phases_from_weights_and_column():
 
 
 def test_training_dynamics_panels_runs_and_shading():
-    runs = {"OgAE e→both": _history(["expander"] * 3 + ["both"] * 3), "AE": _history(["none"] * 6).drop(
-        columns=["expander_weight", "compactor_weight", "loss_expander", "misclassified_fraction", "rho"])}
+    runs = {
+        "OgAE e→both": _history(["expander"] * 3 + ["both"] * 3),
+        "AE": _history(["none"] * 6).drop(
+            columns=["expander_weight", "compactor_weight", "loss_expander", "misclassified_fraction", "rho"]
+        ),
+    }
     fig = training_dynamics(runs)
-    titles = [a.text for a in fig.layout.annotations if a.text in ("Loss terms", "Latent spread (mean pairwise MSE)",
-                                                                   "Fraction of z_L misclassified", "ρ (OCSVM offset)")]
+    titles = [
+        a.text
+        for a in fig.layout.annotations
+        if a.text
+        in ("Loss terms", "Latent spread (mean pairwise MSE)", "Fraction of z_L misclassified", "ρ (OCSVM offset)")
+    ]
     assert len(titles) == 4  # sv_fraction / n_support absent from both runs: panels left out
     names = [t.name for t in fig.data]
-    assert "OgAE e→both · reconstruction" in names and "OgAE e→both · expander" in names and "AE · reconstruction" in names
+    assert (
+        "OgAE e→both · reconstruction" in names and "OgAE e→both · expander" in names and "AE · reconstruction" in names
+    )
     assert "AE · rho" not in names
     rects = [s for s in fig.layout.shapes if s.type == "rect"]
     assert {(r.x0, r.x1) for r in rects} == {(0.5, 3.5), (3.5, 6.5)}
@@ -101,8 +120,14 @@ def test_training_dynamics_panels_runs_and_shading():
 
 def test_latent_scatter_categories_and_sampling():
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"umap_x": rng.normal(size=300), "umap_y": rng.normal(size=300),
-                       "corruption": np.repeat(["stripe", "fog", "brightness"], 100), "label": np.tile([0, 1], 150)})
+    df = pd.DataFrame(
+        {
+            "umap_x": rng.normal(size=300),
+            "umap_y": rng.normal(size=300),
+            "corruption": np.repeat(["stripe", "fog", "brightness"], 100),
+            "label": np.tile([0, 1], 150),
+        }
+    )
     fig = latent_scatter(df, color="corruption")
     assert sorted(t.name for t in fig.data) == ["brightness", "fog", "stripe"]
     assert sum(len(t.x) for t in fig.data) == 300
