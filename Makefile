@@ -17,6 +17,7 @@ $(STAMP): requirements.txt pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
+	$(VENV)/bin/ogae data fetch
 	$(VENV)/bin/ogae demo
 
 test: $(STAMP)

@@ -69,7 +69,8 @@ class TrainConfig:
     val_fraction : float
         Hold-out fraction for early stopping, in [0, 1); 0 disables early stopping.
     patience : int
-        Epochs without improvement of the hold-out loss before a phase stops.
+        Epochs without improvement of the hold-out loss before a phase stops (0: never
+        stop early; the best hold-out weights are still restored).
     min_delta : float
         Smallest decrease counted as an improvement.
     restore_best : bool

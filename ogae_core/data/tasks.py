@@ -7,7 +7,7 @@
 
 Defaults and the expected sizes of the named tasks come from ``data_manifests/mnistc_tasks.yaml``.
 Built arrays are cached as ``$OGAE_CACHE/tasks/*.npz`` keyed by a hash of the manifests, the
-task arguments and the seed; a sidecar ``.sha256`` file detects a damaged cache, which is
+task arguments, the seed and the corruption code; a sidecar ``.sha256`` file detects a damaged cache, which is
 rebuilt (with a warning), never used.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ogae_core.data.mnist import MNIST, cache_dir, load_mnist
 __all__ = ["Split", "MnistCTask", "mnistc_task", "SPLITS"]
 
 SPLITS = ("train", "early_stop", "validation", "test")
-_FORMAT = 1  # bump when the cached layout or the corruption code changes
+_FORMAT = 1  # bump when the cached layout changes (code changes are hashed into the key)
 _FIELDS = ("images", "labels", "digits", "corruption_codes", "source_index")
 
 
@@ -155,6 +155,17 @@ def _build(data: MNIST, normal: int, anomaly: int, train_c: tuple[str, ...], tes
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """sha256 of the modules that decide the task's pixels (a code change invalidates caches)."""
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in ("tasks.py", "corruptions.py", "corruption_noise.py", "corruption_geometry.py",
+                 "corruption_overlay.py", "fog.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()
+
+
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -265,7 +276,7 @@ def mnistc_task(
         raise ValueError(f"early_stop_fraction must be in [0, 1), got {frac}")
     names = tuple(dict.fromkeys(train_c + test_c))
     key_src = {"format": _FORMAT, "manifests": manifest_digest("mnist", "mnistc", "mnistc_tasks"),
-               "normal": int(normal), "anomaly": int(anomaly), "train": train_c, "test": test_c,
+               "code": _code_digest(), "normal": int(normal), "anomaly": int(anomaly), "train": train_c, "test": test_c,
                "seed": int(seed), "early_stop_fraction": frac}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()
     path = cache_dir() / "tasks" / f"mnistc-{normal}v{anomaly}-{key[:20]}.npz"

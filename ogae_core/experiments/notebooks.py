@@ -1,0 +1,116 @@
+"""Execute the project's notebooks with papermill into a report folder (executed .ipynb + HTML).
+
+Every notebook must have a cell tagged ``parameters`` holding literals only, including
+``smoke: bool``; a notebook without it is an error (not a warning). The kernel is always named
+explicitly (default ``python3``, which Jupyter resolves to the interpreter running this
+function, i.e. the project's ``.venv``).
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+DEFAULT_NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+class NotebookParametersError(ValueError):
+    """A notebook lacks a valid ``parameters`` cell."""
+
+
+def parameters_cell(path: str | Path) -> dict[str, Any]:
+    """The literal parameters of a notebook's ``parameters`` cell.
+
+    Raises
+    ------
+    NotebookParametersError
+        No cell tagged ``parameters``, more than one, a non-literal value, or no ``smoke`` flag.
+    """
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise NotebookParametersError(f"{path}: expected exactly one cell tagged 'parameters', found {len(cells)}")
+    values: dict[str, Any] = {}
+    for node in ast.parse(cells[0].source).body:
+        target = node.target if isinstance(node, ast.AnnAssign) else (node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+        if not isinstance(target, ast.Name) or getattr(node, "value", None) is None:
+            raise NotebookParametersError(f"{path}: the parameters cell may only assign literals to names (line {node.lineno})")
+        try:
+            values[target.id] = ast.literal_eval(node.value)
+        except ValueError:
+            raise NotebookParametersError(f"{path}: parameter {target.id!r} is not a literal (line {node.lineno})") from None
+    if not isinstance(values.get("smoke"), bool):
+        raise NotebookParametersError(f"{path}: the parameters cell must define `smoke: bool`")
+    return values
+
+
+def notebook_paths(notebooks_dir: str | Path = DEFAULT_NOTEBOOKS_DIR) -> list[Path]:
+    """The ``NN_*.ipynb`` notebooks of a folder, sorted."""
+    d = Path(notebooks_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"notebook folder {d} does not exist")
+    return sorted(p for p in d.glob("[0-9][0-9]_*.ipynb"))
+
+
+def to_html(executed: str | Path, html_path: str | Path) -> Path:
+    """Render an executed notebook as standalone HTML (nbconvert, plotly figures included)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(executed), as_version=4))
+    Path(html_path).write_text(body, encoding="utf-8")
+    return Path(html_path)
+
+
+def execute_notebooks(out_dir: str | Path = "reports", smoke: bool = False, kernel: str = "python3", *,
+                      notebooks: Sequence[str | Path] | None = None, parameters: Mapping[str, Any] | None = None,
+                      cwd: str | Path | None = None, timeout_s: int | None = None, progress: bool = False) -> list[Path]:
+    """Run every notebook with papermill; write ``<out_dir>/<name>.ipynb`` and ``<name>.html``.
+
+    Parameters
+    ----------
+    out_dir : path
+        Report folder (created).
+    smoke : bool
+        Passed to each notebook's ``smoke`` parameter (tiny data, seconds).
+    kernel : str
+        Jupyter kernel name, always passed explicitly to papermill.
+    notebooks : sequence of path, optional
+        Default: ``notebooks/NN_*.ipynb`` of the repository.
+    parameters : mapping, optional
+        Further parameters given to every notebook (only those its parameters cell defines).
+    cwd : path, optional
+        Working directory of the kernels (default: the current one, so relative run-store
+        paths resolve as on the command line).
+    timeout_s : int, optional
+        Per-cell execution timeout.
+
+    Returns
+    -------
+    list of Path
+        The executed notebooks (the HTML files sit next to them).
+
+    Examples
+    --------
+    >>> execute_notebooks("reports", smoke=True)  # doctest: +SKIP
+    [PosixPath('reports/01_mnistc_benchmark.ipynb'), PosixPath('reports/02_guidance_dynamics.ipynb')]
+    """
+    import papermill as pm
+
+    paths = [Path(p) for p in notebooks] if notebooks is not None else notebook_paths()
+    if not paths:
+        raise FileNotFoundError("no notebooks to execute")
+    declared = {p: parameters_cell(p) for p in paths}  # fail before running anything
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for p in paths:
+        params = {"smoke": bool(smoke), **{k: v for k, v in dict(parameters or {}).items() if k in declared[p]}}
+        target = out / p.name
+        pm.execute_notebook(str(p), str(target), parameters=params, kernel_name=kernel,
+                            cwd=str(cwd or Path.cwd()), progress_bar=progress, execution_timeout=timeout_s)
+        to_html(target, target.with_suffix(".html"))
+        written.append(target)
+    return written

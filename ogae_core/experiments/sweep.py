@@ -1,0 +1,259 @@
+"""Run many configurations through submitit's executor interface, resumably.
+
+* ``executor="local"`` (default): :class:`submitit.LocalExecutor`, one process per run, at
+  most ``jobs`` at a time, each with ``cpu_count // jobs`` torch threads.
+* ``executor="slurm"``: :class:`submitit.AutoExecutor` on a SLURM cluster (one array job,
+  ``jobs`` tasks in parallel; partition, GPUs, CPUs and time limit as options).
+* ``executor="inline"``: in this process, one run after another (notebooks, tests, debugging).
+
+Every executor calls the same function, :func:`ogae_core.experiments.mnistc.run_mnistc`, which
+writes one run directory atomically. Configurations whose run already exists are skipped
+before submission (and again inside the job), so an interrupted sweep — killed at any point —
+resumes by running the same command again; finished runs are never redone nor lost. Submitit's
+job files live in ``<runs-root>/<experiment>/.submitit/`` (hidden from the run store).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ogae_core.experiments.mnistc import RunConfig, build_task, run_mnistc
+
+EXECUTORS = ("local", "slurm", "inline")
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did.
+
+    Attributes
+    ----------
+    finished : list of Path
+        Runs made by this call.
+    skipped : list of Path
+        Runs that already existed (not redone).
+    failed : dict
+        ``{run id: error message}``.
+    partial : list of Path
+        Leftover temporary directories of runs interrupted earlier (never listed as runs;
+        remove them with :func:`ogae_core.runs.remove_partial_run` when no sweep is running).
+    seconds : float
+        Wall-clock time of the call.
+    """
+
+    finished: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    partial: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        """One line, e.g. ``4 runs: 3 finished, 1 skipped (already done), 0 failed in 12.3 s``."""
+        n = len(self.finished) + len(self.skipped) + len(self.failed)
+        line = (f"{n} runs: {len(self.finished)} finished, {len(self.skipped)} skipped (already done), "
+                f"{len(self.failed)} failed in {self.seconds:.1f} s")
+        if self.partial:
+            line += f"; {len(self.partial)} leftover partial run(s) from interrupted writes"
+        return line
+
+
+def _resolve_root(runs_root: str | Path | None) -> Path:
+    from ogae_core.runs import default_root
+
+    return Path(runs_root) if runs_root is not None else default_root()
+
+
+def pending_configs(configs: Sequence[RunConfig], runs_root: str | Path | None, experiment: str) -> tuple[list[RunConfig], list[Path]]:
+    """Split configs into those without a finished run and the paths of those with one.
+
+    Duplicated configurations (same run id) are run once.
+    """
+    from ogae_core.runs import is_finished
+
+    root = _resolve_root(runs_root)
+    todo, done, seen = [], [], set()
+    for c in configs:
+        rid = c.run_id()
+        if rid in seen:
+            continue
+        seen.add(rid)
+        path = root / experiment / rid
+        (done.append(path) if is_finished(path) else todo.append(c))
+    return todo, done
+
+
+def _report(log: Callable[[str], None] | None, k: int, n: int, cfg: RunConfig, path: Path | None, error: str | None) -> None:
+    if log is None:
+        return
+    if error is not None:
+        log(f"[{k}/{n}] FAILED {cfg.label} seed {cfg.seed}: {error.strip().splitlines()[-1] if error.strip() else error}")
+        return
+    from ogae_core.runs import read_run
+
+    m = read_run(path).metrics
+    log(f"[{k}/{n}] {cfg.label} seed {cfg.seed}: train {m.get('train_seconds', float('nan')):.1f} s, "
+        f"validation AUROC {m.get('validation', {}).get('auroc', float('nan')):.3f} -> {path.name}")
+
+
+def _run_inline(todo, root, experiment, result, log, run_kwargs):
+    n = len(todo)
+    for k, cfg in enumerate(todo, 1):
+        try:
+            path = run_mnistc(cfg, root, experiment, **run_kwargs)
+        except Exception as err:  # noqa: BLE001 - one failed configuration must not stop the sweep
+            result.failed[cfg.run_id()] = f"{type(err).__name__}: {err}"
+            _report(log, k, n, cfg, None, result.failed[cfg.run_id()])
+            continue
+        result.finished.append(path)
+        _report(log, k, n, cfg, path, None)
+
+
+def _collect(job, cfg, k, n, root, experiment, result, log) -> None:
+    try:
+        path = Path(job.result())
+    except Exception as err:  # noqa: BLE001 - submitit re-raises the job's failure here
+        result.failed[cfg.run_id()] = f"{type(err).__name__}: {err}"
+        _report(log, k, n, cfg, None, result.failed[cfg.run_id()])
+        return
+    result.finished.append(path)
+    _report(log, k, n, cfg, path, None)
+
+
+def _run_local(todo, root, experiment, result, log, run_kwargs, jobs, timeout_min, poll_s):
+    import submitit
+
+    folder = root / experiment / ".submitit"
+    executor = submitit.LocalExecutor(folder=str(folder / "%j"))
+    executor.update_parameters(timeout_min=timeout_min)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    queue = list(enumerate(todo, 1))
+    running: list[tuple[Any, RunConfig, int]] = []
+    n = len(todo)
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                k, cfg = queue.pop(0)
+                job = executor.submit(run_mnistc, cfg, str(root), experiment, threads=threads, **run_kwargs)
+                running.append((job, cfg, k))
+            still = []
+            for job, cfg, k in running:
+                if job.done():
+                    _collect(job, cfg, k, n, root, experiment, result, log)
+                else:
+                    still.append((job, cfg, k))
+            if len(still) == len(running) and (still or queue):
+                time.sleep(poll_s)
+            running = still
+    except BaseException:
+        for job, _, _ in running:  # an interrupted driver takes its workers down; finished runs stay
+            job.cancel(check=False)
+        raise
+
+
+def _run_slurm(todo, root, experiment, result, log, run_kwargs, jobs, timeout_min, slurm, wait):
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=str(root / experiment / ".submitit" / "%j"), cluster="slurm")
+    params: dict[str, Any] = {"timeout_min": timeout_min, "slurm_array_parallelism": jobs, "name": f"ogae-{experiment}"}
+    for key, name in (("partition", "slurm_partition"), ("gpus", "gpus_per_node"), ("cpus", "cpus_per_task"),
+                      ("mem_gb", "mem_gb"), ("account", "slurm_account"), ("qos", "slurm_qos")):
+        if slurm.get(key) is not None:
+            params[name] = slurm[key]
+    executor.update_parameters(**params)
+    kwargs = dict(run_kwargs)
+    if slurm.get("gpus"):
+        kwargs["device"] = "cuda"
+    if slurm.get("cpus"):
+        kwargs["threads"] = int(slurm["cpus"])
+    with executor.batch():
+        submitted = [(executor.submit(run_mnistc, cfg, str(root), experiment, **kwargs), cfg, k) for k, cfg in enumerate(todo, 1)]
+    if log is not None:
+        log(f"submitted {len(submitted)} SLURM job(s) (array {submitted[0][0].job_id.split('_')[0] if submitted else '-'})")
+    if not wait:
+        return
+    for job, cfg, k in submitted:
+        _collect(job, cfg, k, len(todo), root, experiment, result, log)
+
+
+def run_sweep(configs: Sequence[RunConfig], runs_root: str | Path | None = None, experiment: str = "mnistc", *,
+              executor: str = "local", jobs: int = 1, timeout_min: float = 24 * 60, device: str = "cpu",
+              slurm: dict | None = None, wait: bool = True, log: Callable[[str], None] | None = print,
+              train_log: bool = False, poll_s: float = 1.0) -> SweepResult:
+    """Run every configuration that has no finished run yet.
+
+    Parameters
+    ----------
+    configs : sequence of RunConfig
+        E.g. :func:`~ogae_core.experiments.presets.preset_configs`.
+    runs_root : path, optional
+        Run store root (default ``$OGAE_RUNS`` or ``./runs``).
+    experiment : str
+        Experiment directory.
+    executor : {"local", "slurm", "inline"}
+    jobs : int
+        Runs at the same time (local processes, or SLURM array parallelism).
+    timeout_min : float
+        Time limit of one run (minutes).
+    device : str
+        Torch device of every run (SLURM with GPUs: ``"cuda"``).
+    slurm : dict, optional
+        ``partition``, ``gpus`` (per node), ``cpus`` (per task), ``mem_gb``, ``account``, ``qos``.
+    wait : bool
+        SLURM: wait for the jobs (``False``: submit and return; run again to collect).
+    log : callable or None
+        Receives one line per finished or failed run.
+    train_log : bool
+        Let the trainer print one line per epoch (local/SLURM: into the job's log file).
+
+    Returns
+    -------
+    SweepResult
+
+    Examples
+    --------
+    >>> from ogae_core.experiments import preset_configs
+    >>> res = run_sweep(preset_configs("smoke"), "/tmp/ogae-doc-runs", "smoke", executor="inline")  # doctest: +SKIP
+    >>> res.summary()  # doctest: +SKIP
+    '3 runs: 3 finished, 0 skipped (already done), 0 failed in 41.2 s'
+    """
+    from ogae_core.runs import partial_runs
+
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
+    if not timeout_min > 0:
+        raise ValueError(f"timeout_min must be > 0; got {timeout_min!r}")
+    bad = [c for c in configs if not isinstance(c, RunConfig)]
+    if bad:
+        raise ValueError(f"configs must be RunConfig objects; got {type(bad[0]).__name__}")
+    t0 = time.perf_counter()
+    root = _resolve_root(runs_root)
+    result = SweepResult()
+    todo, result.skipped = pending_configs(configs, root, experiment)
+    result.partial = partial_runs(root, experiment) if (root / experiment).is_dir() else []
+    if log is not None:
+        log(f"{experiment}: {len(todo)} run(s) to do, {len(result.skipped)} already finished ({root / experiment})")
+    if todo and executor != "slurm":
+        for spec in {c.task for c in todo if c.task.mnist_limit is None}:
+            build_task(spec)  # fill the on-disk task cache once, before the workers start
+    run_kwargs = {"device": device, "log": train_log}
+    try:
+        if executor == "inline":
+            _run_inline(todo, root, experiment, result, log, run_kwargs)
+        elif executor == "local" and todo:
+            _run_local(todo, root, experiment, result, log, run_kwargs, jobs, timeout_min, poll_s)
+        elif executor == "slurm" and todo:
+            _run_slurm(todo, root, experiment, result, log, run_kwargs, jobs, timeout_min, dict(slurm or {}), wait)
+    finally:
+        result.seconds = time.perf_counter() - t0
+    if log is not None:
+        log(result.summary())
+    return result
