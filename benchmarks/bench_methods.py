@@ -34,7 +34,7 @@ def _images(n: int, seed: int = 0) -> torch.Tensor:
         from ogae_core.data import load_mnist
 
         m = load_mnist()
-        x = torch.as_tensor(m.train_images[:n]).float() / 255.0
+        x = torch.from_numpy(np.array(m.train_images[:n], dtype=np.float32)) / 255.0
         reps = -(-n // x.shape[0])
         return x.repeat(reps, 1, 1)[:n].unsqueeze(1)
     except Exception:  # noqa: BLE001 - the benchmark must run without the dataset

@@ -204,17 +204,18 @@ class Detector:
         return {"cls": cls, "config": config, "backbone": backbone, "train": train_cfg, "scoring": scoring, "ocsvm": oc}
 
     # ------------------------------------------------------------- fit / score
-    def fit(self, X, y=None, *, checkpoint_dir: str | Path | None = None, resume: bool = False) -> "Detector":
+    def fit(self, X, y=None, *, X_val=None, checkpoint_dir: str | Path | None = None, resume: bool = False) -> "Detector":
         """Train on normal images ``X`` ((N, 28, 28) or (N, 1, 28, 28), in [0, 1] or uint8).
 
-        ``checkpoint_dir`` / ``resume`` are passed to :func:`ogae_core.train.train`.
-        Returns ``self``.
+        ``X_val`` (optional) is the early-stopping hold-out (else ``val_fraction`` of ``X``);
+        ``checkpoint_dir`` / ``resume`` are passed to :func:`ogae_core.train.train`. The final
+        OCSVM is fitted on the codes of ``X``. Returns ``self``.
         """
         r = self._resolve()
         X = images_to_tensor(X)
         set_determinism(self.seed)
         model = r["cls"](r["config"], r["backbone"])
-        result = train(model, X, r["train"], checkpoint_dir=checkpoint_dir, resume=resume)
+        result = train(model, X, r["train"], X_val=X_val, checkpoint_dir=checkpoint_dir, resume=resume)
         self.model_ = model
         self.scoring_ = r["scoring"]
         self.train_config_ = r["train"]

@@ -23,11 +23,9 @@ batches of 100, 20 epochs, early stopping on a 10 % hold-out of the training ima
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +33,23 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from ogae_core.methods import LOSS_TERMS, Method, build_method
+from ogae_core.checkpoints import (
+    _load_checkpoint,
+    _save_checkpoint,
+    _state_dict_cpu,
+    load_model,
+    model_config,
+    save_model,
+)
+from ogae_core.methods import LOSS_TERMS, Method
+
+__all__ = [
+    "HISTORY_COLUMNS", "TrainConfig", "TrainResult", "TrainingInterrupted", "batch_slices", "holdout_split",
+    "images_to_tensor", "latent_spread", "load_model", "model_config", "resolve_device", "save_model",
+    "set_determinism", "train",
+]
 
 #: Columns of every history row, in order. Loss terms are training means (``loss_*``).
 HISTORY_COLUMNS = (
@@ -263,132 +274,6 @@ def images_to_tensor(X) -> torch.Tensor:
     return t.contiguous()
 
 
-# ---------------------------------------------------------------------- checkpoints
-def model_config(method: Method, train_config: TrainConfig | None = None) -> dict:
-    """JSON config that rebuilds ``method`` (and, with the backbone keys alone, the bare
-    network via :class:`ogae_core.nets.MnistBackbone`)."""
-    cfg = {
-        "format": "ogae-model/1",
-        "method": method.name,
-        "hyperparameters": method.config.to_dict(),
-        "backbone": method.backbone_config.to_dict(),
-        "state_dict_prefix_backbone": "backbone.",
-    }
-    if train_config is not None:
-        cfg["train"] = train_config.to_dict()
-    return cfg
-
-
-def _atomic_dir_write(target: Path, write: Callable[[Path], None]) -> None:
-    """Write a directory's files into a temp sibling, then swap it in place of ``target``."""
-    target = Path(target)
-    tmp = target.with_name(target.name + ".tmp")
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _state_dict_cpu(module: torch.nn.Module) -> dict:
-    return {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
-
-
-def save_model(directory: str | Path, method: Method, train_config: TrainConfig | None = None, *, overwrite: bool = False) -> Path:
-    """Write ``model.safetensors`` (state_dict) and ``model.json`` (config) into ``directory``.
-
-    Raises ``FileExistsError`` when those files exist and ``overwrite`` is false.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    files = [directory / "model.safetensors", directory / "model.json"]
-    if not overwrite and any(f.exists() for f in files):
-        raise FileExistsError(f"{directory} already holds a model; pass overwrite=True to replace it")
-    tmp = directory / "model.safetensors.tmp"
-    save_file(_state_dict_cpu(method), str(tmp))
-    os.replace(tmp, files[0])
-    tmpj = directory / "model.json.tmp"
-    tmpj.write_text(json.dumps(model_config(method, train_config), indent=2))
-    os.replace(tmpj, files[1])
-    return directory
-
-
-def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Method:
-    """Rebuild a method saved by :func:`save_model` (eval mode)."""
-    directory = Path(directory)
-    cfg_path, weights = directory / "model.json", directory / "model.safetensors"
-    for p in (cfg_path, weights):
-        if not p.is_file():
-            raise FileNotFoundError(f"missing {p.name} in {directory}")
-    cfg = json.loads(cfg_path.read_text())
-    method = build_method(cfg["method"], cfg["hyperparameters"], cfg["backbone"])
-    method.load_state_dict(load_file(str(weights)))
-    return method.to(resolve_device(device)).eval()
-
-
-def _save_checkpoint(ckpt: Path, method: Method, optimizer, best_state, loop: dict, gen: torch.Generator, config: TrainConfig) -> None:
-    def write(d: Path) -> None:
-        save_file(_state_dict_cpu(method), str(d / "model.safetensors"))
-        if best_state is not None:
-            save_file(best_state, str(d / "best.safetensors"))
-        opt_state = optimizer.state_dict()
-        tensors, meta = {}, {}
-        for pid, st in opt_state["state"].items():
-            for k, v in st.items():
-                if isinstance(v, torch.Tensor):
-                    tensors[f"{pid}.{k}"] = v.detach().to("cpu").contiguous().clone()
-                else:
-                    meta[f"{pid}.{k}"] = v
-        tensors["__rng_torch"] = torch.get_rng_state()
-        tensors["__rng_gen"] = gen.get_state()
-        save_file(tensors, str(d / "optimizer.safetensors"))
-        state = dict(loop, param_groups=opt_state["param_groups"], optimizer_scalars=meta,
-                     model=model_config(method, config))
-        (d / "trainer_state.json").write_text(json.dumps(state, indent=1, default=_json_default))
-    _atomic_dir_write(ckpt, write)
-
-
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.bool_):
-        return bool(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
-
-def _load_checkpoint(ckpt: Path, method: Method, optimizer, gen: torch.Generator, config: TrainConfig):
-    if not ckpt.exists() and ckpt.with_name(ckpt.name + ".old").exists():
-        ckpt = ckpt.with_name(ckpt.name + ".old")  # killed between the two renames
-    state = json.loads((ckpt / "trainer_state.json").read_text())
-    saved = state["model"]
-    mine = model_config(method, config)
-    for key in ("method", "hyperparameters", "backbone"):
-        if saved[key] != mine[key]:
-            raise ValueError(f"checkpoint in {ckpt} was made with a different {key}: {saved[key]} != {mine[key]}")
-    if saved.get("train") != mine.get("train"):
-        raise ValueError(f"checkpoint in {ckpt} was made with a different training config: {saved.get('train')} != {mine.get('train')}")
-    device = next(method.parameters()).device
-    method.load_state_dict(load_file(str(ckpt / "model.safetensors"), device=str(device)))
-    tensors = load_file(str(ckpt / "optimizer.safetensors"))
-    torch.set_rng_state(tensors.pop("__rng_torch"))
-    gen.set_state(tensors.pop("__rng_gen"))
-    opt_state: dict = {"state": {}, "param_groups": state.pop("param_groups")}
-    for key, v in tensors.items():
-        pid, name = key.split(".", 1)
-        opt_state["state"].setdefault(int(pid), {})[name] = v
-    for key, v in state.pop("optimizer_scalars").items():
-        pid, name = key.split(".", 1)
-        opt_state["state"].setdefault(int(pid), {})[name] = v
-    optimizer.load_state_dict(opt_state)
-    best_path = ckpt / "best.safetensors"
-    best_state = load_file(str(best_path)) if best_path.exists() else None
-    return state, best_state
-
-
 # ---------------------------------------------------------------------- the loop
 def _make_optimizer(method: Method, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -418,6 +303,7 @@ def train(
     X,
     config: TrainConfig | None = None,
     *,
+    X_val=None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     callbacks: Sequence[Callable[[dict], None]] = (),
@@ -429,7 +315,11 @@ def train(
     method : Method
         A freshly built method (see :func:`ogae_core.methods.build_method`).
     X : array-like or torch.Tensor
-        Training images; ``config.val_fraction`` of them are held out for early stopping.
+        Training images; ``config.val_fraction`` of them are held out for early stopping
+        unless ``X_val`` is given.
+    X_val : array-like or torch.Tensor, optional
+        Explicit hold-out images for early stopping (e.g. the task's ``early_stop``
+        split); then every image of ``X`` is trained on and ``val_fraction`` is ignored.
     config : TrainConfig, optional
         Loop options (paper defaults).
     checkpoint_dir : path, optional
@@ -463,7 +353,12 @@ def train(
     method.to(device)
     if config.channels_last:
         method.to(memory_format=torch.channels_last)
-    tr_np, va_np = holdout_split(X.shape[0], config.val_fraction, config.seed)
+    if X_val is None:
+        tr_np, va_np = holdout_split(X.shape[0], config.val_fraction, config.seed)
+    else:
+        n = X.shape[0]
+        X = torch.cat([X, images_to_tensor(X_val).to(device)])
+        tr_np, va_np = np.arange(n), np.arange(n, X.shape[0])
     tr_idx = torch.as_tensor(tr_np, device=device)
     va_idx = torch.as_tensor(va_np, device=device)
     _check_batch_sizes(method, len(tr_idx), len(va_idx), config)
@@ -500,7 +395,7 @@ def train(
         loop["epoch"] += 1
         loop["phase_epoch"] += 1
         loop["seconds"] += row["seconds"]
-        stop = config.val_fraction > 0 and loop["bad_epochs"] >= max(1, config.patience) and config.patience > 0
+        stop = len(va_idx) > 0 and loop["bad_epochs"] >= max(1, config.patience) and config.patience > 0
         if stop or loop["phase_epoch"] >= phase.epochs:
             _end_phase(method, loop, best_state, config, phase.name, early=stop and loop["phase_epoch"] < phase.epochs)
             best_state = None

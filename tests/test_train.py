@@ -207,3 +207,10 @@ def test_save_and_load_model_round_trip_without_training_code(tmp_path):
     net.eval()
     with torch.no_grad():
         assert torch.equal(net.encode(x[:, None]).z, loaded.encode(x[:, None]))
+
+
+def test_explicit_holdout_is_used_for_early_stopping():
+    set_determinism(0)
+    m = build_method("ae")
+    res = train(m, blobs(60), TrainConfig(epochs=1, batch_size=20, **QUIET), X_val=blobs(15, seed=9))
+    assert res.history[0]["n_train"] == 60 and res.history[0]["n_val"] == 15

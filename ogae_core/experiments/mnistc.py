@@ -329,8 +329,8 @@ def run_mnistc(config: RunConfig | Mapping[str, Any], runs_root: str | Path | No
     progress, log : bool
         Trainer progress bar and per-epoch log line.
     skip_existing : bool
-        Return the existing run when this config already has a finished one (else the
-        run store raises ``FileExistsError``).
+        Return the existing run when this config already has a finished one (else raise
+        ``FileExistsError`` before training).
 
     Examples
     --------
@@ -346,10 +346,13 @@ def run_mnistc(config: RunConfig | Mapping[str, Any], runs_root: str | Path | No
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     cfg_dict = cfg.to_dict()
     root = Path(runs_root) if runs_root is not None else None
-    if skip_existing and run_exists(root, experiment, cfg_dict):
+    if run_exists(root, experiment, cfg_dict):
         from ogae_core.runs import default_root
 
-        return (root or default_root()) / experiment / cfg.run_id()
+        path = (root or default_root()) / experiment / cfg.run_id()
+        if skip_existing:
+            return path
+        raise FileExistsError(f"run {path} already exists; finished runs are never overwritten")
     if threads:
         torch.set_num_threads(int(threads))
     task = build_task(cfg.task)

@@ -6,7 +6,7 @@ of epochs, seeds and how much of the task is used. :func:`preset_configs` expand
 
 ``smoke``
     Tests and CI: the first 2,000 MNIST training images (333 test images), 400 training
-    items, 180 validation and 180 test items, 1 epoch (1 pretraining epoch for Deep SVDD),
+    items, 120 validation and 180 test items, 1 epoch (1 pretraining epoch for Deep SVDD),
     three rows (AE-recons, OgAE-ocsvm with nu = 0.1 so that the 40-image hold-out can hold
     an OCSVM batch, H-DSVDD). Seconds.
 ``quick``
@@ -89,7 +89,7 @@ PRESETS: dict[str, Preset] = {
         "smoke",
         rows={("ae", "recons"): {}, ("ogae", "ocsvm"): {}, ("h-dsvdd", "svdd"): {}},
         epochs=1,
-        task={"mnist_limit": 2000, "max_train": 400, "max_validation": 180, "max_test": 180},
+        task={"mnist_limit": 2000, "max_train": 400, "max_validation": 120, "max_test": 180},
         per_method={"h-dsvdd": {"pretrain_epochs": 1}, "ogae": {"switch_epoch": 0, "nu": 0.1}},
         latent_sample=120,
     ),
@@ -203,12 +203,13 @@ GUIDANCE_STRATEGIES = ("expander-then-compactor", "expander-then-both", "both", 
 
 def guidance_configs(normal: int = 3, anomaly: int = 8, *, strategies: Sequence[str] = GUIDANCE_STRATEGIES,
                      epochs: int = 20, switch_epoch: int = 10, seeds: Sequence[int] = (0,), smoke: bool = False,
-                     hyperparameters: Mapping[str, Any] | None = None) -> list[RunConfig]:
+                     hyperparameters: Mapping[str, Any] | None = None,
+                     task_overrides: Mapping[str, Any] | None = None) -> list[RunConfig]:
     """OgAE-ocsvm runs that differ only in the guidance strategy (notebook 02).
 
     ``expander-then-compactor`` is the paper's Fig. 6 experiment: expander only for
     ``switch_epoch`` epochs, then compactor only. ``smoke`` uses the smoke preset's task, at most 2
-    epochs and nu = 0.1.
+    epochs and nu = 0.1 (``task_overrides`` then do not apply).
 
     Examples
     --------
@@ -220,7 +221,7 @@ def guidance_configs(normal: int = 3, anomaly: int = 8, *, strategies: Sequence[
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         raise ValueError(f"unknown strategy {unknown}; choose from {STRATEGIES}")
-    task = TaskSpec(normal=normal, anomaly=anomaly, **(PRESETS["smoke"].task if smoke else {}))
+    task = TaskSpec(normal=normal, anomaly=anomaly, **(PRESETS["smoke"].task if smoke else dict(task_overrides or {})))
     if smoke:
         epochs, switch_epoch = min(epochs, 2), min(switch_epoch, 1)
     hp = dict(hyperparameters or {})

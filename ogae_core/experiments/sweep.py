@@ -130,7 +130,7 @@ def _run_local(todo, root, experiment, result, log, run_kwargs, jobs, timeout_mi
     import submitit
 
     folder = root / experiment / ".submitit"
-    executor = submitit.LocalExecutor(folder=str(folder / "%j"))
+    executor = submitit.LocalExecutor(folder=str(folder))
     executor.update_parameters(timeout_min=timeout_min)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     queue = list(enumerate(todo, 1))
@@ -160,7 +160,7 @@ def _run_local(todo, root, experiment, result, log, run_kwargs, jobs, timeout_mi
 def _run_slurm(todo, root, experiment, result, log, run_kwargs, jobs, timeout_min, slurm, wait):
     import submitit
 
-    executor = submitit.AutoExecutor(folder=str(root / experiment / ".submitit" / "%j"), cluster="slurm")
+    executor = submitit.AutoExecutor(folder=str(root / experiment / ".submitit"), cluster="slurm")
     params: dict[str, Any] = {"timeout_min": timeout_min, "slurm_array_parallelism": jobs, "name": f"ogae-{experiment}"}
     for key, name in (("partition", "slurm_partition"), ("gpus", "gpus_per_node"), ("cpus", "cpus_per_task"),
                       ("mem_gb", "mem_gb"), ("account", "slurm_account"), ("qos", "slurm_qos")):

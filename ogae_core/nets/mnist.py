@@ -26,8 +26,7 @@ The module holds no training logic; ``forward`` returns a typed ``NamedTuple``.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import NamedTuple, Optional
 
 import torch

@@ -1,0 +1,65 @@
+"""The paper's table from the smoke store, and the CLI."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ogae_core.cli import main
+from ogae_core.experiments import PAPER_GRIDS, benchmark_report, paper_order, preset_configs
+from tests.experiments.conftest import SMOKE_EXPERIMENT
+
+
+def test_report_on_smoke_store(smoke_store):
+    root, _ = smoke_store
+    rep = benchmark_report(root, SMOKE_EXPERIMENT, n_boot=100)
+    assert rep.table.models == ["ae-recons", "ogae-ocsvm", "h-dsvdd"]  # the paper's row order
+    assert [m for m in paper_order() if m in rep.table.models] == rep.table.models
+    boot = rep.bootstrap.query("metric == 'auroc'").set_index("model")
+    for label, run in rep.runs.items():
+        test = run.scores().query("split == 'test'").sort_values("item")
+        assert boot.loc[label, "estimate"] == pytest.approx(roc_auc_score(test["label"], test["score"]))
+    assert boot["is_best"].sum() == 1
+    assert set(rep.per_corruption["group"]) == {"stripe", "canny_edges", "brightness"}
+    assert len(rep.aligned.labels) == preset_configs("smoke")[0].task.max_test
+    md, html, tex = rep.render("md"), rep.render("html"), rep.render("latex")
+    assert "| ogae-ocsvm |" in md and "<table" in html and r"\begin{tabular}" in tex
+    assert md.count("**") >= 6  # the best of each of the three columns is bold
+    with pytest.raises(ValueError, match="unknown format"):
+        rep.render("docx")
+
+
+def test_report_without_runs_names_the_command(tmp_path):
+    with pytest.raises(ValueError, match="ogae bench mnistc"):
+        benchmark_report(tmp_path, "nothing")
+
+
+def test_cli_report_and_resumed_bench(smoke_store, tmp_path, capsys):
+    root, _ = smoke_store
+    assert main(["report", "--runs-root", str(root), "--n-boot", "50", "--out", str(tmp_path), "--format", "html"]) == 0
+    assert (tmp_path / f"{SMOKE_EXPERIMENT}.html").read_text().count("<tr>") >= 4
+    assert main(["bench", "mnistc", "--preset", "smoke", "--runs-root", str(root), "--executor", "inline"]) == 0
+    out = capsys.readouterr().out
+    assert "0 run(s) to do, 3 already finished" in out
+    assert main(["report", "--runs-root", str(tmp_path / "empty")]) == 1
+
+
+def test_cli_bench_list_expands_the_paper_grid(capsys):
+    assert main(["bench", "mnistc", "--preset", "paper", "--methods", "ogae-ocsvm", "--seeds", "0", "--list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == int(np.prod([len(v) for v in PAPER_GRIDS[("ogae", "ocsvm")].values()]))
+    assert len({line.split()[0] for line in lines}) == len(lines)  # distinct run ids
+
+
+def test_presets():
+    quick = preset_configs("quick")
+    assert [c.label for c in quick] == ["ogae-ocsvm", "ae-recons", "ae-ocsvm", "h-dsvdd"]
+    ogae = quick[0]
+    assert ogae.hyperparameters["switch_epoch"] == ogae.epochs // 2  # expander for the first half
+    paper = preset_configs("paper", seeds=[0])
+    assert len({c.label for c in paper}) == 12 and all(c.epochs == 20 for c in paper)
+    assert preset_configs("quick", epochs=10)[0].hyperparameters["switch_epoch"] == 5
+    with pytest.raises(ValueError, match="no row"):
+        preset_configs("quick", methods=["vae-recons"])
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset_configs("huge")

@@ -1,0 +1,100 @@
+"""Sweeps: resume after a kill without redoing finished runs, failures isolated, submitit executors."""
+from __future__ import annotations
+
+import pytest
+
+from ogae_core import Detector
+from ogae_core.experiments import RunConfig, TaskSpec, pending_configs, run_sweep
+from ogae_core.runs import TMP_PREFIX, list_runs
+
+TINY = TaskSpec(mnist_limit=1500, max_train=150, max_validation=60, max_test=60)
+
+
+def _configs(n=3):
+    return [RunConfig("ae", "recons", seed=s, epochs=1, task=TINY, latent_sample=30, hyperparameters={"batch_size": 50})
+            for s in range(n)]
+
+
+@pytest.fixture
+def counted_fit(monkeypatch):
+    """Count Detector.fit calls; ``state["kill_at"] = k`` raises KeyboardInterrupt in the k-th call."""
+    state = {"calls": 0, "kill_at": None}
+    real_fit = Detector.fit
+
+    def fit(self, *args, **kwargs):
+        state["calls"] += 1
+        if state["calls"] == state["kill_at"]:
+            raise KeyboardInterrupt("simulated kill during training")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Detector, "fit", fit)
+    return state
+
+
+def test_sweep_resumes_after_kill_without_rerunning_finished_runs(tmp_path, counted_fit):
+    configs = _configs(3)
+    counted_fit["kill_at"] = 2
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(configs, tmp_path, "exp", executor="inline", log=None)
+    finished = list_runs(tmp_path, "exp")
+    assert [r.run_id for r in finished] == [configs[0].run_id()]
+    stamp = (finished[0].path / "FINISHED").stat().st_mtime_ns
+    # a SIGKILL during a write would leave a hidden temporary directory behind
+    stale = tmp_path / "exp" / f"{TMP_PREFIX}{configs[1].run_id()}-xyz"
+    stale.mkdir()
+    (stale / "scores.parquet").write_bytes(b"partial")
+
+    counted_fit.update(calls=0, kill_at=None)
+    result = run_sweep(configs, tmp_path, "exp", executor="inline", log=None)
+    assert counted_fit["calls"] == 2  # only the two unfinished configurations are trained
+    assert result.ok and len(result.finished) == 2 and [p.name for p in result.skipped] == [configs[0].run_id()]
+    assert result.partial == [stale]
+    assert sorted(r.run_id for r in list_runs(tmp_path, "exp")) == sorted(c.run_id() for c in configs)
+    assert (finished[0].path / "FINISHED").stat().st_mtime_ns == stamp  # the finished run was not touched
+
+    counted_fit["calls"] = 0
+    again = run_sweep(configs + configs[:1], tmp_path, "exp", executor="inline", log=None)
+    assert counted_fit["calls"] == 0 and len(again.skipped) == 3 and not again.finished
+
+
+def test_failed_configuration_does_not_stop_the_sweep(tmp_path):
+    bad = RunConfig("ogae", "ocsvm", epochs=1, task=TINY, latent_sample=30, hyperparameters={"lam": -1.0})
+    good = _configs(1)[0]
+    lines = []
+    result = run_sweep([bad, good], tmp_path, "exp", executor="inline", log=lines.append)
+    assert not result.ok and list(result.failed) == [bad.run_id()] and "lam" in result.failed[bad.run_id()]
+    assert [p.name for p in result.finished] == [good.run_id()]
+    assert any("FAILED" in line for line in lines) and "1 failed" in result.summary()
+    assert not (tmp_path / "exp" / bad.run_id()).exists()
+
+
+def test_local_executor_runs_the_same_function_in_subprocesses(tmp_path):
+    configs = _configs(1)
+    result = run_sweep(configs, tmp_path, "exp", executor="local", jobs=1, timeout_min=10, log=None, poll_s=0.2)
+    assert result.ok, result.failed
+    runs = list_runs(tmp_path, "exp")
+    assert [r.run_id for r in runs] == [configs[0].run_id()]
+    assert runs[0].metrics["test"]["n_items"] == TINY.max_test
+    assert (tmp_path / "exp" / ".submitit").is_dir()  # job files stay out of the run listing
+    assert run_sweep(configs, tmp_path, "exp", executor="local", log=None).skipped == [runs[0].path]
+
+
+def test_pending_configs_deduplicates(tmp_path):
+    c = _configs(2)
+    todo, done = pending_configs(c + c, tmp_path, "exp")
+    assert [x.run_id() for x in todo] == [x.run_id() for x in c] and done == []
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"executor": "mpi"}, "unknown executor"),
+    ({"jobs": 0}, "jobs"),
+    ({"timeout_min": 0}, "timeout_min"),
+])
+def test_sweep_rejects_bad_options(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        run_sweep(_configs(1), tmp_path, "exp", log=None, **kwargs)
+
+
+def test_sweep_rejects_non_configs(tmp_path):
+    with pytest.raises(ValueError, match="RunConfig"):
+        run_sweep([{"method": "ae"}], tmp_path, "exp", executor="inline", log=None)
