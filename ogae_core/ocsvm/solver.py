@@ -257,7 +257,7 @@ def solve_dual(
     nu: float,
     *,
     backend: str = "native",
-    max_iter: int = 60,
+    max_iter: int = 100,
     tol: float | None = None,
     strict: bool = True,
     engine: str = "auto",
