@@ -111,6 +111,7 @@ def run(quick: bool = False) -> list[dict]:
     n_steps = 20 if quick else 60
     x = _images(100)
     rows: list[dict] = []
+    threads = f"{torch.get_num_threads()} thread(s)"
     ae_step, _ = _method_step("ae", {}, x)
     og_step, ogae = _method_step("ogae", {"strategy": "both"}, x)
     # interleave the two measurements so that machine noise hits both alike
@@ -119,7 +120,7 @@ def run(quick: bool = False) -> list[dict]:
         t_ae.append(_time_steps(ae_step, n_steps // 3))
         t_og.append(_time_steps(og_step, n_steps // 3))
     ae_s, og_s = float(np.median(t_ae)), float(np.median(t_og))
-    rows.append(dict(benchmark="methods", case="train step, batch 100: OgAE (both) vs AE", ours=og_s * 1e3,
+    rows.append(dict(benchmark="methods", case=f"train step, batch 100: OgAE (both) vs AE, {threads}", ours=og_s * 1e3,
                      reference=ae_s * 1e3, unit="ms/step", ratio=ae_s / og_s, goal="OgAE <= 1.10x AE (ratio >= 0.91)"))
     au_s = _time_steps(_authors_step(x), n_steps)
     rows.append(dict(benchmark="methods", case="AE train step: our backbone vs authors' layer layout", ours=ae_s * 1e3,
@@ -153,7 +154,7 @@ def run(quick: bool = False) -> list[dict]:
     t0 = time.perf_counter()
     train(model, data, cfg)
     total = (time.perf_counter() - t0) * (20 / epochs)
-    label = "full OgAE training, 20 epochs, 16,554 images" + (" (2 epochs x 10)" if quick else "")
+    label = f"full OgAE training, 20 epochs, 16,554 images, {threads}" + (" (2 epochs x 10)" if quick else "")
     rows.append(dict(benchmark="methods", case=label, ours=total, reference=120.0, unit="s",
                      ratio=120.0 / total, goal="<= 120 s on 2 CPU cores (ratio >= 1)"))
     return rows

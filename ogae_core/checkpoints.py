@@ -113,6 +113,9 @@ def _save_checkpoint(ckpt: Path, method: Method, optimizer, best_state, loop: di
                     meta[f"{pid}.{k}"] = v
         tensors["__rng_torch"] = torch.get_rng_state()
         tensors["__rng_gen"] = gen.get_state()
+        device = next(method.parameters()).device
+        if device.type == "cuda":  # VAE sampling on the GPU uses the CUDA generator
+            tensors["__rng_cuda"] = torch.cuda.get_rng_state(device)
         save_file(tensors, str(d / "optimizer.safetensors"))
         state = dict(loop, param_groups=opt_state["param_groups"], optimizer_scalars=meta,
                      model=model_config(method, config))
@@ -137,13 +140,19 @@ def _load_checkpoint(ckpt: Path, method: Method, optimizer, gen: torch.Generator
     for key in ("method", "hyperparameters", "backbone"):
         if saved[key] != mine[key]:
             raise ValueError(f"checkpoint in {ckpt} was made with a different {key}: {saved[key]} != {mine[key]}")
-    if saved.get("train") != mine.get("train"):
-        raise ValueError(f"checkpoint in {ckpt} was made with a different training config: {saved.get('train')} != {mine.get('train')}")
+    cosmetic = ("progress", "log")  # may differ between the interrupted and the resumed call
+    a = {k: v for k, v in (saved.get("train") or {}).items() if k not in cosmetic}
+    b = {k: v for k, v in (mine.get("train") or {}).items() if k not in cosmetic}
+    if a != b:
+        raise ValueError(f"checkpoint in {ckpt} was made with a different training config: {a} != {b}")
     device = next(method.parameters()).device
     method.load_state_dict(load_file(str(ckpt / "model.safetensors"), device=str(device)))
     tensors = load_file(str(ckpt / "optimizer.safetensors"))
     torch.set_rng_state(tensors.pop("__rng_torch"))
     gen.set_state(tensors.pop("__rng_gen"))
+    cuda_state = tensors.pop("__rng_cuda", None)
+    if cuda_state is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda_state, device)
     opt_state: dict = {"state": {}, "param_groups": state.pop("param_groups")}
     for key, v in tensors.items():
         pid, name = key.split(".", 1)

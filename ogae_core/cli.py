@@ -7,6 +7,7 @@ part of the package owns its own CLI surface:
     ogae data fetch            acquire and verify real MNIST into the cache
     ogae bench mnistc          run a benchmark preset (resumable sweep) into the run store
     ogae report                the paper's results table (with significance) from finished runs
+    ogae notebooks             execute notebooks/ with papermill into reports/ (ipynb + HTML)
 """
 from __future__ import annotations
 
@@ -78,6 +79,34 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_param(text: str) -> tuple[str, object]:
+    import ast
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value  # a bare word is a string
+
+
+def _cmd_notebooks(args: argparse.Namespace) -> int:
+    from ogae_core.experiments import execute_notebooks
+    from ogae_core.experiments.notebooks import notebook_paths
+
+    paths = notebook_paths(args.notebooks_dir) if args.notebooks_dir else notebook_paths()
+    if args.only:
+        paths = [p for p in paths if any(p.name.startswith(o) for o in args.only)]
+        if not paths:
+            print(f"no notebook matches {args.only}", file=sys.stderr)
+            return 1
+    for path in execute_notebooks(args.out, smoke=args.smoke, kernel=args.kernel, notebooks=paths,
+                                  parameters=dict(args.param or []), timeout_s=args.timeout, progress=True):
+        print(f"wrote {path} and {path.with_suffix('.html')}")
+    return 0
+
+
 def _add_bench_parser(sub) -> None:
     from ogae_core.experiments import EXECUTORS, PRESETS
 
@@ -121,6 +150,17 @@ def _add_bench_parser(sub) -> None:
     r.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     r.add_argument("--out", default=None, help="write <out>/<experiment>.<ext> instead of printing")
     r.set_defaults(func=_cmd_report)
+
+    nb = sub.add_parser("notebooks", help="execute the notebooks with papermill into a report folder")
+    nb.add_argument("--out", default="reports", help="report folder (default reports/)")
+    nb.add_argument("--smoke", action="store_true", help="smoke mode: tiny data, seconds")
+    nb.add_argument("--kernel", default="python3", help="Jupyter kernel, named explicitly (default python3 = this interpreter)")
+    nb.add_argument("--only", nargs="+", default=None, help="notebook name prefixes, e.g. 01")
+    nb.add_argument("-p", "--param", action="append", type=_parse_param, metavar="NAME=VALUE",
+                    help="parameter for every notebook that declares it (Python literal or bare string)")
+    nb.add_argument("--notebooks-dir", default=None, help="folder of NN_*.ipynb (default: the repository's notebooks/)")
+    nb.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    nb.set_defaults(func=_cmd_notebooks)
 
 
 def build_parser() -> argparse.ArgumentParser:

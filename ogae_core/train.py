@@ -23,6 +23,7 @@ batches of 100, 20 epochs, early stopping on a 10 % hold-out of the training ima
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 import random
@@ -367,11 +368,15 @@ def train(
     optimizer = _make_optimizer(method, config)
     ckpt = Path(checkpoint_dir) / "latest" if checkpoint_dir is not None else None
 
+    fingerprint = _fingerprint(X, len(va_idx))
     loop = {"phase_index": 0, "phase_epoch": 0, "epoch": 0, "best_val": None, "bad_epochs": 0,
-            "history": [], "stopped_early": {}, "best_vals": {}, "seconds": 0.0, "phase_started": False}
+            "history": [], "stopped_early": {}, "best_vals": {}, "seconds": 0.0, "phase_started": False,
+            "data_sha1": fingerprint}
     best_state = None
     if resume and ckpt is not None and (ckpt.exists() or ckpt.with_name("latest.old").exists()):
         loop, best_state = _load_checkpoint(ckpt, method, optimizer, gen, config)
+        if loop.get("data_sha1") != fingerprint:
+            raise ValueError(f"checkpoint in {ckpt} was made with different training images (SHA-1 of the data differs)")
 
     def train_batches() -> Iterator[torch.Tensor]:
         return _iterate(X, tr_idx, config.batch_size, config.channels_last)
@@ -405,6 +410,13 @@ def train(
             cb(row)
     method.eval()
     return TrainResult(list(loop["history"]), dict(loop["stopped_early"]), dict(loop["best_vals"]), loop["seconds"])
+
+
+def _fingerprint(X: torch.Tensor, n_val: int) -> str:
+    """SHA-1 of the images (and of the hold-out size), to refuse resuming on other data."""
+    h = hashlib.sha1(X.detach().cpu().contiguous().numpy().tobytes())
+    h.update(str(n_val).encode())
+    return h.hexdigest()
 
 
 def _check_batch_sizes(method: Method, n_train: int, n_val: int, config: TrainConfig) -> None:

@@ -185,6 +185,8 @@ def test_resume_refuses_a_different_configuration(tmp_path):
     train(build_method("ae"), blobs(40), TrainConfig(epochs=1, batch_size=20, **QUIET), checkpoint_dir=tmp_path)
     with pytest.raises(ValueError, match="different training config"):
         train(build_method("ae"), blobs(40), TrainConfig(epochs=1, batch_size=10, **QUIET), checkpoint_dir=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="different training images"):
+        train(build_method("ae"), blobs(40, seed=7), TrainConfig(epochs=1, batch_size=20, **QUIET), checkpoint_dir=tmp_path, resume=True)
     with pytest.raises(ValueError, match="different method"):
         train(build_method("vae"), blobs(40), TrainConfig(epochs=1, batch_size=20, **QUIET), checkpoint_dir=tmp_path, resume=True)
 

@@ -37,6 +37,8 @@ class SweepResult:
         Runs that already existed (not redone).
     failed : dict
         ``{run id: error message}``.
+    submitted : list of str
+        SLURM job ids submitted by this call (their runs appear when the jobs finish).
     partial : list of Path
         Leftover temporary directories of runs interrupted earlier (never listed as runs;
         remove them with :func:`ogae_core.runs.remove_partial_run` when no sweep is running).
@@ -47,6 +49,7 @@ class SweepResult:
     finished: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    submitted: list[str] = field(default_factory=list)
     partial: list[Path] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -59,6 +62,8 @@ class SweepResult:
         n = len(self.finished) + len(self.skipped) + len(self.failed)
         line = (f"{n} runs: {len(self.finished)} finished, {len(self.skipped)} skipped (already done), "
                 f"{len(self.failed)} failed in {self.seconds:.1f} s")
+        if self.submitted:
+            line += f"; {len(self.submitted)} SLURM job(s) submitted"
         if self.partial:
             line += f"; {len(self.partial)} leftover partial run(s) from interrupted writes"
         return line
@@ -140,7 +145,7 @@ def _run_local(todo, root, experiment, result, log, run_kwargs, jobs, timeout_mi
         while queue or running:
             while queue and len(running) < jobs:
                 k, cfg = queue.pop(0)
-                job = executor.submit(run_mnistc, cfg, str(root), experiment, threads=threads, **run_kwargs)
+                job = executor.submit(run_mnistc, cfg, str(root.resolve()), experiment, threads=threads, **run_kwargs)
                 running.append((job, cfg, k))
             still = []
             for job, cfg, k in running:
@@ -173,7 +178,8 @@ def _run_slurm(todo, root, experiment, result, log, run_kwargs, jobs, timeout_mi
     if slurm.get("cpus"):
         kwargs["threads"] = int(slurm["cpus"])
     with executor.batch():
-        submitted = [(executor.submit(run_mnistc, cfg, str(root), experiment, **kwargs), cfg, k) for k, cfg in enumerate(todo, 1)]
+        submitted = [(executor.submit(run_mnistc, cfg, str(root.resolve()), experiment, **kwargs), cfg, k) for k, cfg in enumerate(todo, 1)]
+    result.submitted = [job.job_id for job, _, _ in submitted]
     if log is not None:
         log(f"submitted {len(submitted)} SLURM job(s) (array {submitted[0][0].job_id.split('_')[0] if submitted else '-'})")
     if not wait:
@@ -241,9 +247,8 @@ def run_sweep(configs: Sequence[RunConfig], runs_root: str | Path | None = None,
     result.partial = partial_runs(root, experiment) if (root / experiment).is_dir() else []
     if log is not None:
         log(f"{experiment}: {len(todo)} run(s) to do, {len(result.skipped)} already finished ({root / experiment})")
-    if todo and executor != "slurm":
-        for spec in {c.task for c in todo if c.task.mnist_limit is None}:
-            build_task(spec)  # fill the on-disk task cache once, before the workers start
+    for spec in {c.task for c in todo if c.task.mnist_limit is None}:
+        build_task(spec)  # fill the on-disk task cache once, before the workers (or SLURM jobs) start
     run_kwargs = {"device": device, "log": train_log}
     try:
         if executor == "inline":

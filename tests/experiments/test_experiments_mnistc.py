@@ -20,7 +20,7 @@ def _run(root, label):
 
 
 def test_smoke_preset_writes_complete_runs(smoke_store):
-    root, result = smoke_store
+    root, _ = smoke_store
     runs = list_runs(root, SMOKE_EXPERIMENT)
     assert sorted(r.label for r in runs) == ["ae-recons", "h-dsvdd", "ogae-ocsvm"]
     for run in runs:

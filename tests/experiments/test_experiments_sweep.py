@@ -98,3 +98,21 @@ def test_sweep_rejects_bad_options(tmp_path, kwargs, match):
 def test_sweep_rejects_non_configs(tmp_path):
     with pytest.raises(ValueError, match="RunConfig"):
         run_sweep([{"method": "ae"}], tmp_path, "exp", executor="inline", log=None)
+
+
+def test_slurm_executor_writes_an_array_job(tmp_path, monkeypatch):
+    """Without a cluster: fake `srun`/`sbatch` on PATH; check the submitted sbatch script."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sbatch").write_text("#!/bin/sh\necho 'Submitted batch job 4242'\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    configs = _configs(3)
+    result = run_sweep(configs, tmp_path / "runs", "exp", executor="slurm", jobs=2, timeout_min=30, wait=False, log=None,
+                       slurm={"partition": "gpu", "gpus": 1, "cpus": 4, "mem_gb": 8})
+    assert result.submitted == ["4242_0", "4242_1", "4242_2"] and not result.finished
+    script = next((tmp_path / "runs" / "exp" / ".submitit").glob("*_submission.sh")).read_text()
+    for line in ("--array=0-2%2", "--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=4", "--time=30", "--mem=8GB"):
+        assert line in script, line
