@@ -216,6 +216,16 @@ def _expected_counts(m: dict[str, Any], normal: int, anomaly: int, train_c, test
     return None
 
 
+def _mnist_digest(mnist: MNIST) -> str:
+    """sha256 over the four arrays of an explicitly given MNIST (cache-key part)."""
+    h = hashlib.sha256()
+    for a in (mnist.train_images, mnist.train_labels, mnist.test_images, mnist.test_labels):
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def mnistc_task(
     normal: int = 3,
     anomaly: int = 8,
@@ -277,7 +287,9 @@ def mnistc_task(
     names = tuple(dict.fromkeys(train_c + test_c))
     key_src = {"format": _FORMAT, "manifests": manifest_digest("mnist", "mnistc", "mnistc_tasks"),
                "code": _code_digest(), "normal": int(normal), "anomaly": int(anomaly), "train": train_c, "test": test_c,
-               "seed": int(seed), "early_stop_fraction": frac}
+               "seed": int(seed), "early_stop_fraction": frac,
+               # digits given explicitly (e.g. a slice) must never share the real data's cache entry
+               "data": "manifest" if mnist is None else _mnist_digest(mnist)}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()
     path = cache_dir() / "tasks" / f"mnistc-{normal}v{anomaly}-{key[:20]}.npz"
     parts = _load_cached(path, key) if use_cache else None

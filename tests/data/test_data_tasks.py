@@ -125,3 +125,26 @@ def test_bad_arguments(real_mnist):
         mnistc_task(3, 8, train_corruptions=("identity", "identity"), mnist=real_mnist)
     with pytest.raises(ValueError, match="at least one"):
         mnistc_task(3, 8, train_corruptions=(), mnist=real_mnist)
+
+
+def test_explicit_partial_mnist_never_shares_the_cache_entry_of_the_real_data(tmp_path, monkeypatch):
+    """A task built from a slice of MNIST is cached under its own key."""
+    import numpy as np
+
+    from ogae_core.data import mnist as mnist_module
+    from ogae_core.data import tasks
+
+    monkeypatch.setenv("OGAE_CACHE", str(tmp_path))
+    rng = np.random.default_rng(0)
+    labels = np.tile(np.arange(10), 30).astype(np.int64)
+    small = mnist_module.MNIST(
+        train_images=rng.integers(0, 256, size=(300, 28, 28), dtype=np.uint8), train_labels=labels,
+        test_images=rng.integers(0, 256, size=(100, 28, 28), dtype=np.uint8), test_labels=labels[:100],
+        source="test slice",
+    )
+    other = mnist_module.MNIST(small.train_images[::-1].copy(), small.train_labels, small.test_images,
+                               small.test_labels, "reversed slice")
+    a = tasks.mnistc_task(3, 8, mnist=small, train_corruptions=("identity",), test_corruptions=("stripe",))
+    b = tasks.mnistc_task(3, 8, mnist=other, train_corruptions=("identity",), test_corruptions=("stripe",))
+    assert a.cache_key != b.cache_key
+    assert not np.array_equal(a.train.pixels, b.train.pixels)
