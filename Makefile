@@ -4,6 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.ogae-installed
 PORT   ?= 8501
+# see ogae_core/__init__.py: spinning OpenMP waits slow small torch ops 10-15x on shared cores
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: venv demo demo-ocsvm test bench report lab dashboard clean-venv
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ogae_core.batching import resolve_device
 from ogae_core.methods import Method, build_method
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,8 +94,6 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Met
     cfg = json.loads(cfg_path.read_text())
     method = build_method(cfg["method"], cfg["hyperparameters"], cfg["backbone"])
     method.load_state_dict(load_file(str(weights)))
-    from ogae_core.train import resolve_device
-
     return method.to(resolve_device(device)).eval()
 
 

@@ -65,8 +65,9 @@ class VAE(Method):
     mean (no sampling), so scores are deterministic.
 
     Default ``kl_weight = 1e-3``: the authors' code defaults to 1, which with a summed KL
-    against a pixel-mean MSE collapses the posterior (every image reconstructed as the mean
-    digit); the paper sweeps this weight anyway (issue 5 grids).
+    against a pixel-mean MSE nearly collapses the posterior (3,000 MNIST 3s, 3 epochs: KL
+    0.18 nats and reconstruction MSE 0.075, vs KL 5.9 and MSE 0.059 with 1e-3); the paper
+    sweeps this weight anyway.
     """
 
     name = "vae"
@@ -123,7 +124,8 @@ def similarity_term(z1: torch.Tensor, z2: torch.Tensor, kind: str = "cosine") ->
 
 
 class SAE(Method):
-    """Siamese autoencoder (the paper's ref. [45], Alaverdyan et al.).
+    """Siamese autoencoder (the paper's ref. [45]; we could not read the reference list and
+    follow the issue's description and the authors' released code).
 
     Each batch (already shuffled) is split into pairs: image ``i`` of the first half with
     image ``i`` of the second half. Both go through the same encoder/decoder (one forward

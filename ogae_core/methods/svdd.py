@@ -234,7 +234,10 @@ class DSPSVDDConfig(HardDeepSVDDConfig):
 
 
 class DSPSVDD(_CenteredMethod):
-    """Deep SVDD with data-structure preservation (the paper's ref. [28]; Zhang & Deng).
+    """Deep SVDD with data-structure preservation (the paper's ref. [28]; we could not read
+    the reference list: loss as described in the issue and in the authors' released code,
+    ``0.1 * MSE + SVDD`` after pretraining — not DASVDD, whose score adds the reconstruction
+    error).
 
     Autoencoder pretraining, center fixed as in Deep SVDD, then fine-tuning of the
     autoencoder with ``MSE(x, x_hat) + γ * mean_i ||phi(x_i) - c||²``: the decoder keeps
@@ -281,7 +284,8 @@ class DVAESVDDConfig(MethodConfig):
 
 
 class DVAESVDD(_CenteredMethod):
-    """Deep SVDD on a VAE (the paper's ref. [30]; Zhou et al., "VAE-based Deep SVDD").
+    """Deep SVDD on a VAE (the paper's ref. [30]; most likely Zhou et al. 2021, "VAE-based
+    Deep SVDD for anomaly detection"; loss as in the authors' released code).
 
     Loss: ``MSE + w_KL * KL + α * mean_i ||z_i - c||²`` on the sampled codes ``z``, the
     center ``c`` being recomputed on every training batch as the batch mean of ``z``

@@ -146,7 +146,7 @@ def guidance_loss(
     with torch.no_grad():
         misclassified = float((f < 0).to(torch.float64).mean()) if f.numel() else 0.0
         n_support = int((sol.alpha > 0).sum())
-        rho = float(sol.rho)
+        rho = sol.rho.detach().item()
     return GuidanceOutput(
         loss=loss.to(out_dtype),
         misclassified_fraction=misclassified,

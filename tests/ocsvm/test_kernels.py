@@ -48,3 +48,18 @@ def test_standardize_uses_reference_statistics():
     torch.testing.assert_close(sa.mean(0), torch.zeros(4, dtype=torch.float64), atol=1e-12, rtol=0)
     torch.testing.assert_close(sa.std(0, unbiased=False), torch.ones(4, dtype=torch.float64))
     torch.testing.assert_close(sb, (b - a.mean(0)) / a.std(0, unbiased=False))
+
+
+def test_cpu_kernel_node_gradients_match_finite_differences_and_the_torch_path():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(7, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    y = torch.randn(5, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a: rbf_kernel(a, gamma=0.4), (x,))
+    assert torch.autograd.gradcheck(lambda a, b: rbf_kernel(a, b, gamma=0.4), (x, y))
+    # the batched torch path (a 1-problem batch) gives the same gradient
+    w = torch.randn(7, 7, dtype=torch.float64, generator=g)
+    (rbf_kernel(x, gamma=0.4) * w).sum().backward()
+    g_node = x.grad.clone()
+    x.grad = None
+    (rbf_kernel(x.unsqueeze(0), gamma=0.4)[0] * w).sum().backward()
+    torch.testing.assert_close(g_node, x.grad)
