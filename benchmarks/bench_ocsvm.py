@@ -54,6 +54,7 @@ def bench_layer(repeats_native: int, repeats_cvx: int, threads: int) -> list[dic
     """
     from ogae_core.ocsvm.cvxpy_backend import solve_dual_cvxpylayers
     from ogae_core.ocsvm.kernels import rbf_kernel, resolve_gamma
+    from ogae_core.ocsvm.points import solve_dual_rbf
     from ogae_core.ocsvm.solver import solve_dual
 
     gen = torch.Generator().manual_seed(0)
@@ -64,27 +65,32 @@ def bench_layer(repeats_native: int, repeats_cvx: int, threads: int) -> list[dic
     def step(solver: str, solver_args: dict | None = None) -> Callable[[], None]:
         def run() -> None:
             z = z0.clone().requires_grad_(True)
-            K = rbf_kernel(z, gamma=gamma)
-            if solver == "native":
-                sol = solve_dual(K, NU)
+            if solver == "fused":  # what guidance_loss uses: one node z -> (alpha, rho)
+                sol = solve_dual_rbf(z, NU, gamma)
                 alpha, rho = sol.alpha, sol.rho
             else:
-                alpha, rho = solve_dual_cvxpylayers(K, NU, solver_args=solver_args)
+                K = rbf_kernel(z, gamma=gamma)
+                if solver == "native":
+                    sol = solve_dual(K, NU)
+                    alpha, rho = sol.alpha, sol.rho
+                else:
+                    alpha, rho = solve_dual_cvxpylayers(K, NU, solver_args=solver_args)
             ((w * alpha).sum() + rho).backward()
         return run
 
-    native = _median_seconds(step("native"), repeats_native, warmup=3)
+    timings = {name: _median_seconds(step(name), repeats_native, warmup=3) for name in ("fused", "native")}
     rows = []
     for eps in (1e-9, 1e-4):
         cvx = _median_seconds(step("cvxpylayers", {"eps": eps}), repeats_cvx, warmup=2)
-        rows.append(_row(
-            f"layer fwd+bwd n=50 d={D} nu={NU} float64: native vs cvxpylayers (SCS eps={eps:g}), {threads} torch threads",
-            native * 1e3, cvx * 1e3, "ms/step", False, ">= 30x",
-        ))
+        for name, label in (("fused", "solve_dual_rbf(z)"), ("native", "solve_dual(rbf_kernel(z))")):
+            rows.append(_row(
+                f"layer fwd+bwd n=50 d={D} nu={NU} float64: {label} vs cvxpylayers (SCS eps={eps:g}), {threads} torch threads",
+                timings[name] * 1e3, cvx * 1e3, "ms/step", False, ">= 30x",
+            ))
     return rows
 
 
-def bench_throughput(n_problems: int, n_sklearn: int, repeats: int, threads: int) -> dict:
+def bench_throughput(n_problems: int, n_sklearn: int, repeats: int, threads: int, nu: float = NU) -> dict:
     """(b) problems per second: batched native solve vs a loop over sklearn."""
     from sklearn.svm import OneClassSVM as SkOneClassSVM
 
@@ -96,18 +102,18 @@ def bench_throughput(n_problems: int, n_sklearn: int, repeats: int, threads: int
 
     def native() -> None:
         with torch.no_grad():
-            solve_dual(rbf_kernel(Z, gamma=resolve_gamma(Z, "scale")), NU)
+            solve_dual(rbf_kernel(Z, gamma=resolve_gamma(Z, "scale")), nu)
 
     subset = Z[:n_sklearn].numpy()
 
     def sklearn_loop() -> None:
         for b in range(n_sklearn):
-            SkOneClassSVM(nu=NU, gamma="scale").fit(subset[b])
+            SkOneClassSVM(nu=nu, gamma="scale").fit(subset[b])
 
     t_native = _median_seconds(native, repeats, warmup=1)
     t_sklearn = _median_seconds(sklearn_loop, repeats, warmup=1)
     return _row(
-        f"batched solve B={n_problems} n=60 d={D} nu={NU} (kernels included), {threads} torch threads; "
+        f"batched solve B={n_problems} n=60 d={D} nu={nu} (kernels included), {threads} torch threads; "
         f"sklearn loop timed on {n_sklearn} problems and extrapolated per problem",
         n_problems / t_native, n_sklearn / t_sklearn, "problems/s", True, ">= 10x",
     )
@@ -162,6 +168,7 @@ def run(quick: bool = False) -> list[dict]:
         if all_threads > 1:
             torch.set_num_threads(all_threads)
             rows.append(bench_throughput(*sizes["throughput"], threads=all_threads))
+            rows.append(bench_throughput(*sizes["throughput"], threads=all_threads, nu=0.5))
             rows += bench_final_fit(*sizes["final"], threads=all_threads)[1:]
     finally:
         torch.set_num_threads(all_threads)

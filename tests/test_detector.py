@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from ogae_core import Detector
 from ogae_core.detector import CollapseError, collapse_flags
 from ogae_core.methods import method_rows
 
+from .synthetic_images import blobs as _blobs
+
 
 def blobs(n: int, seed: int = 0) -> np.ndarray:
-    """Synthetic 28x28 images in [0, 1]: one or two Gaussian blobs."""
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
-    c = 8 + 12 * torch.rand(n, 2, 2, generator=g)
-    s = 2 + 3 * torch.rand(n, 2, generator=g)
-    img = torch.zeros(n, 28, 28)
-    for k in range(2):
-        d2 = (yy - c[:, k, 0, None, None]) ** 2 + (xx - c[:, k, 1, None, None]) ** 2
-        img = torch.maximum(img, torch.exp(-d2 / (2 * s[:, k, None, None] ** 2)))
-    return img.numpy()
+    """Synthetic 28x28 images in [0, 1] as a NumPy array (see ``tests/synthetic_images.py``)."""
+    return _blobs(n, seed).numpy()
 
 
 TINY = dict(epochs=1, batch_size=40, progress=False, log=False)

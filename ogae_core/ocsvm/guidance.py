@@ -28,7 +28,7 @@ import torch
 
 from ogae_core.ocsvm.kernels import GammaSpec, rbf_kernel, resolve_gamma
 from ogae_core.ocsvm.kernels import standardize as _standardize
-from ogae_core.ocsvm.solver import solve_dual
+from ogae_core.ocsvm.points import solve_dual_rbf
 
 __all__ = ["GuidanceOutput", "guidance_loss", "decision_values"]
 
@@ -139,7 +139,7 @@ def guidance_loss(
     g = float(resolve_gamma(zs, gamma))
     # One graph: every gradient path into z_svm is the expander, into z_loss the
     # compactor; _route scales (or stops) each at the input.
-    sol = solve_dual(rbf_kernel(zs, gamma=g), nu)
+    sol = solve_dual_rbf(zs, nu, g)
     f = decision_values(zs, sol.alpha, sol.rho, zl, g)
     penalty = torch.relu(-f)
     loss = penalty.sum() if reduction == "sum" else penalty.mean()

@@ -80,3 +80,33 @@ def test_no_graph_no_factor_storage_and_no_grad_flag():
     K = rbf_kernel(torch.randn(10, 3, dtype=torch.float64), gamma=0.5)
     sol = solve_dual(K, 0.5)
     assert not sol.alpha.requires_grad and not sol.rho.requires_grad
+
+
+def test_fused_points_layer_equals_the_composition():
+    from ogae_core.ocsvm import solve_dual_rbf
+
+    g = torch.Generator().manual_seed(12)
+    z0 = torch.randn(40, 6, dtype=torch.float64, generator=g)
+    w = torch.randn(40, dtype=torch.float64, generator=g)
+    for nu in (0.1, 0.5, 0.9):
+        outs = []
+        for fused in (True, False):
+            z = z0.clone().requires_grad_(True)
+            sol = solve_dual_rbf(z, nu, 0.3) if fused else solve_dual(rbf_kernel(z, gamma=0.3), nu)
+            ((w * sol.alpha).sum() + 0.7 * sol.rho).backward()
+            outs.append((sol.alpha.detach(), sol.rho.detach(), z.grad))
+        for a, b in zip(*outs):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    z = z0[:15].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda z: solve_dual_rbf(z, 0.3, 0.3).alpha @ w[:15], (z,), eps=1e-6, atol=1e-6)
+
+
+def test_fused_points_layer_rejects_bad_input():
+    from ogae_core.ocsvm import solve_dual_rbf
+
+    with pytest.raises(ValueError, match="non-finite"):
+        solve_dual_rbf(torch.tensor([[0.0, float("nan")], [1.0, 2.0]], dtype=torch.float64), 0.5, 1.0)
+    with pytest.raises(ValueError, match="gamma"):
+        solve_dual_rbf(torch.zeros(4, 2, dtype=torch.float64), 0.5, 0.0)
+    with pytest.raises(ValueError, match="shape"):
+        solve_dual_rbf(torch.zeros(4, dtype=torch.float64), 0.5, 1.0)

@@ -1,0 +1,104 @@
+"""The OCSVM layer on points: ``z -> K = rbf(z) -> (alpha, rho)`` as one operation.
+
+``solve_dual_rbf(z, nu, gamma)`` equals ``solve_dual(rbf_kernel(z, gamma=gamma), nu)``
+(values and gradients; tested). On the CPU it is one autograd node: the kernel, the
+compiled solve and the backward (implicit differentiation of the KKT system chained
+with the closed-form gradient of the RBF kernel) run in NumPy/numba, without a torch
+graph in between — the per-batch layer of OgAE training is dominated by per-operation
+overhead, not by arithmetic. On other devices it is the composition itself.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ogae_core.ocsvm.kernels import _rbf_numpy, rbf_kernel
+from ogae_core.ocsvm.solver import DualSolution, _check_residual, _DEFAULT_TOL, _forward_cpu, solve_dual
+from ogae_core.ocsvm.validation import check_nu
+
+__all__ = ["solve_dual_rbf"]
+
+
+class _DualFromPoints(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z, gamma, nu, max_iter, tol, strict, info):  # noqa: PLR0913
+        zn = np.ascontiguousarray(z.detach().numpy(), dtype=np.float64)
+        if not np.isfinite(zn).all():
+            raise ValueError("z contains non-finite values (nan or inf)")
+        K = _rbf_numpy(zn, None, gamma)
+        sol = _forward_cpu(torch.from_numpy(K)[None], nu, max_iter, tol, z.requires_grad)
+        _check_residual(sol.residual, tol, strict, 1)
+        info.update(n_iter=sol.n_iter, kkt_residual=sol.residual[0], n_fallback=sol.n_fallback)
+        ctx.zn, ctx.K, ctx.gamma, ctx.saved, ctx.dtype = zn, K, gamma, sol.saved, z.dtype
+        ctx.mark_non_differentiable()
+        return sol.alpha[0].to(z.dtype), sol.rho[0].to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_alpha, grad_rho):
+        from ogae_core.ocsvm import _cpu_kernels as ck
+
+        sv, K, zn = ctx.saved, ctx.K, ctx.zn
+        n = K.shape[0]
+        ga = np.zeros((1, n)) if grad_alpha is None else grad_alpha.detach().to(torch.float64).numpy().reshape(1, n)
+        gr = np.zeros(1) if grad_rho is None else grad_rho.detach().to(torch.float64).numpy().reshape(1)
+        gK = ck.backward_batch(K[None], sv["alpha"], sv["state"], sv["LU"], sv["piv"], sv["fidx"], sv["msize"], ga, gr)[0]
+        # dL/dK is symmetrized, then chained through K_ij = exp(-gamma ||z_i - z_j||^2):
+        # with W = -gamma * G * K (symmetric), dL/dz = 4 (diag(W 1) z - W z)
+        W = (-0.5 * ctx.gamma) * (gK + gK.T) * K
+        gz = 4.0 * (W.sum(1)[:, None] * zn - W @ zn)
+        return torch.from_numpy(gz).to(ctx.dtype), None, None, None, None, None, None
+
+
+def solve_dual_rbf(
+    z: torch.Tensor,
+    nu: float,
+    gamma: float,
+    *,
+    max_iter: int = 100,
+    tol: float | None = None,
+    strict: bool = True,
+) -> DualSolution:
+    """Exact OCSVM dual on the RBF kernel of the points ``z`` (paper scaling).
+
+    Same result and gradients as ``solve_dual(rbf_kernel(z, gamma=gamma), nu)``, fused
+    into one autograd node on the CPU (several times less overhead per call).
+
+    Parameters
+    ----------
+    z : torch.Tensor
+        ``(n, d)`` points; gradients flow to them.
+    nu : float
+        In ``(0, 1]`` with ``nu * n >= 1``.
+    gamma : float
+        Positive RBF width (resolve rules with :func:`~ogae_core.ocsvm.resolve_gamma`).
+    max_iter, tol, strict
+        As in :func:`~ogae_core.ocsvm.solve_dual`.
+
+    Returns
+    -------
+    DualSolution
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.randn(30, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> a = solve_dual_rbf(z, 0.2, 0.5)
+    >>> b = solve_dual(rbf_kernel(z, gamma=0.5), 0.2)
+    >>> bool(torch.allclose(a.alpha, b.alpha)), bool(torch.allclose(a.rho, b.rho))
+    (True, True)
+    """
+    check_nu(nu)
+    if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"z must be a float32/float64 tensor of shape (n, d); got {getattr(z, 'shape', type(z))}")
+    gamma = float(gamma)
+    if not gamma > 0:
+        raise ValueError(f"gamma must be positive; got {gamma}")
+    n = z.shape[0]
+    if nu * n < 1.0 - 1e-12:
+        raise ValueError(f"nu * n must be >= 1 (got nu={nu}, n={n}, nu*n={nu * n:.4g}); use more points or a larger nu")
+    if z.device.type != "cpu":
+        return solve_dual(rbf_kernel(z, gamma=gamma), nu, max_iter=max_iter, tol=tol, strict=strict)
+    tol = _DEFAULT_TOL[torch.float64] if tol is None else max(float(tol), _DEFAULT_TOL[torch.float64])
+    info: dict = {}
+    alpha, rho = _DualFromPoints.apply(z, gamma, float(nu), int(max_iter), tol, bool(strict), info)
+    return DualSolution(alpha, rho, info["n_iter"], info["kkt_residual"], info["n_fallback"])
