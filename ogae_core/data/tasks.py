@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ogae_core.data.corruptions import CORRUPTIONS, corrupt
-from ogae_core.data.manifests import manifest_digest, tasks_manifest
+from ogae_core.data.manifests import load_manifest, manifest_digest, tasks_manifest
 from ogae_core.data.mnist import MNIST, cache_dir, load_mnist
 
 __all__ = ["Split", "MnistCTask", "mnistc_task", "SPLITS"]
@@ -217,13 +217,17 @@ def _expected_counts(m: dict[str, Any], normal: int, anomaly: int, train_c, test
 
 
 def _mnist_digest(mnist: MNIST) -> str:
-    """sha256 over the four arrays of an explicitly given MNIST (cache-key part)."""
-    h = hashlib.sha256()
-    for a in (mnist.train_images, mnist.train_labels, mnist.test_images, mnist.test_labels):
-        a = np.ascontiguousarray(a)
-        h.update(str((a.dtype.str, a.shape)).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
+    """Cache-key part for explicitly given digits: ``"manifest"`` when they are the real
+    MNIST of ``mnist.yaml`` (same entry as ``mnist=None``), else a sha256 of the arrays."""
+    from ogae_core.data.mnist import array_sha256
+
+    spec = load_manifest("mnist")["arrays"]
+    arrays = {"train_images": mnist.train_images, "train_labels": mnist.train_labels,
+              "test_images": mnist.test_images, "test_labels": mnist.test_labels}
+    digests = {k: array_sha256(a) for k, a in arrays.items()}
+    if all(digests[k] == spec[k]["sha256"] for k in arrays):
+        return "manifest"
+    return hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
 
 
 def mnistc_task(
