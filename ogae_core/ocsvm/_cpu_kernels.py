@@ -10,6 +10,8 @@ Status codes per problem: 0 converged, 1 not settled after ``max_iter``,
 """
 from __future__ import annotations
 
+import types
+
 import numpy as np
 from numba import njit, prange
 
@@ -437,11 +439,49 @@ def _backward_batch(K, alpha, state, LU_all, piv_all, fidx_all, msize, grad_alph
     return out
 
 
+@njit(cache=True, parallel=True)
+def rbf_batch(Z, gammas):
+    """RBF kernels of a batch of point sets ``(B, n, d)`` with one gamma per problem."""
+    B, n, d = Z.shape
+    out = np.empty((B, n, n))
+    for b in prange(B):
+        z = Z[b]
+        g = gammas[b]
+        sq = np.empty(n)
+        for i in range(n):
+            acc = 0.0
+            for k in range(d):
+                acc += z[i, k] * z[i, k]
+            sq[i] = acc
+        for i in range(n):
+            out[b, i, i] = 1.0
+            for j in range(i + 1, n):
+                dot = 0.0
+                for k in range(d):
+                    dot += z[i, k] * z[j, k]
+                dist = sq[i] + sq[j] - 2.0 * dot
+                if dist < 0.0:
+                    dist = 0.0
+                v = np.exp(-g * dist)
+                out[b, i, j] = v
+                out[b, j, i] = v
+    return out
+
+
+def _renamed(fn, name: str):
+    """A copy of ``fn`` under another qualified name: numba's on-disk cache is keyed by
+    the function's name and line, so the serial and the parallel build of one function
+    would otherwise overwrite (and load) each other's machine code."""
+    clone = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    clone.__qualname__ = name
+    return clone
+
+
 # Threads pay off for large batches only; a single problem runs the serial build.
-_solve_parallel = njit(cache=True, parallel=True)(_solve_batch)
-_solve_serial = njit(cache=True)(_solve_batch)
-_backward_parallel = njit(cache=True, parallel=True)(_backward_batch)
-_backward_serial = njit(cache=True)(_backward_batch)
+_solve_parallel = njit(cache=True, parallel=True)(_renamed(_solve_batch, "_solve_batch_parallel"))
+_solve_serial = njit(cache=True)(_renamed(_solve_batch, "_solve_batch_serial"))
+_backward_parallel = njit(cache=True, parallel=True)(_renamed(_backward_batch, "_backward_batch_parallel"))
+_backward_serial = njit(cache=True)(_renamed(_backward_batch, "_backward_batch_serial"))
 PARALLEL_MIN_BATCH = 8
 
 

@@ -52,7 +52,7 @@ class _DualFromPoints(torch.autograd.Function):
 def solve_dual_rbf(
     z: torch.Tensor,
     nu: float,
-    gamma: float,
+    gamma,
     *,
     max_iter: int = 100,
     tol: float | None = None,
@@ -60,17 +60,19 @@ def solve_dual_rbf(
 ) -> DualSolution:
     """Exact OCSVM dual on the RBF kernel of the points ``z`` (paper scaling).
 
-    Same result and gradients as ``solve_dual(rbf_kernel(z, gamma=gamma), nu)``, fused
-    into one autograd node on the CPU (several times less overhead per call).
+    Same result and gradients as ``solve_dual(rbf_kernel(z, gamma=gamma), nu)``. On the
+    CPU a single problem is one autograd node (several times less overhead per call),
+    and a batch without gradient computes its kernels in compiled parallel code.
 
     Parameters
     ----------
     z : torch.Tensor
-        ``(n, d)`` points; gradients flow to them.
+        ``(n, d)`` points, or a batch ``(B, n, d)``; gradients flow to them.
     nu : float
         In ``(0, 1]`` with ``nu * n >= 1``.
-    gamma : float
-        Positive RBF width (resolve rules with :func:`~ogae_core.ocsvm.resolve_gamma`).
+    gamma : float or torch.Tensor
+        Positive RBF width; for a batch also one per problem (``(B,)`` or the
+        ``(B, 1, 1)`` of :func:`~ogae_core.ocsvm.resolve_gamma`).
     max_iter, tol, strict
         As in :func:`~ogae_core.ocsvm.solve_dual`.
 
@@ -88,17 +90,40 @@ def solve_dual_rbf(
     (True, True)
     """
     check_nu(nu)
-    if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"z must be a float32/float64 tensor of shape (n, d); got {getattr(z, 'shape', type(z))}")
+    if not isinstance(z, torch.Tensor) or z.dim() not in (2, 3) or z.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"z must be a float32/float64 tensor of shape (n, d) or (B, n, d); got {getattr(z, 'shape', type(z))}")
+    n = z.shape[-2]
+    if nu * n < 1.0 - 1e-12:
+        raise ValueError(f"nu * n must be >= 1 (got nu={nu}, n={n}, nu*n={nu * n:.4g}); use more points or a larger nu")
+    if z.dim() == 3:
+        return _solve_batch_of_points(z, nu, gamma, max_iter=max_iter, tol=tol, strict=strict)
     gamma = float(gamma)
     if not gamma > 0:
         raise ValueError(f"gamma must be positive; got {gamma}")
-    n = z.shape[0]
-    if nu * n < 1.0 - 1e-12:
-        raise ValueError(f"nu * n must be >= 1 (got nu={nu}, n={n}, nu*n={nu * n:.4g}); use more points or a larger nu")
     if z.device.type != "cpu":
         return solve_dual(rbf_kernel(z, gamma=gamma), nu, max_iter=max_iter, tol=tol, strict=strict)
     tol = _DEFAULT_TOL[torch.float64] if tol is None else max(float(tol), _DEFAULT_TOL[torch.float64])
     info: dict = {}
     alpha, rho = _DualFromPoints.apply(z, gamma, float(nu), int(max_iter), tol, bool(strict), info)
     return DualSolution(alpha, rho, info["n_iter"], info["kkt_residual"], info["n_fallback"])
+
+
+def _solve_batch_of_points(z: torch.Tensor, nu: float, gamma, **kw) -> DualSolution:
+    """Batched ``(B, n, d)`` points: compiled kernels on the CPU without gradient."""
+    B = z.shape[0]
+    g = torch.as_tensor(gamma, dtype=torch.float64).reshape(-1).cpu()
+    if g.numel() == 1:
+        g = g.expand(B)
+    if g.numel() != B or not bool((g > 0).all()):
+        raise ValueError(f"gamma must be positive, one value or one per problem ({B}); got {tuple(g.shape)}")
+    needs_graph = torch.is_grad_enabled() and z.requires_grad
+    if z.device.type != "cpu" or needs_graph:
+        return solve_dual(rbf_kernel(z, gamma=g.to(z.device, z.dtype).view(B, 1, 1)), nu, **kw)
+    from ogae_core.ocsvm import _cpu_kernels as ck
+
+    zn = np.ascontiguousarray(z.detach().numpy(), dtype=np.float64)
+    if not np.isfinite(zn).all():
+        raise ValueError("z contains non-finite values (nan or inf)")
+    K = torch.from_numpy(ck.rbf_batch(zn, np.ascontiguousarray(g.numpy())))
+    sol = solve_dual(K, nu, **kw)
+    return sol._replace(alpha=sol.alpha.to(z.dtype), rho=sol.rho.to(z.dtype))

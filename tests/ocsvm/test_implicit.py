@@ -110,3 +110,21 @@ def test_fused_points_layer_rejects_bad_input():
         solve_dual_rbf(torch.zeros(4, 2, dtype=torch.float64), 0.5, 0.0)
     with pytest.raises(ValueError, match="shape"):
         solve_dual_rbf(torch.zeros(4, dtype=torch.float64), 0.5, 1.0)
+
+
+def test_batched_points_equal_the_composition_with_per_problem_gamma():
+    from ogae_core.ocsvm import resolve_gamma, solve_dual_rbf
+
+    g = torch.Generator().manual_seed(13)
+    Z = torch.randn(12, 30, 5, dtype=torch.float64, generator=g) * torch.linspace(0.5, 2, 12).view(12, 1, 1)
+    gam = resolve_gamma(Z, "scale")
+    fused = solve_dual_rbf(Z, 0.3, gam)
+    ref = solve_dual(rbf_kernel(Z, gamma=gam), 0.3)
+    torch.testing.assert_close(fused.alpha, ref.alpha, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(fused.rho, ref.rho, rtol=1e-9, atol=1e-12)
+    # with gradients the batched call is the composition itself
+    Zg = Z.clone().requires_grad_(True)
+    solve_dual_rbf(Zg, 0.3, gam).rho.sum().backward()
+    assert torch.isfinite(Zg.grad).all() and Zg.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="one per problem"):
+        solve_dual_rbf(Z, 0.3, torch.ones(5))
