@@ -1,0 +1,125 @@
+"""Run identity and provenance: config hashes, run ids, code and library versions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import re
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from ogae_core.runs.layout import LIBRARIES, _check_name
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if obj is None or isinstance(obj, (str, bool, int, float)):
+        return obj
+    if hasattr(obj, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return _jsonable(asdict(obj))
+    raise ValueError(f"config value {obj!r} of type {type(obj).__name__} is not JSON-serializable")
+
+
+def config_hash(config: Mapping[str, Any], length: int = 12) -> str:
+    """Deterministic hash of a configuration (canonical JSON, SHA-256, hex prefix).
+
+    Key order does not matter; tuples and lists hash alike; numpy scalars hash like Python ones.
+
+    Examples
+    --------
+    >>> config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": (1, 2), "a": 1})
+    True
+    """
+    canonical = json.dumps(_jsonable(config), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+
+
+def run_id(config: Mapping[str, Any], name: str | None = None) -> str:
+    """Deterministic run id ``<name>-<hash>``; the name defaults to ``method-scoring-s<seed>``.
+
+    The same config always gives the same id, so a resumed sweep can skip finished runs with
+    :func:`is_finished`.
+
+    Examples
+    --------
+    >>> run_id({"method": "ogae", "scoring": "ocsvm", "seed": 0})[:16]
+    'ogae-ocsvm-s0-58'
+    """
+    if name is None:
+        parts = [str(config[k]) for k in ("method", "scoring") if config.get(k) is not None]
+        if config.get("seed") is not None:
+            parts.append(f"s{config['seed']}")
+        name = "-".join(parts) or "run"
+    slug = re.sub(r"[^A-Za-z0-9._=+-]+", "_", name).strip("._") or "run"
+    return _check_name("run id", f"{slug[:80]}-{config_hash(config)}")
+
+
+_default_run_id = run_id
+
+
+def code_version() -> str:
+    """``git describe --always --dirty`` of the source tree, else the package version.
+
+    Examples
+    --------
+    >>> isinstance(code_version(), str)
+    True
+    """
+    here = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from ogae_core import __version__
+
+    return __version__
+
+
+def library_versions(names: Iterable[str] = LIBRARIES) -> dict[str, str | None]:
+    """Installed versions (without importing the libraries).
+
+    Examples
+    --------
+    >>> "numpy" in library_versions()
+    True
+    """
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def provenance(seed: int | None, data_hash: str | None) -> dict[str, Any]:
+    """The provenance block stored under ``config.json["provenance"]``."""
+    return {
+        "seed": seed,
+        "data_hash": data_hash,
+        "code_version": code_version(),
+        "libraries": library_versions(),
+        "platform": platform.platform(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
