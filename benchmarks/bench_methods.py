@@ -108,7 +108,7 @@ def _authors_step(x: torch.Tensor):
 
 def run(quick: bool = False) -> list[dict]:
     """Measure and return the benchmark rows."""
-    n_steps = 20 if quick else 60
+    n_steps = 20 if quick else 150
     x = _images(100)
     rows: list[dict] = []
     threads = f"{torch.get_num_threads()} thread(s)"
@@ -116,9 +116,9 @@ def run(quick: bool = False) -> list[dict]:
     og_step, ogae = _method_step("ogae", {"strategy": "both"}, x)
     # interleave the two measurements so that machine noise hits both alike
     t_ae, t_og = [], []
-    for _ in range(3):
-        t_ae.append(_time_steps(ae_step, n_steps // 3))
-        t_og.append(_time_steps(og_step, n_steps // 3))
+    for _ in range(5):
+        t_ae.append(_time_steps(ae_step, n_steps // 5))
+        t_og.append(_time_steps(og_step, n_steps // 5))
     ae_s, og_s = float(np.median(t_ae)), float(np.median(t_og))
     rows.append(dict(benchmark="methods", case=f"train step, batch 100: OgAE (both) vs AE, {threads}", ours=og_s * 1e3,
                      reference=ae_s * 1e3, unit="ms/step", ratio=ae_s / og_s, goal="OgAE <= 1.10x AE (ratio >= 0.91)"))
