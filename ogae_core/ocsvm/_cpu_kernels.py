@@ -168,19 +168,17 @@ def _solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx):
 
 
 @njit(cache=True)
-def _initial_state(K, nu, state):
+def _initial_state(density, nu, state):
     """Initial sets. Small nu: most points end up free, so start with all of them free
     (the unconstrained equality-QP solution); otherwise rank by kernel density, the
     least dense ~nu n points at the upper bound (measured: fewer iterations each way).
+    ``density``: the row means of K.
     """
-    n = K.shape[0]
+    n = density.shape[0]
     if nu < 0.25:
         for i in range(n):
             state[i] = 1
         return
-    density = np.empty(n)
-    for i in range(n):
-        density[i] = K[i].mean()
     order = np.argsort(density)
     k = nu * n
     k_floor = int(np.floor(k + 1e-9))
@@ -266,10 +264,10 @@ def _solve_one(K, nu, max_iter, stol, ridge, alpha, state, LU, piv, fidx, warm):
     C = 1.0 / (nu * n)
     g = np.empty(n)
     new_state = np.empty(n, dtype=np.int8)
-    if not warm:
-        _initial_state(K, nu, state)
     for i in range(n):
         g[i] = K[i].mean()
+    if not warm:
+        _initial_state(g, nu, state)
     # Block exchanges while the number of infeasible indices keeps falling; once it
     # has failed to reach a new low `patience` times, single exchanges of the most
     # violating index from then on (a safeguard in the spirit of Judice & Pires' block
@@ -412,7 +410,8 @@ def _solve_batch(K, nu, max_iter, stol, ridge, keep_factors, state, warm):
 
 
 def _backward_batch(K, alpha, state, LU_all, piv_all, fidx_all, msize, grad_alpha, grad_rho):
-    """dL/dK (not yet symmetrized) by implicit differentiation; see ``implicit.py``."""
+    """dL/dK by implicit differentiation (see ``implicit.py``), symmetrized: the dual
+    only sees the symmetric part of K."""
     B, n, _ = K.shape
     out = np.zeros((B, n, n))
     for b in prange(B):
@@ -436,6 +435,11 @@ def _backward_batch(K, alpha, state, LU_all, piv_all, fidx_all, msize, grad_alph
                     out[b, ia, j] += w * grad_rho[b] * alpha[b, j]
                 if ib >= 0:
                     out[b, ib, j] += w * grad_rho[b] * alpha[b, j]
+        for i in range(n):
+            for j in range(i + 1, n):
+                sym = 0.5 * (out[b, i, j] + out[b, j, i])
+                out[b, i, j] = sym
+                out[b, j, i] = sym
     return out
 
 
@@ -492,6 +496,6 @@ def solve_batch(K, nu, max_iter, stol, ridge, keep_factors, state, warm):
 
 
 def backward_batch(K, alpha, state, LU_all, piv_all, fidx_all, msize, grad_alpha, grad_rho):
-    """dL/dK (not yet symmetrized); see ``_backward_batch``."""
+    """dL/dK (symmetric); see ``_backward_batch``."""
     fn = _backward_parallel if K.shape[0] >= PARALLEL_MIN_BATCH else _backward_serial
     return fn(K, alpha, state, LU_all, piv_all, fidx_all, msize, grad_alpha, grad_rho)

@@ -49,15 +49,32 @@ def assemble(K, free, upper, C, ridge, vertex_rho):
     return M, r
 
 
+def vertex_rho_weights(g: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
+    """Weights ``w`` with ``rho = w . g`` for the libsvm midpoint rule.
+
+    Examples
+    --------
+    >>> import torch
+    >>> g = torch.tensor([[0.1, 0.5, 0.9]])
+    >>> vertex_rho_weights(g, torch.tensor([[True, False, False]]), torch.tensor([[False, True, True]])).tolist()
+    [[0.5, 0.5, 0.0]]
+    """
+    inf = torch.finfo(g.dtype).max
+    a = torch.where(upper, g, torch.full_like(g, -inf)).argmax(-1)
+    b = torch.where(lower, g, torch.full_like(g, inf)).argmin(-1)
+    has_a = upper.any(-1)
+    has_b = lower.any(-1)
+    both = (has_a & has_b).to(g.dtype)
+    w = torch.zeros_like(g)
+    rows = torch.arange(g.shape[0], device=g.device)
+    w[rows, a] += torch.where(has_a, 1.0 - 0.5 * both, torch.zeros_like(both))
+    w[rows, b] += torch.where(has_b, 1.0 - 0.5 * both, torch.zeros_like(both))
+    return w
+
+
 def _vertex_rho(g: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
     """libsvm's rho when no index is free: midpoint of [max_U g, min_L g]."""
-    inf = torch.finfo(g.dtype).max
-    lb = torch.where(upper, g, torch.full_like(g, -inf)).amax(-1)
-    ub = torch.where(lower, g, torch.full_like(g, inf)).amin(-1)
-    has_lb = upper.any(-1)
-    has_ub = lower.any(-1)
-    mid = 0.5 * (lb + ub)
-    return torch.where(has_lb & has_ub, mid, torch.where(has_lb, lb, ub))
+    return (vertex_rho_weights(g, upper, lower) * g).sum(-1)
 
 
 def _repair_empty_free(free, upper, g, C, n):

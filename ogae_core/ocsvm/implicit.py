@@ -13,28 +13,7 @@ from __future__ import annotations
 
 import torch
 
-
-def vertex_rho_weights(g: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
-    """Weights ``w`` with ``rho = w . g`` for the libsvm midpoint rule.
-
-    Examples
-    --------
-    >>> import torch
-    >>> g = torch.tensor([[0.1, 0.5, 0.9]])
-    >>> vertex_rho_weights(g, torch.tensor([[True, False, False]]), torch.tensor([[False, True, True]])).tolist()
-    [[0.5, 0.5, 0.0]]
-    """
-    inf = torch.finfo(g.dtype).max
-    a = torch.where(upper, g, torch.full_like(g, -inf)).argmax(-1)
-    b = torch.where(lower, g, torch.full_like(g, inf)).argmin(-1)
-    has_a = upper.any(-1)
-    has_b = lower.any(-1)
-    both = (has_a & has_b).to(g.dtype)
-    w = torch.zeros_like(g)
-    rows = torch.arange(g.shape[0], device=g.device)
-    w[rows, a] += torch.where(has_a, 1.0 - 0.5 * both, torch.zeros_like(both))
-    w[rows, b] += torch.where(has_b, 1.0 - 0.5 * both, torch.zeros_like(both))
-    return w
+from ogae_core.ocsvm._torch_engine import assemble, vertex_rho_weights
 
 
 def dual_backward(
@@ -66,8 +45,6 @@ def dual_backward(
     torch.Tensor
         ``(B, n, n)``, symmetric.
     """
-    from ogae_core.ocsvm._torch_engine import assemble as _assemble
-
     B, n, _ = K.shape
     if grad_alpha is None:
         grad_alpha = torch.zeros_like(alpha)
@@ -76,7 +53,7 @@ def dual_backward(
     rhs = torch.cat([grad_alpha, grad_rho.unsqueeze(-1)], dim=-1).unsqueeze(-1)
     if factors is None:
         C = 1.0 / (nu * n)
-        M, _ = _assemble(K, free, upper, C, ridge, alpha.new_zeros(B))
+        M, _ = assemble(K, free, upper, C, ridge, alpha.new_zeros(B))
         factors = torch.linalg.lu_factor(M)
     v = torch.linalg.lu_solve(factors[0], factors[1], rhs, adjoint=True).squeeze(-1)
     v_free = v[:, :n] * free.to(K.dtype)

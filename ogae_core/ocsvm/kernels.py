@@ -119,12 +119,20 @@ def _rbf_numpy(x: np.ndarray, y: np.ndarray | None, gamma: float) -> np.ndarray:
     return np.exp(-gamma * sq)
 
 
-class _RBFCpu(torch.autograd.Function):
-    """RBF kernel of 2-D CPU tensors with a closed-form backward.
+def rbf_input_grads(x: np.ndarray, y: np.ndarray, K: np.ndarray, grad_K: np.ndarray, gamma: float):
+    """Gradients of a loss w.r.t. ``x`` and ``y`` given ``dL/dK`` for ``K = rbf(x, y)``.
 
-    With ``K_ij = exp(-gamma ||x_i - y_j||^2)`` and ``W = -gamma * dL/dK * K``:
-    ``dL/dx = 2 (diag(W 1) x - W y)`` and ``dL/dy = 2 (diag(W^T 1) y - W^T x)``.
+    With ``W = -gamma * dL/dK * K``: ``dL/dx = 2 (diag(W 1) x - W y)`` and
+    ``dL/dy = 2 (diag(W^T 1) y - W^T x)``; for ``K = rbf(x, x)`` the gradient is their sum.
     """
+    W = -gamma * grad_K * K
+    gx = 2.0 * (W.sum(1)[:, None] * x - W @ y)
+    gy = 2.0 * (W.sum(0)[:, None] * y - W.T @ x)
+    return gx, gy
+
+
+class _RBFCpu(torch.autograd.Function):
+    """RBF kernel of 2-D CPU tensors with a closed-form backward (:func:`rbf_input_grads`)."""
 
     @staticmethod
     def forward(ctx, x, y, gamma):
@@ -139,10 +147,7 @@ class _RBFCpu(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_K):
         x, y, K = ctx.saved_tensors
-        xn, yn = x.detach().numpy(), y.detach().numpy()
-        W = -ctx.gamma * grad_K.detach().numpy() * K.numpy()
-        gx = 2.0 * (W.sum(1)[:, None] * xn - W @ yn)
-        gy = 2.0 * (W.sum(0)[:, None] * yn - W.T @ xn)
+        gx, gy = rbf_input_grads(x.detach().numpy(), y.detach().numpy(), K.numpy(), grad_K.detach().numpy(), ctx.gamma)
         if ctx.same:
             return torch.from_numpy(gx + gy).to(x.dtype), None, None
         return torch.from_numpy(gx).to(x.dtype), torch.from_numpy(gy).to(y.dtype), None

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ogae_core.ocsvm.kernels import _rbf_numpy, rbf_kernel
-from ogae_core.ocsvm.solver import DualSolution, _check_residual, _DEFAULT_TOL, _forward_cpu, solve_dual
+from ogae_core.ocsvm.kernels import _rbf_numpy, rbf_input_grads, rbf_kernel
+from ogae_core.ocsvm.solver import DualSolution, _check_residual, _DEFAULT_TOL, _forward_cpu, cpu_grad_K, solve_dual
 from ogae_core.ocsvm.validation import check_nu
 
 __all__ = ["solve_dual_rbf"]
@@ -29,24 +29,16 @@ class _DualFromPoints(torch.autograd.Function):
         sol = _forward_cpu(torch.from_numpy(K)[None], nu, max_iter, tol, z.requires_grad)
         _check_residual(sol.residual, tol, strict, 1)
         info.update(n_iter=sol.n_iter, kkt_residual=sol.residual[0], n_fallback=sol.n_fallback)
-        ctx.zn, ctx.K, ctx.gamma, ctx.saved, ctx.dtype = zn, K, gamma, sol.saved, z.dtype
+        ctx.zn, ctx.gamma, ctx.saved, ctx.dtype = zn, gamma, sol.saved, z.dtype
         ctx.mark_non_differentiable()
         return sol.alpha[0].to(z.dtype), sol.rho[0].to(z.dtype)
 
     @staticmethod
     def backward(ctx, grad_alpha, grad_rho):
-        from ogae_core.ocsvm import _cpu_kernels as ck
-
-        sv, K, zn = ctx.saved, ctx.K, ctx.zn
-        n = K.shape[0]
-        ga = np.zeros((1, n)) if grad_alpha is None else grad_alpha.detach().to(torch.float64).numpy().reshape(1, n)
-        gr = np.zeros(1) if grad_rho is None else grad_rho.detach().to(torch.float64).numpy().reshape(1)
-        gK = ck.backward_batch(K[None], sv["alpha"], sv["state"], sv["LU"], sv["piv"], sv["fidx"], sv["msize"], ga, gr)[0]
-        # dL/dK is symmetrized, then chained through K_ij = exp(-gamma ||z_i - z_j||^2):
-        # with W = -gamma * G * K (symmetric), dL/dz = 4 (diag(W 1) z - W z)
-        W = (-0.5 * ctx.gamma) * (gK + gK.T) * K
-        gz = 4.0 * (W.sum(1)[:, None] * zn - W @ zn)
-        return torch.from_numpy(gz).to(ctx.dtype), None, None, None, None, None, None
+        # dL/dK by implicit differentiation, chained through K_ij = exp(-gamma ||z_i - z_j||^2)
+        gK = cpu_grad_K(ctx.saved, grad_alpha, grad_rho)[0]
+        gx, gy = rbf_input_grads(ctx.zn, ctx.zn, ctx.saved["K"][0], gK, ctx.gamma)
+        return torch.from_numpy(gx + gy).to(ctx.dtype), None, None, None, None, None, None
 
 
 def solve_dual_rbf(

@@ -12,14 +12,14 @@ Algorithm
 ---------
 A primal-dual active-set iteration (the semismooth Newton method for the box
 constraints): the index sets *lower* (``a_i = 0``), *upper* (``a_i = C``) and *free*
-are guessed from a kernel-density ranking (points of lowest mean similarity are the
-outliers that sit at ``C``), then each iteration solves the equality-constrained
+are guessed (all free for small ``nu``; otherwise from a kernel-density ranking, the
+points of lowest mean similarity being the outliers at ``C``), then each iteration solves the equality-constrained
 KKT system on the free set exactly and moves indices whose bound or multiplier has
 the wrong sign. It stops when the sets no longer change, which certifies the KKT
 conditions. Typically 2–5 iterations at n = 50. Problems that have not settled
 after ``max_iter`` iterations (active-set methods can cycle on indefinite
-reduced systems) go to libsvm's SMO solver on the CPU in float64, and the result is
-polished by one exact Newton step on libsvm's active set. Every returned solution is
+reduced systems) go to libsvm's SMO solver on the CPU in float64; from libsvm's active
+set the CPU engine restarts its iteration and the torch engine takes one exact Newton step. Every returned solution is
 checked against the KKT conditions; a failure raises :class:`SolverConvergenceError`
 (or warns, with ``strict=False``) instead of returning a wrong answer silently.
 
@@ -163,7 +163,7 @@ def _forward_cpu(K: torch.Tensor, nu: float, max_iter: int, tol: float, keep: bo
         alpha[idx], rho[idx], state[idx], fidx[idx], msize[idx], res[idx] = o2[0], o2[1], o2[2], o2[7], o2[8], o2[9]
         if keep:
             LU[idx], piv[idx] = o2[5], o2[6]
-    saved = dict(engine="cpu", alpha=alpha, state=state, LU=LU, piv=piv, fidx=fidx, msize=msize)
+    saved = dict(engine="cpu", K=Kn, alpha=alpha, state=state, LU=LU, piv=piv, fidx=fidx, msize=msize)
     return _Solved(
         torch.from_numpy(alpha).to(K.dtype),
         torch.from_numpy(rho).to(K.dtype),
@@ -172,6 +172,18 @@ def _forward_cpu(K: torch.Tensor, nu: float, max_iter: int, tol: float, keep: bo
         n_fb,
         saved,
     )
+
+
+def cpu_grad_K(saved: dict, grad_alpha, grad_rho) -> np.ndarray:
+    """dL/dK ``(B, n, n)`` (float64, symmetric) from a CPU-engine forward's ``saved``."""
+    from ogae_core.ocsvm import _cpu_kernels as ck
+
+    K = saved["K"]
+    B, n, _ = K.shape
+    ga = np.zeros((B, n)) if grad_alpha is None else grad_alpha.detach().to(torch.float64).numpy().reshape(B, n)
+    gr = np.zeros(B) if grad_rho is None else grad_rho.detach().to(torch.float64).numpy().reshape(B)
+    return ck.backward_batch(K, saved["alpha"], saved["state"], saved["LU"], saved["piv"], saved["fidx"],
+                             saved["msize"], ga, gr)
 
 
 def _forward_torch(K: torch.Tensor, nu: float, max_iter: int, tol: float, keep: bool) -> _Solved:
@@ -227,21 +239,8 @@ class _DualFunction(torch.autograd.Function):
     def backward(ctx, grad_alpha, grad_rho):
         (K,) = ctx.saved_tensors
         sv = ctx.saved
-        B, n, _ = K.shape
-        if grad_alpha is None:
-            grad_alpha = K.new_zeros(B, n)
-        if grad_rho is None:
-            grad_rho = K.new_zeros(B)
         if sv["engine"] == "cpu":
-            from ogae_core.ocsvm import _cpu_kernels as ck
-
-            Kn = K.detach().to(torch.float64).numpy()
-            g = ck.backward_batch(
-                Kn, sv["alpha"], sv["state"], sv["LU"], sv["piv"], sv["fidx"], sv["msize"],
-                grad_alpha.detach().to(torch.float64).numpy(), grad_rho.detach().to(torch.float64).numpy(),
-            )
-            g = torch.from_numpy(g).to(K.dtype)
-            grad_K = 0.5 * (g + g.transpose(-1, -2))
+            grad_K = torch.from_numpy(cpu_grad_K(sv, grad_alpha, grad_rho)).to(K.dtype)
         else:
             from ogae_core.ocsvm.implicit import dual_backward
 
@@ -314,9 +313,7 @@ def solve_dual(
         sol = DualSolution(alpha, rho, 0, res, 0)
     elif backend == "native":
         if tol is None:
-            tol = _DEFAULT_TOL.get(K.dtype)
-            if tol is None:
-                raise ValueError(f"K must be float32 or float64; got {K.dtype}")
+            tol = _DEFAULT_TOL[K.dtype]  # the dtype was checked above
         if engine not in ("cpu", "torch"):
             raise ValueError(f"engine must be 'auto', 'cpu' or 'torch'; got {engine!r}")
         if engine == "cpu" and Kb.device.type != "cpu":
