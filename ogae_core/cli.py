@@ -117,7 +117,7 @@ def _add_bench_parser(sub) -> None:
                                          "the same command resumes an interrupted sweep.")
     b.add_argument("--normal", type=int, default=3, help="normal digit (default 3)")
     b.add_argument("--anomaly", type=int, default=8, help="anomaly digit (default 8)")
-    b.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="smoke | quick | paper (default quick)")
+    b.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="smoke | quick | reduced | paper (default quick)")
     b.add_argument("--methods", nargs="+", default=None, help="keep only these rows (labels like ogae-ocsvm, or methods)")
     b.add_argument("--seeds", nargs="+", type=int, default=None, help="override the preset's seeds")
     b.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")

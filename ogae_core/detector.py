@@ -217,10 +217,46 @@ class Detector:
         model = r["cls"](r["config"], r["backbone"])
         result = train(model, X, r["train"], X_val=X_val, checkpoint_dir=checkpoint_dir, resume=resume)
         self.model_ = model
-        self.scoring_ = r["scoring"]
         self.train_config_ = r["train"]
         self.history_ = result.history
         self.stopped_early_ = result.stopped_early
+        return self._fit_scoring(X, r)
+
+    def with_scoring(self, X, scoring: str | None = None, **ocsvm_params) -> "Detector":
+        """A new detector that shares this one's trained network but scores differently.
+
+        Training does not depend on the scoring nor on the final-OCSVM options, so the
+        ``-recons`` and ``-ocsvm`` rows of a method, and every point of an OCSVM grid, can
+        share one training: this refits only the scorer (the final OCSVM on the codes of
+        ``X``, which should be the training images). ``scoring=None`` keeps this detector's.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).random((60, 28, 28)).astype("float32")
+        >>> det = Detector("ae", scoring="recons", epochs=1, batch_size=20, progress=False, log=False).fit(X)
+        >>> other = det.with_scoring(X, "ocsvm", ocsvm_nu=0.2)
+        >>> other.model_ is det.model_, other.ocsvm_.nu
+        (True, 0.2)
+        """
+        self._check_fitted()
+        unknown = sorted(set(ocsvm_params) - set(OCSVM_KEYS))
+        if unknown:
+            raise ValueError(f"with_scoring only changes the scorer; {unknown} are not final-OCSVM options {OCSVM_KEYS}")
+        params = {k: v for k, v in self.get_params().items() if k not in OCSVM_KEYS}
+        params.update(ocsvm_params)
+        params["scoring"] = self.scoring_ if scoring is None else scoring
+        other = type(self)(**params)
+        r = other._resolve()
+        other.model_ = self.model_
+        other.train_config_ = self.train_config_
+        other.history_ = self.history_
+        other.stopped_early_ = self.stopped_early_
+        return other._fit_scoring(images_to_tensor(X), r)
+
+    def _fit_scoring(self, X: torch.Tensor, r: dict) -> "Detector":
+        """Fit the scorer (final OCSVM when ``scoring="ocsvm"``), training scores and guards."""
+        self.scoring_ = r["scoring"]
         self.ocsvm_params_ = r["ocsvm"]
         self.ocsvm_, self.latent_mean_, self.latent_std_ = None, None, None
         sv_fraction = None

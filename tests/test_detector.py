@@ -164,3 +164,28 @@ def test_quality_floor_on_real_mnist_3_vs_7():
     print(f"AUROC 3 vs 7: AE-recons {auc_ae:.3f}, OgAE-ocsvm {auc_ogae:.3f}")
     assert auc_ae >= 0.85
     assert auc_ogae >= 0.85
+
+
+@pytest.mark.parametrize("method,start,target,ocsvm", [
+    ("vae", "recons", "ocsvm", {"ocsvm_nu": 0.2}),
+    ("ogae", "ocsvm", "recons", {}),
+    ("ae", "ocsvm", "ocsvm", {"ocsvm_gamma": 0.5, "ocsvm_standardize": False}),
+])
+def test_with_scoring_equals_training_that_scoring(method, start, target, ocsvm, data):
+    train_x, test_x = data
+    shared = _detector(method, start).fit(train_x).with_scoring(train_x, target, **ocsvm)
+    alone = _detector(method, target, **ocsvm).fit(train_x)
+    assert shared.scoring_ == target and shared.get_params() == alone.get_params()
+    np.testing.assert_array_equal(shared.score_samples(test_x), alone.score_samples(test_x))
+    np.testing.assert_array_equal(shared.train_scores_, alone.train_scores_)
+
+
+def test_with_scoring_changes_only_the_scorer(data):
+    train_x, _ = data
+    det = _detector("ae", "recons").fit(train_x)
+    with pytest.raises(ValueError, match="only changes the scorer"):
+        det.with_scoring(train_x, "ocsvm", lr=1e-2)
+    with pytest.raises(ValueError, match="not available"):
+        det.with_scoring(train_x, "svdd")
+    with pytest.raises(RuntimeError, match="not fitted"):
+        _detector("ae", "recons").with_scoring(train_x, "ocsvm")

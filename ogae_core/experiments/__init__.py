@@ -13,7 +13,8 @@ Examples
 >>> len(preset_configs("smoke"))
 3
 """
-from ogae_core.experiments.mnistc import RunConfig, TaskSpec, default_label, run_mnistc, split_metrics, stratified_subsample
+from ogae_core.experiments.mnistc import (RunConfig, TaskSpec, default_label, run_mnistc, run_training_group, split_metrics,
+                                         stratified_subsample)
 from ogae_core.experiments.notebooks import NotebookParametersError, execute_notebooks, parameters_cell
 from ogae_core.experiments.presets import (
     GUIDANCE_STRATEGIES,
@@ -27,12 +28,12 @@ from ogae_core.experiments.presets import (
 )
 from ogae_core.experiments.report import BenchmarkReport, benchmark_report, paper_order, write_report
 from ogae_core.experiments.selection import select_configurations, selected_runs, validation_table
-from ogae_core.experiments.sweep import EXECUTORS, SweepResult, pending_configs, run_sweep
+from ogae_core.experiments.sweep import EXECUTORS, SweepResult, pending_configs, run_sweep, training_groups
 
 __all__ = [
     "EXECUTORS", "GUIDANCE_STRATEGIES", "PAPER_GRIDS", "PRESETS", "BenchmarkReport", "NotebookParametersError", "Preset",
     "RunConfig", "SweepResult", "TaskSpec", "benchmark_report", "default_label", "execute_notebooks",
     "experiment_name", "get_preset", "guidance_configs", "parameters_cell", "paper_order", "pending_configs",
-    "preset_configs", "run_mnistc", "run_sweep", "select_configurations", "selected_runs", "split_metrics",
+    "preset_configs", "run_mnistc", "run_sweep", "run_training_group", "training_groups", "select_configurations", "selected_runs", "split_metrics",
     "stratified_subsample", "validation_table", "write_report",
 ]

@@ -10,12 +10,17 @@ everything atomically through :func:`ogae_core.runs.create_run`:
 ``scores.parquet`` (validation + test items), ``metrics.json`` (AUROC / AUPR / AUROC30 per
 split, overall and per corruption) and ``latents.parquet``.
 
-Early stopping: the detector is fitted on ``train ∪ early_stop`` (every corrupted normal
-training item); the trainer holds out ``val_fraction`` (0.1, the size of the task's
-``early_stop`` split) of them, drawn from the run's seed.
+Early stopping uses the task's own ``early_stop`` split (10 % of the normal training
+digits, fixed by the task seed, the same for every method and run seed); the network is
+trained on the ``train`` split and the final OCSVM is fitted on the codes of ``train``.
 
 The run id is a hash of the resolved config, so a configuration that already has a finished
 run is recognised (and skipped) by :func:`run_mnistc` and by the sweeps.
+
+Shared trainings: the scoring (``recons`` / ``ocsvm``) and the final-OCSVM options do not
+change training, so configurations with the same :meth:`RunConfig.training_key` share one
+trained network (:func:`run_training_group`); each still gets its own run directory, whose
+``metrics.json`` names the run that trained the network (``trained_in``).
 """
 from __future__ import annotations
 
@@ -149,12 +154,15 @@ class RunConfig:
         d = dataclasses.asdict(self)
         d["hyperparameters"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyperparameters.items()}
         d["experiment_kind"] = "mnistc"
+        d["early_stopping"] = "task-split"  # protocol marker: runs of the earlier 10 % random hold-out get other ids
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "RunConfig":
         """Inverse of :meth:`to_dict` (extra keys such as ``provenance`` are ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
+        if d.get("early_stopping", "task-split") != "task-split":
+            raise ValueError(f"unsupported early_stopping protocol {d['early_stopping']!r}")
         kwargs = {k: v for k, v in d.items() if k in names}
         kwargs["task"] = TaskSpec(**kwargs.get("task", {}))
         return cls(**kwargs)
@@ -165,6 +173,35 @@ class RunConfig:
 
         d = self.to_dict()
         d.pop("seed")
+        return config_hash(d)
+
+    def training_key(self) -> str:
+        """Hash of what determines the trained network: the config without the label, the
+        scoring, the final-OCSVM options and the UMAP settings, with the method's defaults
+        filled in (``lam`` left at its default and ``lam=1e-2`` train the same network).
+
+        Examples
+        --------
+        >>> a = RunConfig("ae", "recons")
+        >>> b = RunConfig("ae", "ocsvm", hyperparameters={"ocsvm_nu": 0.03})
+        >>> a.training_key() == b.training_key(), a.run_id() == b.run_id()
+        (True, False)
+        """
+        from ogae_core.detector import OCSVM_KEYS
+        from ogae_core.runs import config_hash
+
+        d = self.to_dict()
+        for k in ("label", "scoring", "latent_sample", "umap_seed"):
+            d.pop(k)
+        defaults = {}
+        try:
+            from ogae_core.methods import get_method
+
+            defaults = dataclasses.asdict(get_method(self.method).Config())
+        except (ValueError, KeyError, TypeError):
+            pass  # an unknown method fails later, in training, with the registry's message
+        hp = {**defaults, **{k: v for k, v in d["hyperparameters"].items() if k not in OCSVM_KEYS}}
+        d["hyperparameters"] = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(hp.items())}
         return config_hash(d)
 
     def run_id(self) -> str:
@@ -236,23 +273,34 @@ def _split_frame(split, name: str, index: np.ndarray) -> pd.DataFrame:
 
 
 def task_items(spec: TaskSpec, task=None) -> dict[str, tuple[np.ndarray, pd.DataFrame]]:
-    """Images and metadata of the items a run uses: ``{"train"|"validation"|"test": (images, frame)}``.
+    """Images and metadata of the items a run uses: ``{"train"|"early_stop"|"validation"|"test": (images, frame)}``.
 
-    ``train`` is ``train ∪ early_stop`` (item numbers continue after the train split).
+    ``max_train`` subsamples ``train ∪ early_stop`` (stratified by split, label and
+    corruption, so both keep their proportions); item numbers of ``early_stop`` continue after
+    those of ``train``.
     """
     task = build_task(spec) if task is None else task
     tr_images = np.concatenate([task.train.images, task.early_stop.images])
     tr_frame = pd.concat([_split_frame(task.train, "train", np.arange(len(task.train))),
-                          _split_frame(task.early_stop, "train", np.arange(len(task.early_stop)))], ignore_index=True)
+                          _split_frame(task.early_stop, "early_stop", np.arange(len(task.early_stop)))], ignore_index=True)
     tr_frame["item"] = np.arange(len(tr_frame))
     out = {}
-    limits = {"train": spec.max_train, "validation": spec.max_validation, "test": spec.max_test}
-    parts = {"train": (tr_images, tr_frame),
-             "validation": (task.validation.images, _split_frame(task.validation, "validation", np.arange(len(task.validation)))),
-             "test": (task.test.images, _split_frame(task.test, "test", np.arange(len(task.test))))}
-    for i, (name, (images, frame)) in enumerate(parts.items()):
-        idx = stratified_subsample([frame["label"].to_numpy(), frame["corruption"].to_numpy()], limits[name], seed=spec.seed + 17 * i)
-        out[name] = (images[idx], frame.iloc[idx].reset_index(drop=True))
+    parts = {"train": (tr_images, tr_frame, spec.max_train),
+             "validation": (task.validation.images, _split_frame(task.validation, "validation", np.arange(len(task.validation))),
+                            spec.max_validation),
+             "test": (task.test.images, _split_frame(task.test, "test", np.arange(len(task.test))), spec.max_test)}
+    for i, (name, (images, frame, limit)) in enumerate(parts.items()):
+        strata = [frame["label"].to_numpy(), frame["corruption"].to_numpy()]
+        if name == "train":
+            strata.append(frame["split"].to_numpy())
+        idx = stratified_subsample(strata, limit, seed=spec.seed + 17 * i)
+        images, frame = images[idx], frame.iloc[idx].reset_index(drop=True)
+        if name == "train":
+            held = (frame["split"] == "early_stop").to_numpy()
+            out["train"] = (images[~held], frame[~held].reset_index(drop=True))
+            out["early_stop"] = (images[held], frame[held].reset_index(drop=True))
+        else:
+            out[name] = (images, frame)
     return out
 
 
@@ -310,6 +358,68 @@ def latent_frame(det, items: Mapping[str, tuple[np.ndarray, pd.DataFrame]], n: i
 
 
 # ----------------------------------------------------------------------------- one run
+def _existing_run(cfg: RunConfig, root: Path | None, experiment: str, skip_existing: bool) -> Path | None:
+    from ogae_core.runs import default_root, run_exists
+
+    if not run_exists(root, experiment, cfg.to_dict()):
+        return None
+    path = (root or default_root()) / experiment / cfg.run_id()
+    if skip_existing:
+        return path
+    raise FileExistsError(f"run {path} already exists; finished runs are never overwritten")
+
+
+def _train(cfg: RunConfig, items, device: str, progress: bool, log: bool):
+    """A fitted Detector for ``cfg`` and its training time (early stopping on the task's split)."""
+    from ogae_core import Detector
+
+    det = Detector(cfg.method, scoring=cfg.scoring, epochs=cfg.epochs, seed=cfg.seed, device=device,
+                   progress=progress, log=log, **cfg.hyperparameters)
+    t0 = time.perf_counter()
+    det.fit(items["train"][0], X_val=items["early_stop"][0])
+    return det, time.perf_counter() - t0
+
+
+def _write_run(cfg: RunConfig, det, items, task, root: Path | None, experiment: str, device: str,
+               train_seconds: float, trained_in: str | None, latent_cache: dict | None = None) -> Path:
+    """Score, embed and write the run directory of ``cfg`` for a fitted detector.
+
+    ``latent_cache`` (shared by runs of one network) keeps the UMAP embedding, which depends
+    only on the network, ``latent_sample`` and ``umap_seed``."""
+    import torch
+
+    from ogae_core.runs import create_run
+
+    t0 = time.perf_counter()
+    scored = [f.assign(score=det.score_samples(x)) for x, f in (items[s] for s in SPLITS_SCORED)]
+    score_seconds = time.perf_counter() - t0
+    scores = pd.concat(scored, ignore_index=True)
+    metrics = {s: split_metrics(scores[scores["split"] == s]) for s in SPLITS_SCORED}
+    t0 = time.perf_counter()
+    key = (cfg.latent_sample, cfg.umap_seed)
+    if latent_cache is not None and key in latent_cache:
+        latents = latent_cache[key]
+    else:
+        latents = latent_frame(det, items, cfg.latent_sample, cfg.umap_seed)
+        if latent_cache is not None:
+            latent_cache[key] = latents
+    metrics.update({
+        "train_seconds": train_seconds, "score_seconds": score_seconds, "umap_seconds": time.perf_counter() - t0,
+        "epochs_run": len(det.history_), "stopped_early": det.stopped_early_, "warnings": list(det.warnings_),
+        "n_train": int(len(items["train"][0])), "n_early_stop": int(len(items["early_stop"][0])),
+        "device": str(device), "torch_threads": torch.get_num_threads(),
+        "training_key": cfg.training_key(), "trained_in": trained_in,
+    })
+    data_hash = task.cache_key if cfg.task.mnist_limit is None else f"{task.cache_key}:first{cfg.task.mnist_limit}"
+    with create_run(root, experiment, cfg.to_dict(), seed=cfg.seed, data_hash=data_hash) as w:
+        det.save(w.path)
+        w.write_history(pd.DataFrame(det.history_))
+        w.write_scores(scores)
+        w.write_latents(latents)
+        w.write_metrics(metrics)
+    return w.final_path
+
+
 def run_mnistc(config: RunConfig | Mapping[str, Any], runs_root: str | Path | None = None, experiment: str = "mnistc",
                *, device: str = "cpu", threads: int | None = None, progress: bool = False, log: bool = True,
                skip_existing: bool = True) -> Path:
@@ -340,46 +450,93 @@ def run_mnistc(config: RunConfig | Mapping[str, Any], runs_root: str | Path | No
     """
     import torch
 
-    from ogae_core import Detector
-    from ogae_core.runs import create_run, run_exists
-
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
-    cfg_dict = cfg.to_dict()
     root = Path(runs_root) if runs_root is not None else None
-    if run_exists(root, experiment, cfg_dict):
-        from ogae_core.runs import default_root
-
-        path = (root or default_root()) / experiment / cfg.run_id()
-        if skip_existing:
-            return path
-        raise FileExistsError(f"run {path} already exists; finished runs are never overwritten")
+    existing = _existing_run(cfg, root, experiment, skip_existing)
+    if existing is not None:
+        return existing
     if threads:
         torch.set_num_threads(int(threads))
     task = build_task(cfg.task)
     items = task_items(cfg.task, task)
-    x_train, _ = items["train"]
-    det = Detector(cfg.method, scoring=cfg.scoring, epochs=cfg.epochs, seed=cfg.seed, device=device,
-                   progress=progress, log=log, **cfg.hyperparameters)
-    t0 = time.perf_counter()
-    det.fit(x_train)
-    train_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    scored = [f.assign(score=det.score_samples(x)) for x, f in (items[s] for s in SPLITS_SCORED)]
-    score_seconds = time.perf_counter() - t0
-    scores = pd.concat(scored, ignore_index=True)
-    metrics = {s: split_metrics(scores[scores["split"] == s]) for s in SPLITS_SCORED}
-    t0 = time.perf_counter()
-    latents = latent_frame(det, items, cfg.latent_sample, cfg.umap_seed)
-    metrics.update({
-        "train_seconds": train_seconds, "score_seconds": score_seconds, "umap_seconds": time.perf_counter() - t0,
-        "epochs_run": len(det.history_), "stopped_early": det.stopped_early_, "warnings": list(det.warnings_),
-        "n_train": int(len(x_train)), "device": str(device), "torch_threads": torch.get_num_threads(),
-    })
-    data_hash = task.cache_key if cfg.task.mnist_limit is None else f"{task.cache_key}:first{cfg.task.mnist_limit}"
-    with create_run(root, experiment, cfg_dict, seed=cfg.seed, data_hash=data_hash) as w:
-        det.save(w.path)
-        w.write_history(pd.DataFrame(det.history_))
-        w.write_scores(scores)
-        w.write_latents(latents)
-        w.write_metrics(metrics)
-    return w.final_path
+    det, seconds = _train(cfg, items, device, progress, log)
+    return _write_run(cfg, det, items, task, root, experiment, device, seconds, None)
+
+
+def run_training_group(configs: Sequence[RunConfig | Mapping[str, Any]], runs_root: str | Path | None = None,
+                       experiment: str = "mnistc", *, device: str = "cpu", threads: int | None = None,
+                       progress: bool = False, log: bool = True) -> dict[str, str]:
+    """Run configurations that share one training (same :meth:`RunConfig.training_key`).
+
+    The network is trained once — or, when one of the configurations already has a finished
+    run (an interrupted group), loaded from that run's ``model.safetensors`` — and every other
+    configuration only refits its scorer (:meth:`ogae_core.Detector.with_scoring`). Finished
+    runs are skipped; a configuration that fails does not stop the others.
+
+    Returns
+    -------
+    dict
+        ``{run id: run directory}`` for every configuration, or ``{run id: "ERROR: ..."}``
+        for one that failed.
+
+    Examples
+    --------
+    >>> spec = TaskSpec(max_train=200, max_validation=120, max_test=120, mnist_limit=1200)
+    >>> cfgs = [RunConfig("ae", s, epochs=1, task=spec, latent_sample=60) for s in ("recons", "ocsvm")]
+    >>> out = run_training_group(cfgs, "/tmp/ogae-doc", "doc")  # doctest: +SKIP
+    """
+    import torch
+
+    from ogae_core import Detector
+    from ogae_core.runs import is_finished, read_run
+
+    cfgs = [c if isinstance(c, RunConfig) else RunConfig.from_dict(c) for c in configs]
+    if not cfgs:
+        return {}
+    keys = {c.training_key() for c in cfgs}
+    if len(keys) != 1:
+        raise ValueError(f"run_training_group needs configurations with one training key; got {len(keys)} different ones")
+    root = Path(runs_root) if runs_root is not None else None
+    out: dict[str, str] = {}
+    todo = []
+    for c in cfgs:
+        existing = _existing_run(c, root, experiment, skip_existing=True)
+        if existing is not None:
+            out[c.run_id()] = str(existing)
+        else:
+            todo.append(c)
+    if not todo:
+        return out
+    if threads:
+        torch.set_num_threads(int(threads))
+    task = build_task(todo[0].task)
+    items = task_items(todo[0].task, task)
+    base, base_id, seconds = None, None, 0.0
+    for rid, path in out.items():
+        if is_finished(Path(path)):
+            metrics = read_run(path).metrics
+            base = Detector.load(path, device=device)
+            seconds = float(metrics.get("train_seconds", 0.0))
+            base_id = metrics.get("trained_in") or rid
+            break
+    train_error, latents = None, {}
+    for c in todo:
+        if train_error is not None:
+            out[c.run_id()] = f"ERROR: the shared training failed: {train_error}"
+            continue
+        try:
+            if base is None:
+                try:
+                    det, seconds = _train(c, items, device, progress, log)
+                except Exception as err:  # noqa: BLE001
+                    train_error = f"{type(err).__name__}: {err}"
+                    raise
+                base, base_id = det, c.run_id()
+                out[c.run_id()] = str(_write_run(c, det, items, task, root, experiment, device, seconds, None, latents))
+                continue
+            det = base.with_scoring(items["train"][0], c.scoring, **{k: v for k, v in c.hyperparameters.items()
+                                                                   if k.startswith("ocsvm_")})
+            out[c.run_id()] = str(_write_run(c, det, items, task, root, experiment, device, seconds, base_id, latents))
+        except Exception as err:  # noqa: BLE001 - one failed configuration must not stop the group
+            out[c.run_id()] = f"ERROR: {type(err).__name__}: {err}"
+    return out

@@ -6,8 +6,11 @@
   ``jobs`` tasks in parallel; partition, GPUs, CPUs and time limit as options).
 * ``executor="inline"``: in this process, one run after another (notebooks, tests, debugging).
 
-Every executor calls the same function, :func:`ogae_core.experiments.mnistc.run_mnistc`, which
-writes one run directory atomically. Configurations whose run already exists are skipped
+Configurations that share a training (same
+:meth:`~ogae_core.experiments.mnistc.RunConfig.training_key`: they differ only in scoring or
+final-OCSVM options) form one job. Every executor calls the same function,
+:func:`ogae_core.experiments.mnistc.run_training_group`, which trains once and writes one run
+directory per configuration, atomically. Configurations whose run already exists are skipped
 before submission (and again inside the job), so an interrupted sweep — killed at any point —
 resumes by running the same command again; finished runs are never redone nor lost. Submitit's
 job files live in ``<runs-root>/<experiment>/.submitit/`` (hidden from the run store).
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ogae_core.experiments.mnistc import RunConfig, build_task, run_mnistc
+from ogae_core.experiments.mnistc import RunConfig, build_task, run_training_group
 
 EXECUTORS = ("local", "slurm", "inline")
 
@@ -94,6 +97,32 @@ def pending_configs(configs: Sequence[RunConfig], runs_root: str | Path | None, 
     return todo, done
 
 
+def training_groups(todo: Sequence[RunConfig], all_configs: Sequence[RunConfig]) -> list[list[RunConfig]]:
+    """Pending configurations grouped by training key, in order of first appearance.
+
+    Each group also carries the finished configurations of the same training (from
+    ``all_configs``), so that a resumed group loads the trained network instead of training again.
+
+    Examples
+    --------
+    >>> a, b = RunConfig("ae", "recons"), RunConfig("ae", "ocsvm")
+    >>> [len(g) for g in training_groups([b], [a, b])]
+    [2]
+    """
+    pending = {c.run_id() for c in todo}
+    groups: dict[str, list[RunConfig]] = {}
+    for c in todo:
+        groups.setdefault(c.training_key(), [])
+    seen = set()
+    for c in list(all_configs) + list(todo):
+        key, rid = c.training_key(), c.run_id()
+        if key in groups and rid not in seen:
+            seen.add(rid)
+            groups[key].append(c)
+    # finished members first: they are the source of the trained network
+    return [sorted(g, key=lambda c: c.run_id() in pending) for g in groups.values()]
+
+
 def _report(log: Callable[[str], None] | None, k: int, n: int, cfg: RunConfig, path: Path | None, error: str | None) -> None:
     if log is None:
         return
@@ -103,66 +132,84 @@ def _report(log: Callable[[str], None] | None, k: int, n: int, cfg: RunConfig, p
     from ogae_core.runs import read_run
 
     m = read_run(path).metrics
-    log(f"[{k}/{n}] {cfg.label} seed {cfg.seed}: train {m.get('train_seconds', float('nan')):.1f} s, "
+    shared = f" (network of {m['trained_in']})" if m.get("trained_in") else ""
+    log(f"[{k}/{n}] {cfg.label} seed {cfg.seed}: train {m.get('train_seconds', float('nan')):.1f} s{shared}, "
         f"validation AUROC {m.get('validation', {}).get('auroc', float('nan')):.3f} -> {path.name}")
 
 
-def _run_inline(todo, root, experiment, result, log, run_kwargs):
-    n = len(todo)
-    for k, cfg in enumerate(todo, 1):
+class _Progress:
+    """Numbering of finished configurations across groups."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.k = n, 0
+
+    def record(self, group: Sequence[RunConfig], pending: set, outcome: dict | None, error: str | None,
+               result: SweepResult, log) -> None:
+        for cfg in group:
+            rid = cfg.run_id()
+            if rid not in pending:
+                continue
+            self.k += 1
+            value = (outcome or {}).get(rid) if error is None else None
+            if value is None or str(value).startswith("ERROR: "):
+                msg = error or (str(value)[len("ERROR: "):] if value else "no result for this configuration")
+                result.failed[rid] = msg
+                _report(log, self.k, self.n, cfg, None, msg)
+            else:
+                result.finished.append(Path(value))
+                _report(log, self.k, self.n, cfg, Path(value), None)
+
+
+def _run_inline(groups, pending, root, experiment, result, log, run_kwargs):
+    progress = _Progress(len(pending))
+    for group in groups:
         try:
-            path = run_mnistc(cfg, root, experiment, **run_kwargs)
-        except Exception as err:  # noqa: BLE001 - one failed configuration must not stop the sweep
-            result.failed[cfg.run_id()] = f"{type(err).__name__}: {err}"
-            _report(log, k, n, cfg, None, result.failed[cfg.run_id()])
-            continue
-        result.finished.append(path)
-        _report(log, k, n, cfg, path, None)
+            outcome, error = run_training_group(group, root, experiment, **run_kwargs), None
+        except Exception as err:  # noqa: BLE001 - one failed group must not stop the sweep
+            outcome, error = None, f"{type(err).__name__}: {err}"
+        progress.record(group, pending, outcome, error, result, log)
 
 
-def _collect(job, cfg, k, n, root, experiment, result, log) -> None:
+def _collect(job, group, pending, progress, result, log) -> None:
     try:
-        path = Path(job.result())
+        outcome, error = job.result(), None
     except Exception as err:  # noqa: BLE001 - submitit re-raises the job's failure here
-        result.failed[cfg.run_id()] = f"{type(err).__name__}: {err}"
-        _report(log, k, n, cfg, None, result.failed[cfg.run_id()])
-        return
-    result.finished.append(path)
-    _report(log, k, n, cfg, path, None)
+        outcome, error = None, f"{type(err).__name__}: {err}"
+    progress.record(group, pending, outcome, error, result, log)
 
 
-def _run_local(todo, root, experiment, result, log, run_kwargs, jobs, timeout_min, poll_s):
+def _run_local(groups, pending, root, experiment, result, log, run_kwargs, jobs, timeout_min, poll_s):
     import submitit
 
     folder = root / experiment / ".submitit"
     executor = submitit.LocalExecutor(folder=str(folder))
     executor.update_parameters(timeout_min=timeout_min)
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    queue = list(enumerate(todo, 1))
-    running: list[tuple[Any, RunConfig, int]] = []
-    n = len(todo)
+    queue = list(groups)
+    running: list[tuple[Any, list]] = []
+    progress = _Progress(len(pending))
     try:
         while queue or running:
             while queue and len(running) < jobs:
-                k, cfg = queue.pop(0)
-                job = executor.submit(run_mnistc, cfg, str(root.resolve()), experiment, threads=threads, **run_kwargs)
-                running.append((job, cfg, k))
+                group = queue.pop(0)
+                job = executor.submit(run_training_group, group, str(root.resolve()), experiment, threads=threads, **run_kwargs)
+                running.append((job, group))
             still = []
-            for job, cfg, k in running:
+            for job, group in running:
                 if job.done():
-                    _collect(job, cfg, k, n, root, experiment, result, log)
+                    _collect(job, group, pending, progress, result, log)
                 else:
-                    still.append((job, cfg, k))
+                    still.append((job, group))
             if len(still) == len(running) and (still or queue):
                 time.sleep(poll_s)
             running = still
     except BaseException:
-        for job, _, _ in running:  # an interrupted driver takes its workers down; finished runs stay
+        for job, _ in running:  # an interrupted driver takes its workers down; finished runs stay
             job.cancel(check=False)
         raise
 
 
-def _run_slurm(todo, root, experiment, result, log, run_kwargs, jobs, timeout_min, slurm, wait):
+def _run_slurm(groups, pending, root, experiment, result, log, run_kwargs, jobs, timeout_min, slurm, wait):
     import submitit
 
     executor = submitit.AutoExecutor(folder=str(root / experiment / ".submitit"), cluster="slurm")
@@ -178,14 +225,16 @@ def _run_slurm(todo, root, experiment, result, log, run_kwargs, jobs, timeout_mi
     if slurm.get("cpus"):
         kwargs["threads"] = int(slurm["cpus"])
     with executor.batch():
-        submitted = [(executor.submit(run_mnistc, cfg, str(root.resolve()), experiment, **kwargs), cfg, k) for k, cfg in enumerate(todo, 1)]
-    result.submitted = [job.job_id for job, _, _ in submitted]
+        submitted = [(executor.submit(run_training_group, group, str(root.resolve()), experiment, **kwargs), group)
+                     for group in groups]
+    result.submitted = [job.job_id for job, _ in submitted]
     if log is not None:
         log(f"submitted {len(submitted)} SLURM job(s) (array {submitted[0][0].job_id.split('_')[0] if submitted else '-'})")
     if not wait:
         return
-    for job, cfg, k in submitted:
-        _collect(job, cfg, k, len(todo), root, experiment, result, log)
+    progress = _Progress(len(pending))
+    for job, group in submitted:
+        _collect(job, group, pending, progress, result, log)
 
 
 def run_sweep(configs: Sequence[RunConfig], runs_root: str | Path | None = None, experiment: str = "mnistc", *,
@@ -206,7 +255,7 @@ def run_sweep(configs: Sequence[RunConfig], runs_root: str | Path | None = None,
     jobs : int
         Runs at the same time (local processes, or SLURM array parallelism).
     timeout_min : float
-        Time limit of one run (minutes).
+        Time limit of one job (one shared training and its runs; minutes).
     device : str
         Torch device of every run (SLURM with GPUs: ``"cuda"``).
     slurm : dict, optional
@@ -250,13 +299,17 @@ def run_sweep(configs: Sequence[RunConfig], runs_root: str | Path | None = None,
     for spec in {c.task for c in todo if c.task.mnist_limit is None}:
         build_task(spec)  # fill the on-disk task cache once, before the workers (or SLURM jobs) start
     run_kwargs = {"device": device, "log": train_log}
+    groups = training_groups(todo, configs)
+    pending = {c.run_id() for c in todo}
+    if log is not None and todo:
+        log(f"{len(groups)} training(s) shared by the {len(todo)} run(s)")
     try:
         if executor == "inline":
-            _run_inline(todo, root, experiment, result, log, run_kwargs)
+            _run_inline(groups, pending, root, experiment, result, log, run_kwargs)
         elif executor == "local" and todo:
-            _run_local(todo, root, experiment, result, log, run_kwargs, jobs, timeout_min, poll_s)
+            _run_local(groups, pending, root, experiment, result, log, run_kwargs, jobs, timeout_min, poll_s)
         elif executor == "slurm" and todo:
-            _run_slurm(todo, root, experiment, result, log, run_kwargs, jobs, timeout_min, dict(slurm or {}), wait)
+            _run_slurm(groups, pending, root, experiment, result, log, run_kwargs, jobs, timeout_min, dict(slurm or {}), wait)
     finally:
         result.seconds = time.perf_counter() - t0
     if log is not None:

@@ -131,3 +131,20 @@ def test_run_config_round_trip_and_group_key():
     assert b.run_id() == a.run_id()
     assert RunConfig("ogae", "ocsvm", seed=1, hyperparameters={"lam": 0.1, "both_weights": (1.0, 1.0)}).group_key() == a.group_key()
     assert RunConfig("ogae", "ocsvm", seed=0, hyperparameters={"lam": 0.2}).group_key() != a.group_key()
+
+
+def test_task_items_hold_out_the_task_early_stop_split():
+    from ogae_core.experiments.mnistc import build_task
+
+    spec = TaskSpec(mnist_limit=1500, max_train=150, max_validation=60, max_test=60)
+    items, task = task_items(spec), build_task(spec)
+    tr, es = items["train"][1], items["early_stop"][1]
+    n_all = len(task.train) + len(task.early_stop)
+    assert len(tr) + len(es) == 150
+    assert abs(len(es) - 150 * len(task.early_stop) / n_all) <= 3  # proportional (stratified by split)
+    assert set(tr["split"]) == {"train"} and set(es["split"]) == {"early_stop"}
+    assert not set(tr["item"]) & set(es["item"])
+    # the early-stop images are the task's early_stop items, not a random draw of the training ones
+    k = es["item"].to_numpy() - len(task.train)
+    assert np.array_equal(items["early_stop"][0], task.early_stop.images[k])
+    assert np.array_equal(es["source_index"].to_numpy(), task.early_stop.source_index[k])

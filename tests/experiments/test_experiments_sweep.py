@@ -1,6 +1,7 @@
 """Sweeps: resume after a kill without redoing finished runs, failures isolated, submitit executors."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from ogae_core import Detector
@@ -116,3 +117,68 @@ def test_slurm_executor_writes_an_array_job(tmp_path, monkeypatch):
     script = next((tmp_path / "runs" / "exp" / ".submitit").glob("*_submission.sh")).read_text()
     for line in ("--array=0-2%2", "--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=4", "--time=30", "--mem=8GB"):
         assert line in script, line
+
+
+def test_configs_that_differ_only_in_scoring_share_one_training(tmp_path, counted_fit):
+    base = dict(seed=0, epochs=1, task=TINY, latent_sample=30)
+    hp = {"batch_size": 50}
+    configs = [RunConfig("ae", "recons", hyperparameters=hp, **base),
+               RunConfig("ae", "ocsvm", hyperparameters={**hp, "ocsvm_nu": 0.1}, **base),
+               RunConfig("ae", "ocsvm", hyperparameters={**hp, "ocsvm_nu": 0.3, "ocsvm_standardize": False}, **base),
+               RunConfig("ae", "recons", hyperparameters={**hp, "lr": 5e-4}, **base)]  # another training
+    lines = []
+    result = run_sweep(configs, tmp_path, "exp", executor="inline", log=lines.append)
+    assert result.ok and len(result.finished) == 4
+    assert counted_fit["calls"] == 2
+    assert any("2 training(s) shared by the 4 run(s)" in line for line in lines)
+    runs = {r.run_id: r for r in list_runs(tmp_path, "exp")}
+    first = configs[0].run_id()
+    assert runs[first].metrics["trained_in"] is None
+    assert [runs[c.run_id()].metrics["trained_in"] for c in configs[1:3]] == [first, first]
+    assert runs[configs[3].run_id()].metrics["trained_in"] is None
+    shared, source = runs[configs[1].run_id()].model_tensors(), runs[first].model_tensors()
+    assert shared.keys() == source.keys() and all(np.array_equal(shared[k], source[k]) for k in source)
+
+    # a shared run's scores equal those of training that configuration on its own (CPU determinism)
+    counted_fit["calls"] = 0
+    alone = run_sweep([configs[2]], tmp_path / "alone", "exp", executor="inline", log=None)
+    assert alone.ok and counted_fit["calls"] == 1
+    shared_scores = runs[configs[2].run_id()].scores()
+    alone_scores = list_runs(tmp_path / "alone", "exp")[0].scores()
+    assert shared_scores["score"].to_numpy().tobytes() == alone_scores["score"].to_numpy().tobytes()
+
+
+def test_interrupted_group_resumes_from_the_stored_network(tmp_path, counted_fit, monkeypatch):
+    from ogae_core.experiments import mnistc
+
+    base = dict(seed=0, epochs=1, task=TINY, latent_sample=30, hyperparameters={"batch_size": 50})
+    configs = [RunConfig("ae", "recons", **base), RunConfig("ae", "ocsvm", **base)]
+    real_write = mnistc._write_run
+    state = {"writes": 0}
+
+    def write(*args, **kwargs):
+        state["writes"] += 1
+        if state["writes"] == 2:
+            raise KeyboardInterrupt("simulated kill while scoring the second run")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(mnistc, "_write_run", write)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(configs, tmp_path, "exp", executor="inline", log=None)
+    assert [r.run_id for r in list_runs(tmp_path, "exp")] == [configs[0].run_id()]
+    counted_fit["calls"] = 0
+    result = run_sweep(configs, tmp_path, "exp", executor="inline", log=None)
+    assert result.ok and counted_fit["calls"] == 0  # the network came from the finished run
+    resumed = next(r for r in list_runs(tmp_path, "exp") if r.run_id == configs[1].run_id())
+    assert resumed.metrics["trained_in"] == configs[0].run_id()
+    monkeypatch.setattr(mnistc, "_write_run", real_write)
+    alone = run_sweep([configs[1]], tmp_path / "alone", "exp", executor="inline", log=None)
+    assert alone.ok
+    assert np.array_equal(resumed.scores()["score"], list_runs(tmp_path / "alone", "exp")[0].scores()["score"])
+
+
+def test_training_group_rejects_mixed_trainings(tmp_path):
+    from ogae_core.experiments import run_training_group
+
+    with pytest.raises(ValueError, match="one training key"):
+        run_training_group([RunConfig("ae", "recons"), RunConfig("vae", "recons")], tmp_path, "exp")
