@@ -90,6 +90,66 @@ def _lu_solve_transposed(LU, piv, b):
 
 
 @njit(cache=True)
+def _chol_factor(A, m):
+    """In-place Cholesky ``H = L L^T`` of the lower triangle of ``A[:m, :m]``; False when a
+    pivot falls below ``1e-9`` of its diagonal entry (nearly singular: the caller then uses
+    the bordered LU, which is better conditioned there)."""
+    for j in range(m):
+        s = A[j, j]
+        floor = 1e-9 * abs(s)
+        for k in range(j):
+            s -= A[j, k] * A[j, k]
+        if not s > floor:
+            return False
+        d = np.sqrt(s)
+        A[j, j] = d
+        inv = 1.0 / d
+        for i in range(j + 1, m):
+            t = A[i, j]
+            for k in range(j):
+                t -= A[i, k] * A[j, k]
+            A[i, j] = t * inv
+    return True
+
+
+@njit(cache=True)
+def _chol_solve(A, m, b):
+    """Solve ``L L^T x = b`` in place in ``b[:m]`` from the factor in ``A``."""
+    for i in range(m):
+        s = b[i]
+        for k in range(i):
+            s -= A[i, k] * b[k]
+        b[i] = s / A[i, i]
+    for i in range(m - 1, -1, -1):
+        s = b[i]
+        for k in range(i + 1, m):
+            s -= A[k, i] * b[k]
+        b[i] = s / A[i, i]
+
+
+@njit(cache=True)
+def reduced_solve_transposed(LU, piv, m, v):
+    """Solve the transposed reduced KKT system in place in ``v`` (length ``m + 1``).
+
+    Two factorizations are stored (see ``_solve_sets``): the Cholesky/Schur form, marked
+    by ``piv[m] == -1`` (``L`` in the lower triangle, ``H^-1 1`` in column ``m`` and
+    ``1^T H^-1 1`` at ``[m, m]``), or the pivoted LU of the bordered matrix.
+    """
+    if piv[m] != -1:
+        _lu_solve_transposed(LU[: m + 1, : m + 1], piv[: m + 1], v)
+        return
+    # [[H, 1], [-1^T, 0]] [y; s] = [g; r]:  y = H^-1 g - s H^-1 1,  s = (r + 1^T H^-1 g) / (1^T H^-1 1)
+    _chol_solve(LU, m, v)
+    total = 0.0
+    for a in range(m):
+        total += v[a]
+    s = (v[m] + total) / LU[m, m]
+    for a in range(m):
+        v[a] -= s * LU[a, m]
+    v[m] = s
+
+
+@njit(cache=True)
 def _vertex_rho(g, state):
     """libsvm midpoint of [max over upper of g, min over lower of g]; also its two indices."""
     lb = -np.inf
@@ -114,8 +174,11 @@ def _vertex_rho(g, state):
 def _solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx):
     """Solve the KKT system for fixed sets (state: 0 lower, 1 free, 2 upper).
 
-    Fills alpha, g = K alpha, the LU factors of the reduced matrix (top-left
-    ``m+1`` block) and the free indices; returns (rho, m, ok).
+    Fills alpha, g = K alpha, the factors of the reduced system (top-left ``m+1``
+    block; see :func:`reduced_solve_transposed`) and the free indices; returns
+    (rho, m, ok). The Schur/Cholesky form is tried first; where ``K_FF + ridge I`` is
+    not numerically positive definite (near-duplicate points), the pivoted LU of the
+    bordered matrix is used.
     """
     n = K.shape[0]
     m = 0
@@ -137,8 +200,35 @@ def _solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx):
             g[i] = s
         rho, _, _ = _vertex_rho(g, state)
         return rho, 0, True
-    A = LU[: m + 1, : m + 1]
     b = np.empty(m + 1)
+    _reduced_rhs(K, C, state, fidx, m, n_up, b)
+    # Schur complement on H = K_FF + ridge I (Cholesky, half the work of LU): with
+    # x = H^-1 b_F and w = H^-1 1, rho = (c - 1^T x) / (1^T w) and alpha_F = x + rho w.
+    for a in range(m):
+        fa = fidx[a]
+        for c in range(a + 1):
+            LU[a, c] = K[fa, fidx[c]]
+        LU[a, a] += ridge
+    if _chol_factor(LU, m):
+        _chol_solve(LU, m, b)
+        wcol = np.ones(m)
+        _chol_solve(LU, m, wcol)
+        sx = 0.0
+        sw = 0.0
+        for a in range(m):
+            sx += b[a]
+            sw += wcol[a]
+        if sw > 0.0 and np.isfinite(sw) and np.isfinite(sx):
+            rho = (b[m] - sx) / sw
+            for a in range(m):
+                LU[a, m] = wcol[a]
+                alpha[fidx[a]] = b[a] + rho * wcol[a]
+            LU[m, m] = sw
+            piv[m] = -1
+            _update_gradient(K, alpha, g)
+            return rho, m, True
+        _reduced_rhs(K, C, state, fidx, m, n_up, b)  # not usable: the bordered LU below
+    A = LU[: m + 1, : m + 1]
     for a in range(m):
         fa = fidx[a]
         for c in range(m):
@@ -146,40 +236,59 @@ def _solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx):
         A[a, a] += ridge
         A[a, m] = -1.0
         A[m, a] = 1.0
-        s = 0.0
-        for j in range(n):
-            if state[j] == 2:
-                s += K[fa, j]
-        b[a] = -C * s
     A[m, m] = 0.0
-    b[m] = 1.0 - C * n_up
     if not _lu_factor(A, piv[: m + 1]):
         return 0.0, m, False
     _lu_solve(A, piv[: m + 1], b)
     for a in range(m):
         alpha[fidx[a]] = b[a]
+    _update_gradient(K, alpha, g)
+    return b[m], m, True
+
+
+@njit(cache=True)
+def _reduced_rhs(K, C, state, fidx, m, n_up, b):
+    """Right-hand side of the reduced KKT system: ``-C K_FU 1`` and ``1 - C |U|``."""
+    n = K.shape[0]
+    for a in range(m):
+        fa = fidx[a]
+        s = 0.0
+        for j in range(n):
+            if state[j] == 2:
+                s += K[fa, j]
+        b[a] = -C * s
+    b[m] = 1.0 - C * n_up
+
+
+@njit(cache=True)
+def _update_gradient(K, alpha, g):
+    """``g = K alpha`` skipping the zero entries of ``alpha``."""
+    n = K.shape[0]
     for i in range(n):
         s = 0.0
         for j in range(n):
             if alpha[j] != 0.0:
                 s += K[i, j] * alpha[j]
         g[i] = s
-    return b[m], m, True
 
 
 @njit(cache=True)
 def _initial_state(density, nu, state):
-    """Initial sets. Small nu: most points end up free, so start with all of them free
-    (the unconstrained equality-QP solution); otherwise rank by kernel density, the
-    least dense ~nu n points at the upper bound (measured: fewer iterations each way).
-    ``density``: the row means of K.
+    """Initial sets from a kernel-density ranking (``density``: the row means of K).
+
+    Small nu (< 0.25): the least dense two thirds of the points free, the rest at the lower
+    bound (support vectors lie on the outside of the data; measured at n = 50–60, d = 32:
+    fewer iterations, each on a smaller system, than starting with every point free, about
+    2x faster). Otherwise the least dense ~nu n points at the upper bound, one free, the
+    rest at the lower bound.
     """
     n = density.shape[0]
-    if nu < 0.25:
-        for i in range(n):
-            state[i] = 1
-        return
     order = np.argsort(density)
+    if nu < 0.25:
+        n_free = max(int(np.ceil(2.0 * n / 3.0)), int(np.ceil(nu * n)) + 1)
+        for r in range(n):
+            state[order[r]] = 1 if r < n_free else 0
+        return
     k = nu * n
     k_floor = int(np.floor(k + 1e-9))
     n_up = k_floor - 1 if abs(k - np.round(k)) < 1e-9 else k_floor
@@ -421,7 +530,7 @@ def _backward_batch(K, alpha, state, LU_all, piv_all, fidx_all, msize, grad_alph
             for a in range(m):
                 v[a] = grad_alpha[b, fidx_all[b, a]]
             v[m] = grad_rho[b]
-            _lu_solve_transposed(LU_all[b, : m + 1, : m + 1], piv_all[b, : m + 1], v)
+            reduced_solve_transposed(LU_all[b], piv_all[b], m, v)
             for a in range(m):
                 i = fidx_all[b, a]
                 for j in range(n):
@@ -443,32 +552,30 @@ def _backward_batch(K, alpha, state, LU_all, piv_all, fidx_all, msize, grad_alph
     return out
 
 
+@njit(cache=True)
+def rbf_self(z, gamma, out):
+    """``out = exp(-gamma ||z_i - z_j||^2)`` for one point set (Gram matrix by BLAS;
+    symmetric, unit diagonal)."""
+    n = z.shape[0]
+    G = z @ z.T
+    for i in range(n):
+        out[i, i] = 1.0
+        for j in range(i + 1, n):
+            dist = G[i, i] + G[j, j] - 2.0 * G[i, j]
+            if dist < 0.0:
+                dist = 0.0
+            v = np.exp(-gamma * dist)
+            out[i, j] = v
+            out[j, i] = v
+
+
 @njit(cache=True, parallel=True)
 def rbf_batch(Z, gammas):
     """RBF kernels of a batch of point sets ``(B, n, d)`` with one gamma per problem."""
     B, n, d = Z.shape
     out = np.empty((B, n, n))
     for b in prange(B):
-        z = Z[b]
-        g = gammas[b]
-        sq = np.empty(n)
-        for i in range(n):
-            acc = 0.0
-            for k in range(d):
-                acc += z[i, k] * z[i, k]
-            sq[i] = acc
-        for i in range(n):
-            out[b, i, i] = 1.0
-            for j in range(i + 1, n):
-                dot = 0.0
-                for k in range(d):
-                    dot += z[i, k] * z[j, k]
-                dist = sq[i] + sq[j] - 2.0 * dot
-                if dist < 0.0:
-                    dist = 0.0
-                v = np.exp(-g * dist)
-                out[b, i, j] = v
-                out[b, j, i] = v
+        rbf_self(Z[b], gammas[b], out[b])
     return out
 
 

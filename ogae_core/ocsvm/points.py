@@ -1,10 +1,10 @@
 """The OCSVM layer on points: ``z -> K = rbf(z) -> (alpha, rho)`` as one operation.
 
 ``solve_dual_rbf(z, nu, gamma)`` equals ``solve_dual(rbf_kernel(z, gamma=gamma), nu)``
-(values and gradients; tested). On the CPU it is one autograd node: the kernel, the
-compiled solve and the backward (implicit differentiation of the KKT system chained
-with the closed-form gradient of the RBF kernel) run in NumPy/numba, without a torch
-graph in between — the per-batch layer of OgAE training is dominated by per-operation
+(values and gradients; tested). On the CPU it is one autograd node whose forward (kernel +
+solve + KKT check) and backward (implicit differentiation of the KKT system chained with
+the closed-form gradient of the RBF kernel) are one compiled call each
+(:mod:`ogae_core.ocsvm._cpu_layer`), without a torch graph in between — the per-batch layer of OgAE training is dominated by per-operation
 overhead, not by arithmetic. On other devices it is the composition itself.
 """
 from __future__ import annotations
@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ogae_core.ocsvm.kernels import _rbf_numpy, rbf_input_grads, rbf_kernel
-from ogae_core.ocsvm.solver import DualSolution, _check_residual, _DEFAULT_TOL, _forward_cpu, cpu_grad_K, solve_dual
+from ogae_core.ocsvm._torch_engine import _RIDGE, _SET_TOL
+from ogae_core.ocsvm.kernels import rbf_kernel
+from ogae_core.ocsvm.solver import DualSolution, _check_residual, _DEFAULT_TOL, _forward_cpu, solve_dual
 from ogae_core.ocsvm.validation import check_nu
 
 __all__ = ["solve_dual_rbf"]
@@ -22,23 +23,38 @@ __all__ = ["solve_dual_rbf"]
 class _DualFromPoints(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, gamma, nu, max_iter, tol, strict, info):  # noqa: PLR0913
-        zn = np.ascontiguousarray(z.detach().numpy(), dtype=np.float64)
-        if not np.isfinite(zn).all():
+        from ogae_core.ocsvm import _cpu_layer
+
+        zn = z.detach().numpy()
+        if zn.dtype != np.float64 or not zn.flags.c_contiguous:
+            zn = np.ascontiguousarray(zn, dtype=np.float64)
+        K, alpha, rho, state, LU, piv, fidx, m, n_iter, status, res = _cpu_layer.layer_forward(
+            zn, gamma, nu, max_iter, _SET_TOL[torch.float64], _RIDGE[torch.float64])
+        if status == -1:
             raise ValueError("z contains non-finite values (nan or inf)")
-        K = _rbf_numpy(zn, None, gamma)
-        sol = _forward_cpu(torch.from_numpy(K)[None], nu, max_iter, tol, z.requires_grad)
-        _check_residual(sol.residual, tol, strict, 1)
-        info.update(n_iter=sol.n_iter, kkt_residual=sol.residual[0], n_fallback=sol.n_fallback)
-        ctx.zn, ctx.gamma, ctx.saved, ctx.dtype = zn, gamma, sol.saved, z.dtype
+        n_fallback = 0
+        if status != 0 or not res <= tol:  # rare: the libsvm fallback of the batched engine
+            sol = _forward_cpu(torch.from_numpy(K)[None], nu, max_iter, tol, True)
+            _check_residual(sol.residual, tol, strict, 1)
+            sv = sol.saved
+            alpha, rho, state, LU, piv = sv["alpha"][0], float(sol.rho[0]), sv["state"][0], sv["LU"][0], sv["piv"][0]
+            fidx, m, res, n_iter, n_fallback = sv["fidx"][0], int(sv["msize"][0]), sol.residual[0], sol.n_iter, sol.n_fallback
+        info.update(n_iter=int(n_iter), kkt_residual=torch.as_tensor(float(res), dtype=torch.float64), n_fallback=n_fallback)
+        ctx.saved = (zn, K, gamma, alpha, state, LU, piv, fidx, int(m))
+        ctx.dtype = z.dtype
         ctx.mark_non_differentiable()
-        return sol.alpha[0].to(z.dtype), sol.rho[0].to(z.dtype)
+        return torch.from_numpy(alpha).to(z.dtype), torch.tensor(rho, dtype=z.dtype)
 
     @staticmethod
     def backward(ctx, grad_alpha, grad_rho):
-        # dL/dK by implicit differentiation, chained through K_ij = exp(-gamma ||z_i - z_j||^2)
-        gK = cpu_grad_K(ctx.saved, grad_alpha, grad_rho)[0]
-        gx, gy = rbf_input_grads(ctx.zn, ctx.zn, ctx.saved["K"][0], gK, ctx.gamma)
-        return torch.from_numpy(gx + gy).to(ctx.dtype), None, None, None, None, None, None
+        from ogae_core.ocsvm import _cpu_layer
+
+        zn = ctx.saved[0]
+        n = zn.shape[0]
+        ga = np.zeros(n) if grad_alpha is None else grad_alpha.detach().to(torch.float64).numpy()
+        gr = 0.0 if grad_rho is None else float(grad_rho)
+        grad = _cpu_layer.layer_backward(*ctx.saved, np.ascontiguousarray(ga), gr)
+        return torch.from_numpy(grad).to(ctx.dtype), None, None, None, None, None, None
 
 
 def solve_dual_rbf(

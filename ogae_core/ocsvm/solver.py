@@ -12,8 +12,8 @@ Algorithm
 ---------
 A primal-dual active-set iteration (the semismooth Newton method for the box
 constraints): the index sets *lower* (``a_i = 0``), *upper* (``a_i = C``) and *free*
-are guessed (all free for small ``nu``; otherwise from a kernel-density ranking, the
-points of lowest mean similarity being the outliers at ``C``), then each iteration solves the equality-constrained
+are guessed from a kernel-density ranking (small ``nu``: the least dense two thirds
+free, the rest at 0; otherwise the least dense ~``nu n`` points at ``C``), then each iteration solves the equality-constrained
 KKT system on the free set exactly and moves indices whose bound or multiplier has
 the wrong sign. It stops when the sets no longer change, which certifies the KKT
 conditions. Typically 2–5 iterations at n = 50. Problems that have not settled
