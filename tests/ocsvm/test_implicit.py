@@ -128,3 +128,79 @@ def test_batched_points_equal_the_composition_with_per_problem_gamma():
     assert torch.isfinite(Zg.grad).all() and Zg.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="one per problem"):
         solve_dual_rbf(Z, 0.3, torch.ones(5))
+
+
+def test_fused_layer_at_a_vertex_and_with_near_duplicates_matches_the_composition():
+    """The fused backward's vertex branch (nu = 1: every alpha at C, rho by libsvm's
+    midpoint) and near-duplicate points (Cholesky refused, bordered LU used)."""
+    from ogae_core.ocsvm import solve_dual_rbf
+
+    g = torch.Generator().manual_seed(21)
+    w = torch.randn(12, dtype=torch.float64, generator=g)
+    z_vertex = torch.randn(12, 3, dtype=torch.float64, generator=g)
+    z_dup = torch.randn(12, 3, dtype=torch.float64, generator=g)
+    z_dup[1] = z_dup[0] + 1e-9
+    z_dup[2] = z_dup[0]
+    for z0, nu in ((z_vertex, 1.0), (z_dup, 0.3), (z_dup, 0.1)):
+        outs = []
+        for fused in (True, False):
+            z = z0.clone().requires_grad_(True)
+            sol = solve_dual_rbf(z, nu, 0.5) if fused else solve_dual(rbf_kernel(z, gamma=0.5), nu)
+            ((w * sol.alpha).sum() + 0.7 * sol.rho).backward()
+            outs.append((sol.alpha.detach(), sol.rho.detach(), z.grad))
+        for a, b in zip(*outs):
+            torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9)
+    z = z_vertex.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda z: solve_dual_rbf(z, 1.0, 0.5).rho, (z,), eps=1e-6, atol=1e-6)
+
+
+def test_fused_layer_uses_the_fallback_when_iterations_run_out():
+    from ogae_core.ocsvm import solve_dual_rbf
+
+    g = torch.Generator().manual_seed(22)
+    z0 = torch.randn(30, 4, dtype=torch.float64, generator=g)
+    w = torch.randn(30, dtype=torch.float64, generator=g)
+    results = []
+    for max_iter in (1, 100):
+        z = z0.clone().requires_grad_(True)
+        sol = solve_dual_rbf(z, 0.1, 0.4, max_iter=max_iter)
+        ((w * sol.alpha).sum() + sol.rho).backward()
+        results.append((sol, z.grad))
+    (cut, g_cut), (full, g_full) = results
+    assert cut.n_fallback == 1 and full.n_fallback == 0 and float(cut.kkt_residual) <= 1e-8
+    torch.testing.assert_close(cut.alpha, full.alpha, rtol=1e-8, atol=1e-12)
+    torch.testing.assert_close(g_cut, g_full, rtol=1e-6, atol=1e-10)
+
+
+def test_cholesky_and_bordered_lu_give_the_same_reduced_solution():
+    """Force the LU path on a well-conditioned problem; alpha, rho and the backward agree."""
+    import numpy as np
+
+    from ogae_core.ocsvm import _cpu_kernels as ck
+
+    g = torch.Generator().manual_seed(23)
+    K = rbf_kernel(torch.randn(25, 5, dtype=torch.float64, generator=g), gamma=0.3).numpy()
+    state = np.zeros(25, dtype=np.int8)
+    state[:12], state[12:15] = 1, 2  # 12 free, 3 upper
+    C = 1.0 / (0.2 * 25)
+    out = []
+    for force_lu in (False, True):
+        a, gv, LU, piv, f = np.zeros(25), np.zeros(25), np.zeros((26, 26)), np.zeros(26, np.int64), np.zeros(25, np.int64)
+        # a ridge of -1 makes K_FF + ridge I indefinite: Cholesky refuses, the bordered LU solves it
+        rho, m, ok = ck._solve_sets(K, C, -1.0 if force_lu else 0.0, state.copy(), a, gv, LU, piv, f)
+        assert (piv[m] == -1) != force_lu  # -1 marks the Cholesky/Schur factors
+        v = np.r_[np.linspace(-1, 1, m), 0.3]
+        ck.reduced_solve_transposed(LU, piv, m, v)
+        out.append((a, rho, v, ok))
+    # each against a dense solve of its bordered system
+    for (a, rho, v, ok), ridge in zip(out, (0.0, -1.0)):
+        F = np.arange(12)
+        A = np.zeros((13, 13))
+        A[:12, :12] = K[np.ix_(F, F)] + ridge * np.eye(12)
+        A[:12, 12], A[12, :12] = -1.0, 1.0
+        b = np.r_[-C * K[np.ix_(F, np.arange(12, 15))].sum(1), 1 - 3 * C]
+        x = np.linalg.solve(A, b)
+        assert ok
+        np.testing.assert_allclose(a[:12], x[:12], rtol=1e-9, atol=1e-12)
+        assert rho == pytest.approx(x[12], rel=1e-9)
+        np.testing.assert_allclose(v, np.linalg.solve(A.T, np.r_[np.linspace(-1, 1, 12), 0.3]), rtol=1e-8, atol=1e-10)
