@@ -93,26 +93,27 @@ def display_names(runs: Sequence[store.Run]) -> dict[str, store.Run]:
 
 
 def default_selection(runs: Sequence[store.Run]) -> list[store.Run]:
-    """One run per label: the one the sweep marked ``metrics["selected"]``, else the best
-    validation AUROC (``metrics["validation"]["auroc"]``), else the first. The test split is
-    never used to choose.
+    """One run per label, chosen as ``ogae report`` chooses: the configuration with the best
+    mean validation AUROC over its seeds (:func:`ogae_core.runs.selection.selected_runs`),
+    its lowest seed. Labels whose runs carry no validation AUROC fall back to their first run.
+    The test split is never used to choose.
 
     Examples
     --------
     >>> default_selection([])
     []
     """
-    by_label: dict[str, list[store.Run]] = {}
+    from ogae_core.runs.selection import selected_runs
+
+    scored = [r for r in runs if _validation_auroc(r) > float("-inf")]
+    chosen = selected_runs(scored) if scored else {}
+    out = []
     for r in runs:
-        by_label.setdefault(r.label, []).append(r)
-    chosen = []
-    for group in by_label.values():
-        marked = [r for r in group if r.metrics.get("selected") is True]
-        if marked:
-            chosen.append(marked[0])
-            continue
-        chosen.append(max(group, key=_validation_auroc))
-    return chosen
+        if r.label not in chosen:
+            chosen[r.label] = r
+        if chosen[r.label] is r:
+            out.append(r)
+    return out
 
 
 def _validation_auroc(run: store.Run) -> float:

@@ -1,7 +1,7 @@
 """The paper's results table from finished runs: selection on validation, significance on test.
 
 :func:`benchmark_report` reads one experiment of the run store, selects every row's
-configuration on the validation split (:mod:`ogae_core.experiments.selection`), aligns the
+configuration on the validation split (:mod:`ogae_core.runs.selection`), aligns the
 test scores of the selected runs (lowest seed of the selected configuration) and runs the
 paper's paired bootstrap (:func:`ogae_core.evaluation.paired_bootstrap`): best model in bold,
 models not significantly worse underlined (Bonferroni, alpha = 0.01). A per-corruption

@@ -171,7 +171,25 @@ def test_default_selection_uses_validation_not_test(synthetic_store):
 
     runs = store.list_runs(synthetic_store, "mnistc-3v8-smoke")
     chosen = dashboard_lib.default_selection(runs)
-    ogae = [r for r in runs if r.label == "ogae-ocsvm"]
-    best = max(ogae, key=lambda r: r.metrics["validation"]["auroc"])
-    assert [r for r in chosen if r.label == "ogae-ocsvm"] == [best]
+    ogae = sorted((r for r in runs if r.label == "ogae-ocsvm"), key=lambda r: r.seed)
+    assert len(ogae) == 2  # one configuration, two seeds: the report's run is the lowest seed
+    assert [r for r in chosen if r.label == "ogae-ocsvm"] == [ogae[0]]
     assert len(chosen) == 4 and np.all([c in runs for c in chosen])
+
+
+def test_default_selection_is_the_reports_mean_over_seeds():
+    """Configuration A has the single best validation run (0.9) but the lower mean over its
+    seeds (0.7 < 0.8): like `ogae report`, the dashboard shows configuration B."""
+    import sys
+
+    sys.path.insert(0, str(APP))
+    import dashboard_lib
+
+    def run(i, lam, seed, auroc):
+        cfg = {"method": "ogae", "scoring": "ocsvm", "seed": seed, "hyperparameters": {"lam": lam}}
+        return store.Run(Path(f"r{i}"), "e", f"r{i}", cfg, {"validation": {"auroc": auroc}, "test": {"auroc": 1.0 - auroc}})
+
+    runs = [run(0, 0.1, 0, 0.9), run(1, 0.1, 1, 0.5), run(2, 0.01, 0, 0.8), run(3, 0.01, 1, 0.8)]
+    assert [r.run_id for r in dashboard_lib.default_selection(runs)] == ["r2"]
+    no_validation = store.Run(Path("x"), "e", "x", {"method": "ae", "scoring": "recons", "seed": 0}, {})
+    assert dashboard_lib.default_selection([no_validation]) == [no_validation]
