@@ -39,8 +39,11 @@ def _cmd_bench_mnistc(args: argparse.Namespace) -> int:
     configs = preset_configs(args.preset, args.normal, args.anomaly, methods=args.methods, seeds=args.seeds,
                              epochs=args.epochs, task_overrides=overrides)
     if args.list:
+        keys: dict[str, int] = {}
         for c in configs:
-            print(c.run_id(), c.label, c.hyperparameters)
+            k = keys.setdefault(c.training_key(), len(keys) + 1)
+            print(c.run_id(), f"training {k}", c.label, c.hyperparameters)
+        print(f"{len(configs)} configuration(s), {len(keys)} training(s)")
         return 0
     experiment = args.experiment or experiment_name(args.preset, args.normal, args.anomaly)
     slurm = {"partition": args.partition, "gpus": args.gpus, "cpus": args.cpus, "mem_gb": args.mem_gb,
@@ -137,7 +140,7 @@ def _add_bench_parser(sub) -> None:
     b.add_argument("--account", default=None, help="SLURM account")
     b.add_argument("--qos", default=None, help="SLURM QOS")
     b.add_argument("--no-wait", action="store_true", help="SLURM: submit and return")
-    b.add_argument("--list", action="store_true", help="print the configurations (run ids) and exit")
+    b.add_argument("--list", action="store_true", help="print the configurations (run ids, shared trainings) and exit")
     b.add_argument("--verbose", action="store_true", help="one trainer log line per epoch")
     b.set_defaults(func=_cmd_bench_mnistc)
 

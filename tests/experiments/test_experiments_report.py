@@ -46,9 +46,14 @@ def test_cli_report_and_resumed_bench(smoke_store, tmp_path, capsys):
 
 def test_cli_bench_list_expands_the_paper_grid(capsys):
     assert main(["bench", "mnistc", "--preset", "paper", "--methods", "ogae-ocsvm", "--seeds", "0", "--list"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == int(np.prod([len(v) for v in PAPER_GRIDS[("ogae", "ocsvm")].values()]))
+    *lines, summary = capsys.readouterr().out.strip().splitlines()
+    grid = PAPER_GRIDS[("ogae", "ocsvm")]
+    assert len(lines) == int(np.prod([len(v) for v in grid.values()]))
     assert len({line.split()[0] for line in lines}) == len(lines)  # distinct run ids
+    # the final-OCSVM options share trainings: one per point of the training grid
+    n_trainings = int(np.prod([len(v) for k, v in grid.items() if not k.startswith("ocsvm_")]))
+    assert len({line.split()[2] for line in lines}) == n_trainings
+    assert summary == f"{len(lines)} configuration(s), {n_trainings} training(s)"
 
 
 def test_presets():
