@@ -13,7 +13,7 @@ of epochs, seeds and how much of the task is used. :func:`preset_configs` expand
     The demo (``make demo``): OgAE-ocsvm, AE-recons, AE-ocsvm and hard-boundary Deep SVDD with
     default hyperparameters, on a stratified subsample of the full task (3,000 training
     items, 3,000 validation and 6,000 test items), 6 epochs (OgAE: expander for the first
-    half, then both; Deep SVDD: 3 pretraining epochs). Runtime: see docs/readme_parts/experiments.md.
+    half, then both; Deep SVDD: 3 pretraining epochs). Runtime: see README.md, "Measured runtimes".
 ``reduced``
     The ``paper`` protocol (all twelve rows, full task, 20 epochs) on a grid that fits a
     2-core CPU in about an hour per digit pair: one seed, each method's training

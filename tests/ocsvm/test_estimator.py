@@ -1,7 +1,7 @@
 """OneClassSVM estimator: scikit-learn contract, equality with sklearn.svm.OneClassSVM,
 paper scaling, native solver, input validation.
 
-Skipped scikit-learn checks (also listed in docs/readme_parts/ocsvm_estimator.md):
+Skipped scikit-learn checks (also listed in README.md, section "The final OCSVM"):
 
 * ``check_array_api_input`` — skipped by scikit-learn itself unless the environment
   variable ``SCIPY_ARRAY_API=1`` is set (and an array-API library is installed); the
