@@ -64,6 +64,14 @@ def test_presets():
     paper = preset_configs("paper", seeds=[0])
     assert len({c.label for c in paper}) == 12 and all(c.epochs == 20 for c in paper)
     assert preset_configs("quick", epochs=10)[0].hyperparameters["switch_epoch"] == 5
+    # the reduced preset: every row, full task, one seed; only OgAE's lam x strategy varies the training
+    reduced = preset_configs("reduced")
+    assert {c.label for c in reduced} == {c.label for c in paper} and {c.seed for c in reduced} == {0}
+    assert all(c.task == paper[0].task and c.epochs == 20 for c in reduced)
+    trainings = {c.training_key() for c in reduced}
+    assert len(trainings) == 8 + 3  # one per method, OgAE 2 x 2
+    assert len({c.training_key() for c in reduced if c.method == "ogae"}) == 4
+    assert len([c for c in reduced if c.label == "ae-ocsvm"]) == 8  # the whole final-OCSVM grid
     with pytest.raises(ValueError, match="no row"):
         preset_configs("quick", methods=["vae-recons"])
     with pytest.raises(ValueError, match="unknown preset"):
