@@ -20,16 +20,23 @@ from ogae_core.ocsvm.validation import check_nu
 __all__ = ["solve_dual_rbf"]
 
 
-class _DualFromPoints(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, z, gamma, nu, max_iter, tol, strict, info):  # noqa: PLR0913
-        from ogae_core.ocsvm import _cpu_layer
+_SET_TOL64 = _SET_TOL[torch.float64]
+_RIDGE64 = _RIDGE[torch.float64]
 
+
+class _DualFromPoints(torch.autograd.Function):
+    # Lean on purpose: at n = 50 the compiled work is ~50 us, so every tensor built here
+    # (numpy-backed 0-d tensors instead of torch.tensor, options passed as one tuple) counts.
+    @staticmethod
+    def forward(ctx, z, opts, info):
+        from ogae_core.ocsvm import _cpu_layer  # numba loads on first use, not on import
+
+        gamma, nu, max_iter, tol, strict = opts
         zn = z.detach().numpy()
         if zn.dtype != np.float64 or not zn.flags.c_contiguous:
             zn = np.ascontiguousarray(zn, dtype=np.float64)
         K, alpha, rho, state, LU, piv, fidx, m, n_iter, status, res = _cpu_layer.layer_forward(
-            zn, gamma, nu, max_iter, _SET_TOL[torch.float64], _RIDGE[torch.float64])
+            zn, gamma, nu, max_iter, _SET_TOL64, _RIDGE64)
         if status == -1:
             raise ValueError("z contains non-finite values (nan or inf)")
         n_fallback = 0
@@ -38,23 +45,28 @@ class _DualFromPoints(torch.autograd.Function):
             _check_residual(sol.residual, tol, strict, 1)
             sv = sol.saved
             alpha, rho, state, LU, piv = sv["alpha"][0], float(sol.rho[0]), sv["state"][0], sv["LU"][0], sv["piv"][0]
-            fidx, m, res, n_iter, n_fallback = sv["fidx"][0], int(sv["msize"][0]), sol.residual[0], sol.n_iter, sol.n_fallback
-        info.update(n_iter=int(n_iter), kkt_residual=torch.as_tensor(float(res), dtype=torch.float64), n_fallback=n_fallback)
+            fidx, m, res, n_iter, n_fallback = sv["fidx"][0], int(sv["msize"][0]), float(sol.residual[0]), sol.n_iter, sol.n_fallback
+        info["n_iter"], info["kkt_residual"], info["n_fallback"] = int(n_iter), torch.from_numpy(np.array(res)), n_fallback
         ctx.saved = (zn, K, gamma, alpha, state, LU, piv, fidx, int(m))
         ctx.dtype = z.dtype
-        ctx.mark_non_differentiable()
-        return torch.from_numpy(alpha).to(z.dtype), torch.tensor(rho, dtype=z.dtype)
+        alpha_t, rho_t = torch.from_numpy(alpha), torch.from_numpy(np.array(rho))
+        if z.dtype != torch.float64:
+            alpha_t, rho_t = alpha_t.to(z.dtype), rho_t.to(z.dtype)
+        return alpha_t, rho_t
 
     @staticmethod
     def backward(ctx, grad_alpha, grad_rho):
         from ogae_core.ocsvm import _cpu_layer
 
         zn = ctx.saved[0]
-        n = zn.shape[0]
-        ga = np.zeros(n) if grad_alpha is None else grad_alpha.detach().to(torch.float64).numpy()
-        gr = 0.0 if grad_rho is None else float(grad_rho)
-        grad = _cpu_layer.layer_backward(*ctx.saved, np.ascontiguousarray(ga), gr)
-        return torch.from_numpy(grad).to(ctx.dtype), None, None, None, None, None, None
+        if grad_alpha is None:
+            ga = np.zeros(zn.shape[0])
+        else:
+            ga = grad_alpha.detach()
+            ga = np.ascontiguousarray((ga if ga.dtype == torch.float64 else ga.double()).numpy())
+        gr = 0.0 if grad_rho is None else grad_rho.item()
+        grad = torch.from_numpy(_cpu_layer.layer_backward(*ctx.saved, ga, gr))
+        return (grad if ctx.dtype == torch.float64 else grad.to(ctx.dtype)), None, None
 
 
 def solve_dual_rbf(
@@ -112,7 +124,7 @@ def solve_dual_rbf(
         return solve_dual(rbf_kernel(z, gamma=gamma), nu, max_iter=max_iter, tol=tol, strict=strict)
     tol = _DEFAULT_TOL[torch.float64] if tol is None else max(float(tol), _DEFAULT_TOL[torch.float64])
     info: dict = {}
-    alpha, rho = _DualFromPoints.apply(z, gamma, float(nu), int(max_iter), tol, bool(strict), info)
+    alpha, rho = _DualFromPoints.apply(z, (gamma, float(nu), int(max_iter), tol, bool(strict)), info)
     return DualSolution(alpha, rho, info["n_iter"], info["kkt_residual"], info["n_fallback"])
 
 
