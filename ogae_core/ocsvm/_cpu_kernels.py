@@ -67,12 +67,7 @@ def _solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx):
     for i in range(n):
         alpha[i] = C if state[i] == 2 else 0.0
     if m == 0:
-        for i in range(n):
-            s = 0.0
-            for j in range(n):
-                if state[j] == 2:
-                    s += K[i, j] * C
-            g[i] = s
+        _update_gradient(K, alpha, g)  # alpha is C on the upper set, 0 elsewhere
         rho, _, _ = _vertex_rho(g, state)
         return rho, 0, True
     b = np.empty(m + 1)
@@ -399,32 +394,50 @@ def _backward_batch(K, alpha, state, LU_all, piv_all, fidx_all, msize, grad_alph
     B, n, _ = K.shape
     out = np.zeros((B, n, n))
     for b in prange(B):
-        m = msize[b]
-        if m > 0:
-            v = np.empty(m + 1)
-            for a in range(m):
-                v[a] = grad_alpha[b, fidx_all[b, a]]
-            v[m] = grad_rho[b]
-            reduced_solve_transposed(LU_all[b], piv_all[b], m, v)
-            for a in range(m):
-                i = fidx_all[b, a]
+        u = np.empty(n)
+        adjoint_weights(K[b], alpha[b], state[b], LU_all[b], piv_all[b], fidx_all[b], msize[b],
+                        grad_alpha[b], grad_rho[b], u)
+        for i in range(n):
+            if u[i] != 0.0:
                 for j in range(n):
-                    out[b, i, j] = -v[a] * alpha[b, j]
-        else:
-            g = K[b] @ alpha[b]
-            _, ia, ib = _vertex_rho(g, state[b])
-            w = 0.5 if (ia >= 0 and ib >= 0) else 1.0
-            for j in range(n):
-                if ia >= 0:
-                    out[b, ia, j] += w * grad_rho[b] * alpha[b, j]
-                if ib >= 0:
-                    out[b, ib, j] += w * grad_rho[b] * alpha[b, j]
+                    out[b, i, j] = -u[i] * alpha[b, j]
         for i in range(n):
             for j in range(i + 1, n):
                 sym = 0.5 * (out[b, i, j] + out[b, j, i])
                 out[b, i, j] = sym
                 out[b, j, i] = sym
     return out
+
+
+@njit(cache=True)
+def adjoint_weights(K, alpha, state, LU, piv, fidx, m, grad_alpha, grad_rho, u):
+    """Fill ``u`` with ``dL/dK_ij = -u_i alpha_j`` (before symmetrization), one problem.
+
+    With free indices: ``u_F = v``, where ``M^T [v; s] = [dL/dalpha_F; dL/drho]`` on the
+    forward's reduced factors. At a vertex (no free index) only rho moves, through the two
+    indices of libsvm's midpoint rule: ``u = -w dL/drho`` there (``w`` = 1/2, or 1 when one
+    side is missing). Shared by the batched backward and the fused layer's backward.
+    """
+    n = K.shape[0]
+    for i in range(n):
+        u[i] = 0.0
+    if m > 0:
+        v = np.empty(m + 1)
+        for a in range(m):
+            v[a] = grad_alpha[fidx[a]]
+        v[m] = grad_rho
+        reduced_solve_transposed(LU, piv, m, v)
+        for a in range(m):
+            u[fidx[a]] = v[a]
+        return
+    g = np.empty(n)
+    _update_gradient(K, alpha, g)
+    _, ia, ib = _vertex_rho(g, state)
+    w = 0.5 if (ia >= 0 and ib >= 0) else 1.0
+    if ia >= 0:
+        u[ia] -= w * grad_rho
+    if ib >= 0:
+        u[ib] -= w * grad_rho
 
 
 @njit(cache=True)

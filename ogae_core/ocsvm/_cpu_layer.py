@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ogae_core.ocsvm._cpu_kernels import _kkt_residual_one, _solve_one, _vertex_rho, rbf_self, reduced_solve_transposed
+from ogae_core.ocsvm._cpu_kernels import _kkt_residual_one, _solve_one, adjoint_weights, rbf_self
 
 
 @njit(cache=True)
@@ -51,28 +51,8 @@ def layer_forward(z, gamma, nu, max_iter, stol, ridge):
 def layer_backward(z, K, gamma, alpha, state, LU, piv, fidx, m, grad_alpha, grad_rho):
     """``dL/dz`` ``(n, d)`` from ``dL/dalpha`` ``(n,)`` and ``dL/drho`` (a float)."""
     n, d = z.shape
-    u = np.zeros(n)
-    if m > 0:
-        v = np.empty(m + 1)
-        for a in range(m):
-            v[a] = grad_alpha[fidx[a]]
-        v[m] = grad_rho
-        reduced_solve_transposed(LU, piv, m, v)
-        for a in range(m):
-            u[fidx[a]] = v[a]
-    else:
-        g = np.empty(n)
-        for i in range(n):
-            s = 0.0
-            for j in range(n):
-                s += K[i, j] * alpha[j]
-            g[i] = s
-        _, ia, ib = _vertex_rho(g, state)
-        w = 0.5 if (ia >= 0 and ib >= 0) else 1.0
-        if ia >= 0:
-            u[ia] -= w * grad_rho
-        if ib >= 0:
-            u[ib] -= w * grad_rho
+    u = np.empty(n)
+    adjoint_weights(K, alpha, state, LU, piv, fidx, m, grad_alpha, grad_rho, u)
     c = np.empty((n, n))
     two_gamma = 2.0 * gamma
     for i in range(n):
