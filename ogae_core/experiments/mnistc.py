@@ -350,7 +350,7 @@ def run_training_group(configs: Sequence[RunConfig | Mapping[str, Any]], runs_ro
     import torch
 
     from ogae_core import Detector
-    from ogae_core.runs import is_finished, read_run
+    from ogae_core.runs import read_run
 
     cfgs = [c if isinstance(c, RunConfig) else RunConfig.from_dict(c) for c in configs]
     if not cfgs:
@@ -374,13 +374,12 @@ def run_training_group(configs: Sequence[RunConfig | Mapping[str, Any]], runs_ro
     task = build_task(todo[0].task)
     items = task_items(todo[0].task, task)
     base, base_id, seconds = None, None, 0.0
-    for rid, path in out.items():
-        if is_finished(Path(path)):
-            metrics = read_run(path).metrics
-            base = Detector.load(path, device=device)
-            seconds = float(metrics.get("train_seconds", 0.0))
-            base_id = metrics.get("trained_in") or rid
-            break
+    if out:  # finished runs of this training (every entry of `out` so far): load the network of one
+        rid, path = next(iter(out.items()))
+        metrics = read_run(path).metrics
+        base = Detector.load(path, device=device)
+        seconds = float(metrics.get("train_seconds", 0.0))
+        base_id = metrics.get("trained_in") or rid
     train_error, latents = None, {}
     for c in todo:
         if train_error is not None:
