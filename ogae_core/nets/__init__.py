@@ -6,8 +6,10 @@ from ogae_core.nets.mnist import (
     IMAGE_SHAPE,
     BackboneConfig,
     BackboneOutput,
+    BatchNorm2d,
     EncoderOutput,
     MnistBackbone,
+    nearest_upsample_conv2d,
     to_transposed_kernel,
 )
 
@@ -15,7 +17,9 @@ __all__ = [
     "IMAGE_SHAPE",
     "BackboneConfig",
     "BackboneOutput",
+    "BatchNorm2d",
     "EncoderOutput",
     "MnistBackbone",
+    "nearest_upsample_conv2d",
     "to_transposed_kernel",
 ]

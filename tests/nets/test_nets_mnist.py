@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ogae_core.nets import BackboneConfig, BackboneOutput, MnistBackbone, to_transposed_kernel
+from ogae_core.nets import (
+    BackboneConfig,
+    BackboneOutput,
+    BatchNorm2d,
+    MnistBackbone,
+    nearest_upsample_conv2d,
+    to_transposed_kernel,
+)
 
 
 def _images(n=6, seed=0):
@@ -116,3 +124,65 @@ def test_channels_last_gives_same_output():
     out = net_cl(x.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(out.x_hat, ref.x_hat, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(out.z, ref.z, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 7])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_nearest_upsample_conv2d_equals_upsample_then_conv_with_gradients(k, with_bias):
+    g = torch.Generator().manual_seed(k)
+    x = torch.randn(3, 4, 7, 6, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(5, 4, k, k, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(5, dtype=torch.float64, generator=g, requires_grad=True) if with_bias else None
+    upstream = torch.randn(3, 5, 14, 12, dtype=torch.float64, generator=g)
+    inputs = [t for t in (x, w, b) if t is not None]
+
+    ref = F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), w, b, padding=k // 2)
+    ref_grads = torch.autograd.grad((ref * upstream).sum(), inputs)
+    out = nearest_upsample_conv2d(x, w, b)
+    grads = torch.autograd.grad((out * upstream).sum(), inputs)
+
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_nearest_upsample_conv2d_rejects_even_kernels():
+    with pytest.raises(ValueError, match="odd square kernel"):
+        nearest_upsample_conv2d(torch.zeros(1, 2, 4, 4), torch.zeros(3, 2, 4, 4), None)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_batchnorm_matches_torch_on_channels_last_input(affine):
+    torch.manual_seed(0)
+    ours, ref = BatchNorm2d(4, affine=affine), nn.BatchNorm2d(4, affine=affine)
+    ref.load_state_dict(ours.state_dict())
+    x = (3 * torch.randn(16, 4, 9, 9) + 1).contiguous(memory_format=torch.channels_last)
+    x_ours, x_ref = x.clone().requires_grad_(), x.clone().requires_grad_()
+    upstream = torch.randn(16, 4, 9, 9)
+    y, y_ref = ours(x_ours), ref(x_ref)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
+    (y * upstream).sum().backward()
+    (y_ref * upstream).sum().backward()
+    torch.testing.assert_close(x_ours.grad, x_ref.grad, rtol=1e-5, atol=1e-6)
+    if affine:
+        torch.testing.assert_close(ours.weight.grad, ref.weight.grad, rtol=1e-5, atol=1e-5)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(ours, name), getattr(ref, name))
+    ours.eval(), ref.eval()
+    torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-6)
+
+
+def test_decoder_blocks_compute_the_plain_layer_list_and_keep_its_state_dict():
+    torch.manual_seed(0)
+    net = MnistBackbone().train()
+    keys = set(net.state_dict())
+    assert {"decoder_conv.0.1.weight", "decoder_conv.0.2.running_mean", "decoder_conv.1.1.weight",
+            "decoder_conv.1.2.weight", "decoder_conv.2.weight"} <= keys
+    assert isinstance(net.decoder_conv[0][0], nn.Upsample)
+    h = torch.randn(5, 8, 7, 7)
+    for block in net.decoder_conv[:2]:
+        reference = nn.Sequential.forward(block, h)  # upsample, conv, batch norm, LeakyReLU one by one
+        torch.testing.assert_close(block(h), reference, rtol=1e-5, atol=1e-5)
+        h = reference
