@@ -4,6 +4,9 @@ Rows (see ``benchmarks/run_all.py`` for the format; ratio > 1 means ours is bett
 
 * OgAE training step vs plain AE step, batch 100, same backbone, same run (goal: OgAE
   <= 1.10 x AE, i.e. ratio >= 0.91);
+* the guidance loss of one batch (forward + backward, OgAE's defaults: 50 + 50 codes of
+  d = 32, standardized, nu = 0.03): the fused CPU node vs the same loss as a composition
+  of torch operations (``_guidance_composite``);
 * our backbone's AE step vs the authors' layer layout (stride-1 ``ConvTranspose2d``
   decoder, NCHW memory) measured in the same run;
 * training and scoring throughput (images/s);
@@ -106,6 +109,22 @@ def _authors_step(x: torch.Tensor):
     return step
 
 
+def _guidance_seconds(n_steps: int) -> tuple[float, float]:
+    """Seconds per guidance forward + backward: fused CPU node, torch composition."""
+    from ogae_core.ocsvm import guidance_loss
+    from ogae_core.ocsvm.guidance import _guidance_composite
+
+    z = torch.randn(100, 32, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    times = []
+    for fn in (guidance_loss, _guidance_composite):
+        def step(fn=fn):
+            out = fn(z[:50], z[50:], 0.03, 1e-2, 1.0, 1.0, True, "sum")
+            out.loss.backward()
+
+        times.append(float(np.median([_time_steps(step, n_steps // 5) for _ in range(5)])))
+    return times[0], times[1]
+
+
 def run(quick: bool = False) -> list[dict]:
     """Measure and return the benchmark rows."""
     n_steps = 20 if quick else 150
@@ -122,6 +141,9 @@ def run(quick: bool = False) -> list[dict]:
     ae_s, og_s = float(np.median(t_ae)), float(np.median(t_og))
     rows.append(dict(benchmark="methods", case=f"train step, batch 100: OgAE (both) vs AE, {threads}", ours=og_s * 1e3,
                      reference=ae_s * 1e3, unit="ms/step", ratio=ae_s / og_s, goal="OgAE <= 1.10x AE (ratio >= 0.91)"))
+    g_fused, g_comp = _guidance_seconds(n_steps * 4)
+    rows.append(dict(benchmark="methods", case="guidance loss fwd+bwd, 50+50 codes d=32: fused CPU node vs torch ops",
+                     ours=g_fused * 1e3, reference=g_comp * 1e3, unit="ms", ratio=g_comp / g_fused, goal=""))
     au_s = _time_steps(_authors_step(x), n_steps)
     rows.append(dict(benchmark="methods", case="AE train step: our backbone vs authors' layer layout", ours=ae_s * 1e3,
                      reference=au_s * 1e3, unit="ms/step", ratio=au_s / ae_s, goal="faster than the reference layout"))

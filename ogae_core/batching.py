@@ -17,6 +17,11 @@ __all__ = ["batch_slices", "holdout_split", "images_to_tensor", "latent_spread",
 def set_determinism(seed: int) -> None:
     """Seed ``random``, NumPy and torch, and request deterministic torch algorithms.
 
+    Deterministic mode's debugging aid of filling every new uninitialized tensor with
+    NaN (``torch.utils.deterministic.fill_uninitialized_memory``) is switched off: it does
+    not change any result, and costs ~200 fills (about 6 %) per training step of the
+    MNIST network on the CPU.
+
     Examples
     --------
     >>> import torch
@@ -31,6 +36,7 @@ def set_determinism(seed: int) -> None:
     np.random.seed(int(seed) % 2**32)
     torch.manual_seed(int(seed))
     torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
 

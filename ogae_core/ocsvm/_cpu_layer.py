@@ -69,3 +69,99 @@ def layer_backward(z, K, gamma, alpha, state, LU, piv, fidx, m, grad_alpha, grad
         for k in range(d):
             grad[i, k] += s * z[i, k]
     return grad
+
+
+@njit(cache=True)
+def standardize_pair(zs, zl, eps):
+    """``(zs - mean) / std`` and ``(zl - mean) / std`` with the per-column mean and
+    population standard deviation (at least ``eps``) of ``zs``; also returns ``std``."""
+    n, d = zs.shape
+    mean = np.zeros(d)
+    std = np.zeros(d)
+    for i in range(n):
+        for k in range(d):
+            mean[k] += zs[i, k]
+    mean /= n
+    for i in range(n):
+        for k in range(d):
+            v = zs[i, k] - mean[k]
+            std[k] += v * v
+    for k in range(d):
+        std[k] = max(np.sqrt(std[k] / n), eps)
+    out_s = np.empty_like(zs)
+    out_l = np.empty_like(zl)
+    for i in range(n):
+        for k in range(d):
+            out_s[i, k] = (zs[i, k] - mean[k]) / std[k]
+    for i in range(zl.shape[0]):
+        for k in range(d):
+            out_l[i, k] = (zl[i, k] - mean[k]) / std[k]
+    return out_s, out_l, std
+
+
+@njit(cache=True)
+def penalty_forward(zs, zl, alpha, rho, gamma):
+    """Cross kernel ``Kl = rbf(zs, zl)`` ``(n, m)`` and decision values ``f = alpha Kl - rho``."""
+    n, d = zs.shape
+    m = zl.shape[0]
+    G = zs @ zl.T
+    sq_l = np.zeros(m)
+    for l in range(m):
+        for k in range(d):
+            sq_l[l] += zl[l, k] * zl[l, k]
+    Kl = np.empty((n, m))
+    f = np.full(m, -rho)
+    for i in range(n):
+        sq_i = 0.0
+        for k in range(d):
+            sq_i += zs[i, k] * zs[i, k]
+        for l in range(m):
+            dist = sq_i + sq_l[l] - 2.0 * G[i, l]
+            if dist < 0.0:
+                dist = 0.0
+            v = np.exp(-gamma * dist)
+            Kl[i, l] = v
+            f[l] += alpha[i] * v
+    return Kl, f
+
+
+@njit(cache=True)
+def penalty_backward(zs, zl, Kl, f, scale, want_svm, want_loss,
+                     K, gamma, alpha, state, LU, piv, fidx, m):
+    """Gradients of ``scale * sum_l max(0, -f_l)`` w.r.t. ``zs`` and ``zl``.
+
+    With ``w_l = -scale [f_l < 0]`` (``dL/df_l``): ``dL/dKl_il = alpha_i w_l``, hence
+    ``dL/dzs_i = sum_l c_il (zs_i - zl_l)`` and ``dL/dzl_l = sum_i c_il (zl_l - zs_i)``
+    with ``c_il = -2 gamma alpha_i w_l Kl_il``; ``zs`` also moves ``alpha`` and ``rho``
+    (``dL/dalpha = Kl w``, ``dL/drho = -sum w``), chained by :func:`layer_backward`.
+    ``want_svm`` / ``want_loss`` skip a side whose gradient is not needed (zeros).
+    """
+    n, d = zs.shape
+    nl = zl.shape[0]
+    w = np.zeros(nl)
+    for l in range(nl):
+        if f[l] < 0.0:
+            w[l] = -scale
+    c = np.empty((n, nl))
+    for i in range(n):
+        for l in range(nl):
+            c[i, l] = -2.0 * gamma * alpha[i] * w[l] * Kl[i, l]
+    g_svm = np.zeros((n, d))
+    g_loss = np.zeros((nl, d))
+    if want_loss:
+        g_loss = -(c.T @ zs)
+        for l in range(nl):
+            s = 0.0
+            for i in range(n):
+                s += c[i, l]
+            for k in range(d):
+                g_loss[l, k] += s * zl[l, k]
+    if want_svm:
+        g_svm = layer_backward(zs, K, gamma, alpha, state, LU, piv, fidx, m, Kl @ w, -w.sum()) - c @ zl
+        for i in range(n):
+            s = 0.0
+            for l in range(nl):
+                s += c[i, l]
+            for k in range(d):
+                g_svm[i, k] += s * zs[i, k]
+    return g_svm, g_loss

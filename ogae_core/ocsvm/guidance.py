@@ -19,16 +19,26 @@ reaches each half:
 ``(1, 0)`` is expander only, ``(0, 1)`` compactor only and ``(1, 1)`` the full
 gradient of eq. (6). The returned loss *value* is always the unweighted penalty;
 only its gradient is weighted.
+
+On the CPU (float64 solve, the default) the whole loss — standardization, kernel, dual
+solve, decision values and penalty — is one autograd node with one compiled forward
+and one compiled backward (:class:`_GuidanceCpu`; at the paper's batch size the
+composition of torch operations costs several times the arithmetic). Elsewhere it is
+the composition of differentiable torch operations (:func:`_guidance_composite`); both
+give the same values and gradients (tested).
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from ogae_core.ocsvm.kernels import GammaSpec, rbf_kernel, resolve_gamma
 from ogae_core.ocsvm.kernels import standardize as _standardize
-from ogae_core.ocsvm.points import solve_dual_rbf
+from ogae_core.ocsvm.points import _solve_points_cpu, solve_dual_rbf
+from ogae_core.ocsvm.solver import _DEFAULT_TOL
+from ogae_core.ocsvm.validation import check_nu
 
 __all__ = ["GuidanceOutput", "guidance_loss", "decision_values"]
 
@@ -131,6 +141,16 @@ def guidance_loss(
         raise ValueError(f"reduction must be 'sum' or 'mean'; got {reduction!r}")
     if z_svm.shape[0] == 0 or z_loss.shape[0] == 0:
         raise ValueError("z_svm and z_loss must not be empty")
+    on_cpu = z_svm.device.type == "cpu" and z_loss.device.type == "cpu"
+    if on_cpu and solver_dtype == torch.float64:
+        return _guidance_cpu(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, standardize, reduction)
+    return _guidance_composite(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, standardize, reduction,
+                               solver_dtype)
+
+
+def _guidance_composite(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, standardize, reduction,
+                        solver_dtype=torch.float64) -> GuidanceOutput:
+    """:func:`guidance_loss` as a composition of differentiable torch operations (any device)."""
     out_dtype = z_svm.dtype
     zs = _route(z_svm, expander_weight).to(solver_dtype)
     zl = _route(z_loss, compactor_weight).to(solver_dtype)
@@ -155,6 +175,76 @@ def guidance_loss(
         n_iter=int(sol.n_iter),
         gamma=g,
     )
+
+
+def _guidance_cpu(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, standardize, reduction) -> GuidanceOutput:
+    """:func:`guidance_loss` as one autograd node with compiled forward and backward (CPU)."""
+    check_nu(nu)
+    n = z_svm.shape[0]
+    if nu * n < 1.0 - 1e-12:
+        raise ValueError(f"nu * n must be >= 1 (got nu={nu}, n={n}, nu*n={nu * n:.4g}); use more points or a larger nu")
+    for name, z in (("z_svm", z_svm), ("z_loss", z_loss)):
+        if z.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"{name} must be float32 or float64; got {z.dtype}")
+    info: dict = {}
+    opts = (gamma, float(nu), 100, _DEFAULT_TOL[torch.float64], bool(standardize), reduction == "mean",
+            float(expander_weight), float(compactor_weight))
+    loss = _GuidanceCpu.apply(z_svm, z_loss, opts, info)
+    return GuidanceOutput(loss, info["misclassified_fraction"], info["n_support"], info["rho"], info["n_iter"],
+                          info["gamma"])
+
+
+def _as_float64(z: torch.Tensor) -> np.ndarray:
+    zn = z.detach().numpy()
+    if zn.dtype != np.float64 or not zn.flags.c_contiguous:
+        zn = np.ascontiguousarray(zn, dtype=np.float64)
+    return zn
+
+
+class _GuidanceCpu(torch.autograd.Function):
+    """``(z_svm, z_loss) -> penalty`` on the CPU; see :func:`_cpu_layer.penalty_backward`.
+
+    Standardization statistics and gamma are constants of the step (as in the composite
+    path); the routing weights scale the gradient of each half in the backward.
+    """
+
+    @staticmethod
+    def forward(ctx, z_svm, z_loss, opts, info):
+        from ogae_core.ocsvm import _cpu_layer
+
+        gamma_spec, nu, max_iter, tol, standardize, mean_reduction, w_svm, w_loss = opts
+        zs, zl = _as_float64(z_svm), _as_float64(z_loss)
+        if not np.isfinite(zl).all():
+            raise ValueError("z_loss contains non-finite values (nan or inf)")
+        std = None
+        if standardize:
+            zs, zl, std = _cpu_layer.standardize_pair(zs, zl, 1e-8)
+        gamma = float(resolve_gamma(torch.from_numpy(zs), gamma_spec))
+        alpha, rho, saved = _solve_points_cpu(zs, (gamma, nu, max_iter, tol, True), info)
+        Kl, f = _cpu_layer.penalty_forward(zs, zl, alpha, rho, gamma)
+        scale = 1.0 / f.shape[0] if mean_reduction else 1.0
+        info.update(misclassified_fraction=float((f < 0).mean()), n_support=int((alpha > 0).sum()), rho=float(rho),
+                    gamma=gamma)
+        ctx.state = (zl, Kl, f, scale, std, saved, w_svm, w_loss)
+        return torch.from_numpy(np.array(scale * np.maximum(-f, 0.0).sum())).to(z_svm.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        from ogae_core.ocsvm import _cpu_layer
+
+        zl, Kl, f, scale, std, saved, w_svm, w_loss = ctx.state
+        want_svm = bool(ctx.needs_input_grad[0] and w_svm != 0)
+        want_loss = bool(ctx.needs_input_grad[1] and w_loss != 0)
+        if not (want_svm or want_loss):
+            return None, None, None, None
+        zs, K, gamma, alpha, state, LU, piv, fidx, m = saved
+        g_svm, g_loss = _cpu_layer.penalty_backward(zs, zl, Kl, f, scale * grad.item(), want_svm, want_loss,
+                                                    K, gamma, alpha, state, LU, piv, fidx, m)
+        if std is not None:
+            g_svm, g_loss = g_svm / std, g_loss / std
+        dtype = grad.dtype
+        return (torch.from_numpy(w_svm * g_svm).to(dtype) if want_svm else None,
+                torch.from_numpy(w_loss * g_loss).to(dtype) if want_loss else None, None, None)
 
 
 def _route(z: torch.Tensor, weight: float) -> torch.Tensor:

@@ -24,30 +24,38 @@ _SET_TOL64 = _SET_TOL[torch.float64]
 _RIDGE64 = _RIDGE[torch.float64]
 
 
+def _solve_points_cpu(zn: np.ndarray, opts: tuple, info: dict) -> tuple:
+    """Kernel and exact dual of one float64 point set ``zn`` on the CPU (compiled call,
+    batched engine with libsvm fallback when it does not settle); fills ``info`` and
+    returns ``(alpha, rho, saved)`` with ``saved`` the arguments of ``layer_backward``
+    before its two gradients."""
+    from ogae_core.ocsvm import _cpu_layer  # numba loads on first use, not on import
+
+    gamma, nu, max_iter, tol, strict = opts
+    K, alpha, rho, state, LU, piv, fidx, m, n_iter, status, res = _cpu_layer.layer_forward(
+        zn, gamma, nu, max_iter, _SET_TOL64, _RIDGE64)
+    if status == -1:
+        raise ValueError("z contains non-finite values (nan or inf)")
+    n_fallback = 0
+    if status != 0 or not res <= tol:  # rare: the libsvm fallback of the batched engine
+        sol = _forward_cpu(torch.from_numpy(K)[None], nu, max_iter, tol, True)
+        _check_residual(sol.residual, tol, strict, 1)
+        sv = sol.saved
+        alpha, rho, state, LU, piv = sv["alpha"][0], float(sol.rho[0]), sv["state"][0], sv["LU"][0], sv["piv"][0]
+        fidx, m, res, n_iter, n_fallback = sv["fidx"][0], int(sv["msize"][0]), float(sol.residual[0]), sol.n_iter, sol.n_fallback
+    info["n_iter"], info["kkt_residual"], info["n_fallback"] = int(n_iter), torch.from_numpy(np.array(res)), n_fallback
+    return alpha, rho, (zn, K, gamma, alpha, state, LU, piv, fidx, int(m))
+
+
 class _DualFromPoints(torch.autograd.Function):
     # Lean on purpose: at n = 50 the compiled work is ~50 us, so every tensor built here
     # (numpy-backed 0-d tensors instead of torch.tensor, options passed as one tuple) counts.
     @staticmethod
     def forward(ctx, z, opts, info):
-        from ogae_core.ocsvm import _cpu_layer  # numba loads on first use, not on import
-
-        gamma, nu, max_iter, tol, strict = opts
         zn = z.detach().numpy()
         if zn.dtype != np.float64 or not zn.flags.c_contiguous:
             zn = np.ascontiguousarray(zn, dtype=np.float64)
-        K, alpha, rho, state, LU, piv, fidx, m, n_iter, status, res = _cpu_layer.layer_forward(
-            zn, gamma, nu, max_iter, _SET_TOL64, _RIDGE64)
-        if status == -1:
-            raise ValueError("z contains non-finite values (nan or inf)")
-        n_fallback = 0
-        if status != 0 or not res <= tol:  # rare: the libsvm fallback of the batched engine
-            sol = _forward_cpu(torch.from_numpy(K)[None], nu, max_iter, tol, True)
-            _check_residual(sol.residual, tol, strict, 1)
-            sv = sol.saved
-            alpha, rho, state, LU, piv = sv["alpha"][0], float(sol.rho[0]), sv["state"][0], sv["LU"][0], sv["piv"][0]
-            fidx, m, res, n_iter, n_fallback = sv["fidx"][0], int(sv["msize"][0]), float(sol.residual[0]), sol.n_iter, sol.n_fallback
-        info["n_iter"], info["kkt_residual"], info["n_fallback"] = int(n_iter), torch.from_numpy(np.array(res)), n_fallback
-        ctx.saved = (zn, K, gamma, alpha, state, LU, piv, fidx, int(m))
+        alpha, rho, ctx.saved = _solve_points_cpu(zn, opts, info)
         ctx.dtype = z.dtype
         alpha_t, rho_t = torch.from_numpy(alpha), torch.from_numpy(np.array(rho))
         if z.dtype != torch.float64:

@@ -130,3 +130,60 @@ def test_bad_arguments_raise(kwargs, message):
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError, match="same d"):
         guidance_loss(torch.zeros(10, 3), torch.zeros(10, 4))
+
+
+def _both_paths(z0, w_exp, w_comp, n_svm=50, **kw):
+    """Loss, diagnostics and gradient of the fused CPU node and of the torch composition."""
+    from ogae_core.ocsvm.guidance import _guidance_composite
+
+    results = []
+    for fn in (guidance_loss, _guidance_composite):
+        z = z0.clone().requires_grad_(True)
+        args = dict(nu=0.3, gamma="scale", standardize=False, reduction="sum")
+        args.update(kw)
+        out = fn(z[:n_svm], z[n_svm:], args["nu"], args["gamma"], w_exp, w_comp, args["standardize"], args["reduction"])
+        out.loss.backward()
+        results.append((out, z.grad))
+    return results
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("weights", [(1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.5, 2.0)])
+def test_fused_cpu_node_matches_the_torch_composition(standardize, reduction, weights):
+    z0 = _codes(11) * torch.linspace(0.5, 3, 8, dtype=torch.float64) + 0.7
+    (fused, g_fused), (comp, g_comp) = _both_paths(z0, *weights, standardize=standardize, reduction=reduction,
+                                                   gamma=0.05 if standardize else "scale")
+    assert fused.loss.item() > 0 and fused.misclassified_fraction > 0
+    assert fused.loss.item() == pytest.approx(comp.loss.item(), rel=1e-10)
+    assert (fused.misclassified_fraction, fused.n_support, fused.n_iter) == (comp.misclassified_fraction, comp.n_support,
+                                                                             comp.n_iter)
+    assert fused.rho == pytest.approx(comp.rho, rel=1e-10) and fused.gamma == pytest.approx(comp.gamma, rel=1e-12)
+    torch.testing.assert_close(g_fused, g_comp, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["vertex", "near-duplicates", "float32"])
+def test_fused_cpu_node_matches_the_composition_in_edge_cases(case):
+    g = torch.Generator().manual_seed(12)
+    if case == "vertex":  # nu = 1: every alpha at its bound, rho by libsvm's midpoint rule
+        z0, kw = torch.randn(24, 3, dtype=torch.float64, generator=g), dict(nu=1.0, gamma=0.5)
+    elif case == "near-duplicates":  # Cholesky refused, bordered LU used
+        z0, kw = torch.randn(24, 3, dtype=torch.float64, generator=g), dict(nu=0.2, gamma=0.5)
+        z0[1], z0[2] = z0[0] + 1e-9, z0[0]
+    else:
+        z0, kw = torch.randn(40, 6, generator=g), dict(nu=0.25, standardize=True, gamma=0.1)
+    (fused, g_fused), (comp, g_comp) = _both_paths(z0, 1.0, 1.0, n_svm=12 if case != "float32" else 20, **kw)
+    assert fused.loss.dtype == z0.dtype and g_fused.dtype == z0.dtype
+    assert fused.loss.item() == pytest.approx(comp.loss.item(), rel=1e-6)
+    assert g_fused.abs().sum() > 0
+    tol = dict(rtol=1e-4, atol=1e-6) if case == "float32" else dict(rtol=1e-7, atol=1e-10)
+    torch.testing.assert_close(g_fused, g_comp, **tol)
+
+
+def test_fused_cpu_node_rejects_non_finite_codes():
+    z = _codes(13)
+    z[60, 0] = float("nan")
+    with pytest.raises(ValueError, match="z_loss contains non-finite"):
+        guidance_loss(z[:50], z[50:], nu=0.3)
+    with pytest.raises(ValueError, match="non-finite"):
+        guidance_loss(z[50:], z[:50].flip(0), nu=0.3)
