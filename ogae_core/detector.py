@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ogae_core.evaluation.metrics import largest_tie_fraction
 from ogae_core.methods import get_method, hyperparameter_names
 from ogae_core.nets import BackboneConfig
 from ogae_core.train import (
@@ -50,13 +51,16 @@ class CollapseError(RuntimeError):
 
 def collapse_flags(history: list, scores: np.ndarray | None = None, sv_fraction: float | None = None, *,
                    spread_tol: float = 1e-8, min_unique: int = _SCORES_EPS_UNIQUE,
-                   sv_bounds: tuple[float, float] = (0.01, 0.99)) -> list[str]:
+                   max_tied: float = 0.5, sv_bounds: tuple[float, float] = (0.01, 0.99)) -> list[str]:
     """Collapse guards of a training run; returns the names of the guards that fired.
 
     * ``"latent_collapse"``: the last epoch's latent spread (mean pairwise squared distance
       per dimension) is below ``spread_tol`` — every code is the same point;
     * ``"constant_scores"``: ``scores`` take fewer than ``min(min_unique, len(scores))``
       distinct values (rounded to 9 significant digits);
+    * ``"tied_scores"``: otherwise, more than ``max_tied`` of the scores share one value
+      (:func:`~ogae_core.evaluation.largest_tie_fraction`), e.g. an OCSVM whose kernel
+      underflows far from its support vectors;
     * ``"sv_fraction_extreme"``: the fraction of support vectors (of the final OCSVM, or the
       mean per-batch fraction of OgAE's last epoch) is below/above ``sv_bounds``.
 
@@ -66,6 +70,8 @@ def collapse_flags(history: list, scores: np.ndarray | None = None, sv_fraction:
     ['latent_collapse', 'constant_scores']
     >>> collapse_flags([{"latent_spread": 1.0}], np.arange(100.0), sv_fraction=0.5)
     []
+    >>> collapse_flags([], np.r_[np.arange(40.0), np.zeros(60)])
+    ['tied_scores']
     """
     flags = []
     if history:
@@ -80,6 +86,8 @@ def collapse_flags(history: list, scores: np.ndarray | None = None, sv_fraction:
             distinct = np.unique(np.array([float(f"{v:.9g}") for v in s]))
             if len(distinct) < min(min_unique, len(s)):
                 flags.append("constant_scores")
+            elif largest_tie_fraction(s) > max_tied:
+                flags.append("tied_scores")
     if sv_fraction is None and history:
         v = history[-1].get("sv_fraction", float("nan"))
         sv_fraction = v if isinstance(v, float) and math.isfinite(v) else None

@@ -128,6 +128,9 @@ def test_collapse_guards():
     assert collapse_flags([], None, sv_fraction=1.0) == ["sv_fraction_extreme"]
     assert collapse_flags([{"latent_spread": 1.0, "sv_fraction": 0.004}]) == ["sv_fraction_extreme"]
     assert collapse_flags([], np.array([np.nan, 1.0])) == ["non_finite_scores"]
+    tied = np.r_[np.arange(40.0), np.full(60, -3.5)]  # 60 % share one value (e.g. -rho far from every SV)
+    assert collapse_flags([], tied) == ["tied_scores"]
+    assert collapse_flags([], tied, max_tied=0.6) == []
 
 
 def test_strict_detector_raises_on_constant_scores():

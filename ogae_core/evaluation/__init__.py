@@ -4,6 +4,7 @@ Public API
 ----------
 auroc, aupr, auroc30, partial_auroc, all_metrics   metrics (see :mod:`.metrics` for definitions)
 roc_points, pr_points                              curve points for plots
+largest_tie_fraction                               share of the largest group of equal scores
 paired_bootstrap, per_group_bootstrap, bonferroni  the paper's paired bootstrap test
 kruskal_dunn                                       Kruskal–Wallis + Dunn (Bonferroni)
 results_table, per_corruption_table, overall_table paper-layout tables (Markdown/HTML/LaTeX)
@@ -19,6 +20,7 @@ from ogae_core.evaluation.metrics import (
     aupr,
     auroc,
     auroc30,
+    largest_tie_fraction,
     partial_auroc,
     pr_points,
     roc_points,
@@ -47,6 +49,7 @@ __all__ = [
     "bonferroni",
     "bootstrap_samples",
     "kruskal_dunn",
+    "largest_tie_fraction",
     "overall_table",
     "paired_bootstrap",
     "partial_auroc",

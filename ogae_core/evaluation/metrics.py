@@ -374,3 +374,28 @@ def pr_points(labels: Sequence, scores: Sequence) -> tuple[np.ndarray, np.ndarra
     recall = np.concatenate([[0.0], tps[0] / tps[0, -1]])
     precision = np.concatenate([[1.0], tps[0] / (tps[0] + fps[0])])
     return recall, precision, np.concatenate([[np.inf], ss.thresholds])
+
+
+def largest_tie_fraction(scores: Sequence, significant_digits: int = 9) -> float:
+    """Fraction of ``scores`` in the largest group of equal values.
+
+    Values are compared after rounding to ``significant_digits`` significant digits. A
+    large fraction means the detector cannot rank most items against each other — e.g. an
+    OCSVM whose kernel values underflow to 0 far from every support vector gives all those
+    items the same score ``-rho``; ranking metrics then count each tie as half right.
+
+    Examples
+    --------
+    >>> largest_tie_fraction([0.1, 0.5, 0.5, 0.5])
+    0.75
+    >>> largest_tie_fraction([1.0, 2.0, 3.0, 4.0])
+    0.25
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if s.size == 0:
+        raise ValueError("scores must not be empty")
+    if not np.isfinite(s).all():
+        raise ValueError("scores contain non-finite values (nan or inf)")
+    rounded = np.array([float(f"{v:.{significant_digits}g}") for v in s])
+    _, counts = np.unique(rounded, return_counts=True)
+    return float(counts.max() / s.size)

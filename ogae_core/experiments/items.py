@@ -112,7 +112,8 @@ def task_items(spec: TaskSpec, task=None) -> dict[str, tuple[np.ndarray, pd.Data
 
 # ----------------------------------------------------------------------------- metrics, latents
 def split_metrics(frame: pd.DataFrame) -> dict[str, Any]:
-    """AUROC / AUPR / AUROC30 (+ raw) of one split, overall and per corruption.
+    """AUROC / AUPR / AUROC30 (+ raw) of one split, overall and per corruption, and the
+    share of the largest group of tied scores (``tied_fraction``).
 
     Examples
     --------
@@ -121,9 +122,10 @@ def split_metrics(frame: pd.DataFrame) -> dict[str, Any]:
     >>> m["auroc"], m["per_corruption"]["b"]["auroc"]
     (1.0, 1.0)
     """
-    from ogae_core.evaluation import all_metrics
+    from ogae_core.evaluation import all_metrics, largest_tie_fraction
 
     out: dict[str, Any] = all_metrics(frame["label"].to_numpy(), frame["score"].to_numpy())
+    out["tied_fraction"] = largest_tie_fraction(frame["score"].to_numpy())
     out["n_items"] = int(len(frame))
     out["n_anomalies"] = int(frame["label"].sum())
     per = {}

@@ -45,6 +45,9 @@ from ogae_core.experiments.items import (  # noqa: F401 - re-exported
 #: Runtime-only options of the trainer; they never enter the config (nor the run id).
 RUNTIME_KEYS = ("device", "progress", "log")
 SPLITS_SCORED = ("validation", "test")
+#: A split whose largest group of equal scores exceeds this share gets a
+#: ``"tied_scores:<split>"`` warning in ``metrics.json`` (see ``collapse_flags``).
+TIED_SCORES_LIMIT = 0.5
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,8 @@ def _write_run(cfg: RunConfig, det, items, task, root: Path | None, experiment: 
     score_seconds = time.perf_counter() - t0
     scores = pd.concat(scored, ignore_index=True)
     metrics = {s: split_metrics(scores[scores["split"] == s]) for s in SPLITS_SCORED}
+    warnings = list(det.warnings_) + [f"tied_scores:{s}" for s in SPLITS_SCORED
+                                      if metrics[s]["tied_fraction"] > TIED_SCORES_LIMIT]
     t0 = time.perf_counter()
     key = (cfg.latent_sample, cfg.umap_seed)
     if latent_cache is not None and key in latent_cache:
@@ -267,7 +272,7 @@ def _write_run(cfg: RunConfig, det, items, task, root: Path | None, experiment: 
             latent_cache[key] = latents
     metrics.update({
         "train_seconds": train_seconds, "score_seconds": score_seconds, "umap_seconds": time.perf_counter() - t0,
-        "epochs_run": len(det.history_), "stopped_early": det.stopped_early_, "warnings": list(det.warnings_),
+        "epochs_run": len(det.history_), "stopped_early": det.stopped_early_, "warnings": warnings,
         "n_train": int(len(items["train"][0])), "n_early_stop": int(len(items["early_stop"][0])),
         "device": str(device), "torch_threads": torch.get_num_threads(),
         "training_key": cfg.training_key(), "trained_in": trained_in,

@@ -97,7 +97,9 @@ class BenchmarkReport:
         parts = [f"## {self.experiment}", "", self._caption(), "", self.table.to_markdown()]
         if self.corruption_table is not None:
             parts += ["### Per test corruption", "", self.corruption_table.to_markdown()]
-        parts += ["### Test metrics over seeds (selected configurations)", "", _markdown(seeds), ""]
+        parts += ["### Test metrics over seeds (selected configurations)", "", _markdown(seeds), "",
+                  "`test_tied_max`: the largest share of test items with one and the same score (worst seed); "
+                  "`warnings`: collapse guards that fired in the selected runs (see `collapse_flags`).", ""]
         return "\n".join(parts)
 
 
@@ -119,8 +121,22 @@ def _seed_summary(runs: list, selection: pd.DataFrame) -> pd.DataFrame:
             s = pd.Series([t.get(m) for t in tests], dtype=float)
             out[f"test_{m}_mean"] = float(s.mean())
             out[f"test_{m}_std"] = float(s.std()) if len(s) > 1 else 0.0
+        out["test_tied_max"] = max(_test_tied_fraction(by_id[rid]) for rid in row.run_ids)
+        flags = sorted({w for rid in row.run_ids for w in by_id[rid].metrics.get("warnings", [])})
+        out["warnings"] = ", ".join(flags) if flags else "-"
         rows.append(out)
     return pd.DataFrame(rows)
+
+
+def _test_tied_fraction(run) -> float:
+    """Largest share of equal test scores of a run (from its metrics, else its scores)."""
+    from ogae_core.evaluation import largest_tie_fraction
+
+    stored = run.metrics.get("test", {}).get("tied_fraction")
+    if stored is not None:
+        return float(stored)
+    scores = run.scores()
+    return largest_tie_fraction(scores.loc[scores["split"] == "test", "score"].to_numpy())
 
 
 def benchmark_report(runs_root: str | Path | None = None, experiment: str = "mnistc-3v8-quick", *, metric: str = "auroc",

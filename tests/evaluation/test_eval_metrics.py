@@ -128,3 +128,21 @@ def test_bad_weights_and_max_fpr():
         auroc([0, 1], [0.1, 0.2], weights=[1, -1])
     with pytest.raises(ValueError, match="max_fpr"):
         partial_auroc([0, 1], [0.1, 0.2], max_fpr=0)
+
+
+def test_largest_tie_fraction_counts_the_biggest_group_of_equal_scores():
+    from collections import Counter
+
+    from ogae_core.evaluation import largest_tie_fraction
+
+    rng = np.random.default_rng(3)
+    scores = np.r_[rng.normal(size=70), np.full(20, 0.25), np.full(10, -1.0)]
+    rng.shuffle(scores)
+    assert largest_tie_fraction(scores) == max(Counter(scores.tolist()).values()) / len(scores) == 0.2
+    # equal to 9 significant digits counts as tied, the 10th digit does not matter
+    assert largest_tie_fraction([1.0, 1.0 + 1e-12, 2.0]) == pytest.approx(2 / 3)
+    assert largest_tie_fraction([1.0, 1.0 + 1e-6, 2.0]) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="non-finite"):
+        largest_tie_fraction([1.0, np.nan])
+    with pytest.raises(ValueError, match="empty"):
+        largest_tie_fraction([])

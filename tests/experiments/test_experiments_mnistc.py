@@ -54,6 +54,9 @@ def test_end_to_end_run_contents(smoke_store):
         assert m["auroc30"] == pytest.approx(roc_auc_score(s["label"], s["score"], max_fpr=0.3), abs=1e-12)
         for c, g in s.groupby("corruption"):
             assert m["per_corruption"][c]["auroc"] == pytest.approx(roc_auc_score(g["label"], g["score"]), abs=1e-12)
+        tied = s["score"].round(12).value_counts().max() / len(s)
+        assert m["tied_fraction"] == pytest.approx(tied)
+        assert (f"tied_scores:{split}" in run.metrics["warnings"]) == (tied > 0.5)
     history = run.history()
     assert history["epoch"].tolist() == list(range(1, len(history) + 1)) and len(history) == run.metrics["epochs_run"]
     latents = run.latents()

@@ -76,3 +76,26 @@ def test_report_uses_the_validation_choice_on_test(tmp_path):
     assert est == pytest.approx(roc_auc_score(test["label"], test["score"]))
     assert est < 0.7  # the better-on-test run was not chosen
     assert good_on_test.exists()
+    summary = rep.seeds.set_index("model").loc["ogae-ocsvm"]
+    assert summary["test_tied_max"] == rep.runs["ogae-ocsvm"].metrics["test"]["tied_fraction"] == 1 / 400
+    assert summary["warnings"] == "-"
+
+
+def test_split_metrics_and_report_show_tied_scores(tmp_path):
+    from ogae_core.experiments import split_metrics
+
+    n = 100
+    label = np.r_[np.zeros(n // 2, int), np.ones(n // 2, int)]
+    score = np.where(np.arange(n) % 4 == 0, np.arange(n) / 10.0, -2.0)  # 75 % tied
+    frame = pd.DataFrame({"split": "test", "item": np.arange(n), "label": label, "corruption": "stripe", "score": score})
+    assert split_metrics(frame)["tied_fraction"] == 0.75
+    val = frame.assign(split="validation", score=np.arange(n) + 5.0 * label)
+    metrics = {"validation": split_metrics(val), "test": split_metrics(frame), "warnings": ["tied_scores:test"]}
+    cfg = {"method": "ogae", "scoring": "ocsvm", "seed": 0, "label": "ogae-ocsvm", "hyperparameters": {"lam": 0.1}}
+    with create_run(tmp_path, "ties", cfg, seed=0) as w:
+        w.write_scores(pd.concat([val, frame], ignore_index=True))
+        w.write_metrics(metrics)
+    rep = benchmark_report(tmp_path, "ties", n_boot=20, by_corruption=False)
+    row = rep.seeds.set_index("model").loc["ogae-ocsvm"]
+    assert row["test_tied_max"] == 0.75 and row["warnings"] == "tied_scores:test"
+    assert "tied_scores:test" in rep.render("md")
