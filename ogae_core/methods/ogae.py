@@ -46,8 +46,11 @@ class OgAEConfig(MethodConfig):
         ν of the per-batch OCSVM, in (0, 1]; needs ``nu * (batch // 2) >= 1``.
     gamma : float or {"scale", "auto"}
         RBF width of the per-batch OCSVM.
-    standardize : bool
-        Standardize the codes (per dimension, statistics of ``z_svm``) before the kernel.
+    standardize : bool or "each"
+        Standardize the codes before the kernel: ``True`` with the statistics of
+        ``z_svm`` for both halves (constants of the step); ``"each"`` each half with its
+        own statistics, differentiably (the authors' released code); see
+        :func:`~ogae_core.ocsvm.guidance_loss`.
     strategy : str
         One of :data:`STRATEGIES`.
     switch_epoch : int
@@ -59,7 +62,7 @@ class OgAEConfig(MethodConfig):
     lam: float = 1e-2
     nu: float = 0.03
     gamma: float | str = 1e-2
-    standardize: bool = True
+    standardize: bool | str = True
     strategy: str = "expander-then-both"
     switch_epoch: int = 10
     both_weights: tuple[float, float] = (1.0, 1.0)
@@ -73,6 +76,8 @@ class OgAEConfig(MethodConfig):
                 raise ValueError(f"gamma must be a positive float, 'scale' or 'auto'; got {self.gamma!r}")
         else:
             _check_positive("gamma", self.gamma, allow_zero=False)
+        if not (isinstance(self.standardize, bool) or self.standardize == "each"):
+            raise ValueError(f"standardize must be True, False or 'each'; got {self.standardize!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}; got {self.strategy!r}")
         if int(self.switch_epoch) != self.switch_epoch or self.switch_epoch < 0:

@@ -90,7 +90,7 @@ def guidance_loss(
     gamma: GammaSpec = "scale",
     expander_weight: float = 1.0,
     compactor_weight: float = 1.0,
-    standardize: bool = False,
+    standardize: bool | str = False,
     reduction: str = "sum",
     solver_dtype: torch.dtype = torch.float64,
 ) -> GuidanceOutput:
@@ -109,9 +109,11 @@ def guidance_loss(
         gradient (a constant of the step).
     expander_weight, compactor_weight : float
         ``beta_1`` and ``beta_2`` of eq. (7); non-negative.
-    standardize : bool
-        Standardize both halves with the per-dimension mean/std of ``z_svm``
+    standardize : bool or "each"
+        ``True``: standardize both halves with the per-dimension mean/std of ``z_svm``
         (constants of the step) — the paper's "scaling of the latent variables".
+        ``"each"``: standardize each half with its own mean and unbiased std (+1e-6), with
+        gradients through these statistics — what the authors' released code does.
     reduction : {"sum", "mean"}
         ``"sum"`` over ``z_loss`` is the paper's eq. (5); ``"mean"`` divides by ``m``
         so that the weight ``lambda`` does not depend on the batch size.
@@ -141,8 +143,10 @@ def guidance_loss(
         raise ValueError(f"reduction must be 'sum' or 'mean'; got {reduction!r}")
     if z_svm.shape[0] == 0 or z_loss.shape[0] == 0:
         raise ValueError("z_svm and z_loss must not be empty")
+    if not (isinstance(standardize, bool) or standardize == "each"):
+        raise ValueError(f"standardize must be True, False or 'each'; got {standardize!r}")
     on_cpu = z_svm.device.type == "cpu" and z_loss.device.type == "cpu"
-    if on_cpu and solver_dtype == torch.float64:
+    if on_cpu and solver_dtype == torch.float64 and standardize != "each":
         return _guidance_cpu(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, standardize, reduction)
     return _guidance_composite(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, standardize, reduction,
                                solver_dtype)
@@ -154,7 +158,9 @@ def _guidance_composite(z_svm, z_loss, nu, gamma, expander_weight, compactor_wei
     out_dtype = z_svm.dtype
     zs = _route(z_svm, expander_weight).to(solver_dtype)
     zl = _route(z_loss, compactor_weight).to(solver_dtype)
-    if standardize:
+    if standardize == "each":
+        zs, zl = _standardize_each(zs), _standardize_each(zl)
+    elif standardize:
         zs, zl = _standardize(zs, zl)
     g = float(resolve_gamma(zs, gamma))
     # One graph: every gradient path into z_svm is the expander, into z_loss the
@@ -245,6 +251,13 @@ class _GuidanceCpu(torch.autograd.Function):
         dtype = grad.dtype
         return (torch.from_numpy(w_svm * g_svm).to(dtype) if want_svm else None,
                 torch.from_numpy(w_loss * g_loss).to(dtype) if want_loss else None, None, None)
+
+
+def _standardize_each(z: torch.Tensor) -> torch.Tensor:
+    """``(z - mean) / (std + 1e-6)`` with the statistics of ``z`` itself (unbiased std),
+    differentiable through them (the authors' released code; one point: std 0)."""
+    std = z.std(dim=0) if z.shape[0] > 1 else torch.zeros_like(z[0])
+    return (z - z.mean(dim=0)) / (std + 1e-6)
 
 
 def _route(z: torch.Tensor, weight: float) -> torch.Tensor:

@@ -47,6 +47,8 @@ def test_registry_errors_name_the_problem():
         build_method("ogae", {"strategy": "sideways"})
     with pytest.raises(ValueError, match="nu"):
         build_method("s-dsvdd", {"nu": 0.0})
+    with pytest.raises(ValueError, match="standardize must be"):
+        build_method("ogae", {"standardize": "yes"})
     assert "lam" in hyperparameter_names("ogae")
 
 
@@ -167,6 +169,17 @@ def test_ogae_total_and_terms():
     assert 0 <= out.diagnostics["sv_fraction"] <= 1 and out.diagnostics["n_support"] >= 2
     with pytest.raises(ValueError, match="nu \\* \\(batch_size // 2\\) >= 1"):
         OgAE(OgAEConfig(nu=0.03)).loss(_x(16), "both", 0)
+
+
+def test_ogae_with_each_half_standardized_trains_both_halves():
+    m = _ogae(standardize="each")
+    z = torch.cat([_cluster(20), 0.8 + 3 * _cluster(20, seed=3)]).requires_grad_()
+    g, _, _, _ = m.guidance(z, "both")
+    g.loss.backward()
+    assert g.loss.item() > 0 and z.grad[:20].abs().sum() > 0 and z.grad[20:].abs().sum() > 0
+    torch.manual_seed(0)
+    out = OgAE(OgAEConfig(nu=0.25, standardize="each", strategy="both")).loss(_x(16), "both", 0)
+    assert torch.isfinite(out.total)
 
 
 def test_ogae_strategy_plans():

@@ -187,3 +187,37 @@ def test_fused_cpu_node_rejects_non_finite_codes():
         guidance_loss(z[:50], z[50:], nu=0.3)
     with pytest.raises(ValueError, match="non-finite"):
         guidance_loss(z[50:], z[:50].flip(0), nu=0.3)
+
+
+def test_each_half_standardization_matches_libsvm_on_separately_standardized_halves():
+    z = _codes(14) * torch.linspace(0.2, 5, 8, dtype=torch.float64) - 1.0
+    out = guidance_loss(z[:50], z[50:], nu=0.3, gamma=0.2, standardize="each")
+    zs_np, zl_np = z[:50].numpy(), z[50:].numpy()
+    zs_n = (zs_np - zs_np.mean(0)) / (zs_np.std(0, ddof=1) + 1e-6)
+    zl_n = (zl_np - zl_np.mean(0)) / (zl_np.std(0, ddof=1) + 1e-6)
+    a_ref, rho_ref, _ = libsvm_reference(rbf_kernel(torch.from_numpy(zs_n), gamma=0.2), 0.3)
+    f_ref = rbf_kernel(torch.from_numpy(zl_n), torch.from_numpy(zs_n), gamma=0.2).numpy() @ a_ref - rho_ref
+    assert out.loss.item() == pytest.approx(np.maximum(-f_ref, 0).sum(), rel=1e-6)
+    assert out.rho == pytest.approx(rho_ref, abs=1e-7)
+
+
+def test_each_half_standardization_differentiates_through_the_statistics():
+    z = (_codes(15) * 1.5).requires_grad_(True)
+    guidance_loss(z[:50], z[50:], nu=0.3, gamma=0.2, standardize="each").loss.backward()
+    # each half is invariant to shifting it: the gradient of every half sums to zero per dimension
+    torch.testing.assert_close(z.grad[:50].sum(0), torch.zeros(8, dtype=torch.float64), atol=1e-9, rtol=0)
+    torch.testing.assert_close(z.grad[50:].sum(0), torch.zeros(8, dtype=torch.float64), atol=1e-9, rtol=0)
+    assert z.grad[50:].abs().sum() > 0
+
+    def value(zz):
+        return guidance_loss(zz[:50], zz[50:], nu=0.3, gamma=0.2, standardize="each").loss.item()
+
+    rng = np.random.default_rng(1)
+    for idx in rng.choice(z.numel(), size=8, replace=False):
+        i, j = divmod(int(idx), 8)
+        e = torch.zeros_like(z)
+        e[i, j] = 1e-6
+        fd = (value(z.detach() + e) - value(z.detach() - e)) / 2e-6
+        assert fd == pytest.approx(float(z.grad[i, j]), rel=1e-4, abs=1e-7)
+    with pytest.raises(ValueError, match="standardize must be"):
+        guidance_loss(z[:50], z[50:], standardize="both")
