@@ -134,16 +134,18 @@ class BackboneOutput(NamedTuple):
 
 
 @functools.lru_cache(maxsize=None)
-def _phase_taps(kernel_size: int) -> torch.Tensor:
+def _phase_taps(kernel_size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """0/1 matrix ``(2, 2R+1, k)``: tap ``t`` of a ``k``-tap filter applied after nearest x2
-    upsampling, for output phase ``a``, reads low-resolution offset ``r - R``."""
+    upsampling, for output phase ``a``, reads low-resolution offset ``r - R`` (cached per
+    device and dtype; never modified)."""
     pad = kernel_size // 2
     radius = math.ceil(pad / 2)
-    taps = torch.zeros(2, 2 * radius + 1, kernel_size)
-    for phase in range(2):
-        for t in range(kernel_size):
-            taps[phase, (phase + t - pad) // 2 + radius, t] = 1.0
-    return taps
+    with torch.inference_mode(False):  # a normal tensor even when first built in inference mode
+        taps = torch.zeros(2, 2 * radius + 1, kernel_size, dtype=dtype)
+        for phase in range(2):
+            for t in range(kernel_size):
+                taps[phase, (phase + t - pad) // 2 + radius, t] = 1.0
+        return taps.to(device)
 
 
 def nearest_upsample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
@@ -180,7 +182,7 @@ def nearest_upsample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optiona
     c_out, c_in, k, k2 = weight.shape
     if k != k2 or k % 2 == 0:
         raise ValueError(f"weight must have an odd square kernel; got shape {tuple(weight.shape)}")
-    taps = _phase_taps(k).to(device=weight.device, dtype=weight.dtype)
+    taps = _phase_taps(k, weight.device, weight.dtype)
     size = taps.shape[1]
     phase_weight = torch.einsum("art,bsu,oitu->oabirs", taps, taps, weight).reshape(4 * c_out, c_in, size, size)
     phase_bias = None if bias is None else bias.repeat_interleave(4)

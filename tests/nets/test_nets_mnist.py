@@ -186,3 +186,15 @@ def test_decoder_blocks_compute_the_plain_layer_list_and_keep_its_state_dict():
         reference = nn.Sequential.forward(block, h)  # upsample, conv, batch norm, LeakyReLU one by one
         torch.testing.assert_close(block(h), reference, rtol=1e-5, atol=1e-5)
         h = reference
+
+
+def test_training_works_after_a_first_forward_in_inference_mode():
+    from ogae_core.nets.mnist import _phase_taps
+
+    _phase_taps.cache_clear()
+    net = MnistBackbone()
+    with torch.inference_mode():
+        net.eval()(_images())
+    net.train()
+    net(_images()).x_hat.sum().backward()
+    assert net.decoder_conv[0][1].weight.grad.abs().sum() > 0
