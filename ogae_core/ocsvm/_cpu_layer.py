@@ -50,7 +50,7 @@ def layer_forward(z, gamma, nu, max_iter, stol, ridge):
 @njit(cache=True)
 def layer_backward(z, K, gamma, alpha, state, LU, piv, fidx, m, grad_alpha, grad_rho):
     """``dL/dz`` ``(n, d)`` from ``dL/dalpha`` ``(n,)`` and ``dL/drho`` (a float)."""
-    n, d = z.shape
+    n = z.shape[0]
     u = np.empty(n)
     adjoint_weights(K, alpha, state, LU, piv, fidx, m, grad_alpha, grad_rho, u)
     c = np.empty((n, n))
@@ -61,14 +61,22 @@ def layer_backward(z, K, gamma, alpha, state, LU, piv, fidx, m, grad_alpha, grad
             v = two_gamma * K[i, j] * (u[i] * alpha[j] + u[j] * alpha[i])
             c[i, j] = v
             c[j, i] = v
-    grad = -(c @ z)
-    for i in range(n):
+    return _weighted_differences(c, z, z)
+
+
+@njit(cache=True)
+def _weighted_differences(c, x, y):
+    """``out_i = sum_j c_ij (x_i - y_j)`` ``(n, d)`` for weights ``c`` ``(n, m)`` — the
+    gradient of a loss through RBF kernel entries ``k(x_i, y_j)`` (``c`` holds the chain
+    factors)."""
+    out = -(c @ y)
+    for i in range(x.shape[0]):
         s = 0.0
-        for j in range(n):
+        for j in range(c.shape[1]):
             s += c[i, j]
-        for k in range(d):
-            grad[i, k] += s * z[i, k]
-    return grad
+        for k in range(x.shape[1]):
+            out[i, k] += s * x[i, k]
+    return out
 
 
 @njit(cache=True)
@@ -149,19 +157,8 @@ def penalty_backward(zs, zl, Kl, f, scale, want_svm, want_loss,
     g_svm = np.zeros((n, d))
     g_loss = np.zeros((nl, d))
     if want_loss:
-        g_loss = -(c.T @ zs)
-        for l in range(nl):
-            s = 0.0
-            for i in range(n):
-                s += c[i, l]
-            for k in range(d):
-                g_loss[l, k] += s * zl[l, k]
+        g_loss = _weighted_differences(np.ascontiguousarray(c.T), zl, zs)
     if want_svm:
-        g_svm = layer_backward(zs, K, gamma, alpha, state, LU, piv, fidx, m, Kl @ w, -w.sum()) - c @ zl
-        for i in range(n):
-            s = 0.0
-            for l in range(nl):
-                s += c[i, l]
-            for k in range(d):
-                g_svm[i, k] += s * zs[i, k]
+        g_svm = (layer_backward(zs, K, gamma, alpha, state, LU, piv, fidx, m, Kl @ w, -w.sum())
+                 + _weighted_differences(c, zs, zl))
     return g_svm, g_loss
