@@ -13,6 +13,11 @@ indices only, ``G_ij = -u_i alpha_j``; see ``implicit.py``) and ``K_ij = exp(-ga
 
 At a vertex (no free index) only ``rho`` moves, through the two indices of libsvm's
 midpoint rule: ``u`` is ``-w dL/drho`` on them (``w`` = 1/2, or 1 when one side is missing).
+
+The OgAE guidance penalty builds on it (``standardize_pair``, ``penalty_forward``,
+``penalty_backward``; the autograd node is ``guidance._GuidanceCpu``): decision values of the
+penalized codes, ``sum_l max(0, -f_l)``, and its gradient to both halves, where the fitted
+half also moves ``alpha`` and ``rho`` through :func:`layer_backward`.
 """
 from __future__ import annotations
 
