@@ -231,14 +231,14 @@ class _GuidanceCpu(torch.autograd.Function):
         scale = 1.0 / f.shape[0] if mean_reduction else 1.0
         info.update(misclassified_fraction=float((f < 0).mean()), n_support=int((alpha > 0).sum()), rho=float(rho),
                     gamma=gamma)
-        ctx.state = (zl, Kl, f, scale, std, saved, w_svm, w_loss)
+        ctx.state = (zl, Kl, f, scale, std, saved, w_svm, w_loss, z_svm.dtype, z_loss.dtype)
         return torch.from_numpy(np.array(scale * np.maximum(-f, 0.0).sum())).to(z_svm.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         from ogae_core.ocsvm import _cpu_layer
 
-        zl, Kl, f, scale, std, saved, w_svm, w_loss = ctx.state
+        zl, Kl, f, scale, std, saved, w_svm, w_loss, dtype_svm, dtype_loss = ctx.state
         want_svm = bool(ctx.needs_input_grad[0] and w_svm != 0)
         want_loss = bool(ctx.needs_input_grad[1] and w_loss != 0)
         if not (want_svm or want_loss):
@@ -248,9 +248,8 @@ class _GuidanceCpu(torch.autograd.Function):
                                                     K, gamma, alpha, state, LU, piv, fidx, m)
         if std is not None:
             g_svm, g_loss = g_svm / std, g_loss / std
-        dtype = grad.dtype
-        return (torch.from_numpy(w_svm * g_svm).to(dtype) if want_svm else None,
-                torch.from_numpy(w_loss * g_loss).to(dtype) if want_loss else None, None, None)
+        return (torch.from_numpy(w_svm * g_svm).to(dtype_svm) if want_svm else None,
+                torch.from_numpy(w_loss * g_loss).to(dtype_loss) if want_loss else None, None, None)
 
 
 def _standardize_each(z: torch.Tensor) -> torch.Tensor:

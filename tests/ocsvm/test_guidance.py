@@ -221,3 +221,11 @@ def test_each_half_standardization_differentiates_through_the_statistics():
         assert fd == pytest.approx(float(z.grad[i, j]), rel=1e-4, abs=1e-7)
     with pytest.raises(ValueError, match="standardize must be"):
         guidance_loss(z[:50], z[50:], standardize="both")
+
+
+def test_each_half_gets_a_gradient_of_its_own_dtype():
+    z_svm = _codes(16, n=30).requires_grad_(True)
+    z_loss = _codes(17, n=30, dtype=torch.float32).mul(2).requires_grad_(True)
+    out = guidance_loss(z_svm, z_loss, nu=0.2)
+    out.loss.backward()
+    assert out.loss.dtype == torch.float64 and z_svm.grad.dtype == torch.float64 and z_loss.grad.dtype == torch.float32
