@@ -66,15 +66,14 @@ def layer_backward(z, K, gamma, alpha, state, LU, piv, fidx, m, grad_alpha, grad
             v = two_gamma * K[i, j] * (u[i] * alpha[j] + u[j] * alpha[i])
             c[i, j] = v
             c[j, i] = v
-    return _weighted_differences(c, z, z)
+    return _add_weighted_differences(-(c @ z), c, z)
 
 
 @njit(cache=True)
-def _weighted_differences(c, x, y):
-    """``out_i = sum_j c_ij (x_i - y_j)`` ``(n, d)`` for weights ``c`` ``(n, m)`` — the
-    gradient of a loss through RBF kernel entries ``k(x_i, y_j)`` (``c`` holds the chain
-    factors)."""
-    out = -(c @ y)
+def _add_weighted_differences(out, c, x):
+    """Complete ``out = base - c @ y`` into ``base + sum_j c_ij (x_i - y_j)`` in place: the
+    gradient of a loss through RBF kernel entries ``k(x_i, y_j)``, with the chain factors in
+    ``c`` ``(n, m)``; returns ``out``."""
     for i in range(x.shape[0]):
         s = 0.0
         for j in range(c.shape[1]):
@@ -162,8 +161,8 @@ def penalty_backward(zs, zl, Kl, f, scale, want_svm, want_loss,
     g_svm = np.zeros((n, d))
     g_loss = np.zeros((nl, d))
     if want_loss:
-        g_loss = _weighted_differences(np.ascontiguousarray(c.T), zl, zs)
+        g_loss = _add_weighted_differences(-(c.T @ zs), c.T, zl)
     if want_svm:
-        g_svm = (layer_backward(zs, K, gamma, alpha, state, LU, piv, fidx, m, Kl @ w, -w.sum())
-                 + _weighted_differences(c, zs, zl))
+        g_svm = layer_backward(zs, K, gamma, alpha, state, LU, piv, fidx, m, Kl @ w, -w.sum()) - c @ zl
+        g_svm = _add_weighted_differences(g_svm, c, zs)
     return g_svm, g_loss
