@@ -36,7 +36,7 @@ import torch
 
 from ogae_core.ocsvm.kernels import GammaSpec, rbf_kernel, resolve_gamma
 from ogae_core.ocsvm.kernels import standardize as _standardize
-from ogae_core.ocsvm.points import _solve_points_cpu, solve_dual_rbf
+from ogae_core.ocsvm.points import _as_float64, _solve_points_cpu, solve_dual_rbf
 from ogae_core.ocsvm.solver import _DEFAULT_TOL
 from ogae_core.ocsvm.validation import check_nu
 
@@ -198,13 +198,6 @@ def _guidance_cpu(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, s
     loss = _GuidanceCpu.apply(z_svm, z_loss, opts, info)
     return GuidanceOutput(loss, info["misclassified_fraction"], info["n_support"], info["rho"], info["n_iter"],
                           info["gamma"])
-
-
-def _as_float64(z: torch.Tensor) -> np.ndarray:
-    zn = z.detach().numpy()
-    if zn.dtype != np.float64 or not zn.flags.c_contiguous:
-        zn = np.ascontiguousarray(zn, dtype=np.float64)
-    return zn
 
 
 class _GuidanceCpu(torch.autograd.Function):

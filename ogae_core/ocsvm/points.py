@@ -24,6 +24,14 @@ _SET_TOL64 = _SET_TOL[torch.float64]
 _RIDGE64 = _RIDGE[torch.float64]
 
 
+def _as_float64(z: torch.Tensor) -> np.ndarray:
+    """C-contiguous float64 view (or copy) of a CPU tensor, without gradient."""
+    zn = z.detach().numpy()
+    if zn.dtype != np.float64 or not zn.flags.c_contiguous:
+        zn = np.ascontiguousarray(zn, dtype=np.float64)
+    return zn
+
+
 def _solve_points_cpu(zn: np.ndarray, opts: tuple, info: dict) -> tuple:
     """Kernel and exact dual of one float64 point set ``zn`` on the CPU (compiled call,
     batched engine with libsvm fallback when it does not settle); fills ``info`` and
@@ -52,9 +60,7 @@ class _DualFromPoints(torch.autograd.Function):
     # (numpy-backed 0-d tensors instead of torch.tensor, options passed as one tuple) counts.
     @staticmethod
     def forward(ctx, z, opts, info):
-        zn = z.detach().numpy()
-        if zn.dtype != np.float64 or not zn.flags.c_contiguous:
-            zn = np.ascontiguousarray(zn, dtype=np.float64)
+        zn = _as_float64(z)
         alpha, rho, ctx.saved = _solve_points_cpu(zn, opts, info)
         ctx.dtype = z.dtype
         alpha_t, rho_t = torch.from_numpy(alpha), torch.from_numpy(np.array(rho))
