@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ogae_core.evaluation.metrics import largest_tie_fraction
+from ogae_core.evaluation.metrics import equal_score_counts
 from ogae_core.methods import get_method, hyperparameter_names
 from ogae_core.nets import BackboneConfig
 from ogae_core.train import (
@@ -83,10 +83,10 @@ def collapse_flags(history: list, scores: np.ndarray | None = None, sv_fraction:
         if not np.isfinite(s).all():
             flags.append("non_finite_scores")
         else:
-            distinct = np.unique(np.array([float(f"{v:.9g}") for v in s]))
-            if len(distinct) < min(min_unique, len(s)):
+            counts = equal_score_counts(s)
+            if len(counts) < min(min_unique, len(s)):
                 flags.append("constant_scores")
-            elif largest_tie_fraction(s) > max_tied:
+            elif counts.max() / len(s) > max_tied:
                 flags.append("tied_scores")
     if sv_fraction is None and history:
         v = history[-1].get("sv_fraction", float("nan"))

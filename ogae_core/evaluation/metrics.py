@@ -391,11 +391,23 @@ def largest_tie_fraction(scores: Sequence, significant_digits: int = 9) -> float
     >>> largest_tie_fraction([1.0, 2.0, 3.0, 4.0])
     0.25
     """
+    counts = equal_score_counts(scores, significant_digits)
+    return float(counts.max() / counts.sum())
+
+
+def equal_score_counts(scores: Sequence, significant_digits: int = 9) -> np.ndarray:
+    """Sizes of the groups of equal scores (compared at ``significant_digits``
+    significant digits), one per distinct value.
+
+    Examples
+    --------
+    >>> equal_score_counts([0.1, 0.5, 0.5, 0.5]).tolist()
+    [1, 3]
+    """
     s = np.asarray(scores, dtype=np.float64).ravel()
     if s.size == 0:
         raise ValueError("scores must not be empty")
     if not np.isfinite(s).all():
         raise ValueError("scores contain non-finite values (nan or inf)")
     rounded = np.array([float(f"{v:.{significant_digits}g}") for v in s])
-    _, counts = np.unique(rounded, return_counts=True)
-    return float(counts.max() / s.size)
+    return np.unique(rounded, return_counts=True)[1]
