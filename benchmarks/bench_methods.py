@@ -112,11 +112,11 @@ def _authors_step(x: torch.Tensor):
 def _guidance_seconds(n_steps: int) -> tuple[float, float]:
     """Seconds per guidance forward + backward: fused CPU node, torch composition."""
     from ogae_core.ocsvm import guidance_loss
-    from ogae_core.ocsvm.guidance import _guidance_composite
+    from ogae_core.ocsvm.guidance import guidance_loss_composite
 
     z = torch.randn(100, 32, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
     times = []
-    for fn in (guidance_loss, _guidance_composite):
+    for fn in (guidance_loss, guidance_loss_composite):
         def step(fn=fn):
             out = fn(z[:50], z[50:], 0.03, 1e-2, 1.0, 1.0, True, "sum")
             out.loss.backward()

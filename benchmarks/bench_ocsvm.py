@@ -54,7 +54,7 @@ def bench_layer(repeats_native: int, repeats_cvx: int, threads: int) -> list[dic
     """
     from ogae_core.ocsvm.cvxpy_backend import solve_dual_cvxpylayers
     from ogae_core.ocsvm.kernels import rbf_kernel, resolve_gamma
-    from ogae_core.ocsvm.points import solve_dual_rbf
+    from ogae_core.ocsvm.layer_on_points import solve_dual_rbf
     from ogae_core.ocsvm.solver import solve_dual
 
     gen = torch.Generator().manual_seed(0)
@@ -100,7 +100,7 @@ def bench_throughput(n_problems: int, n_sklearn: int, repeats: int, threads: int
     from sklearn.svm import OneClassSVM as SkOneClassSVM
 
     from ogae_core.ocsvm.kernels import rbf_kernel, resolve_gamma
-    from ogae_core.ocsvm.points import solve_dual_rbf
+    from ogae_core.ocsvm.layer_on_points import solve_dual_rbf
     from ogae_core.ocsvm.solver import solve_dual
 
     gen = torch.Generator().manual_seed(1)

@@ -22,7 +22,8 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_integer", "check_nu_times_n", "check_real", "is_integer"]
+__all__ = ["check_integer", "check_kernel_matrix", "check_nu", "check_nu_times_n", "check_real", "is_integer",
+           "raise_for_values", "symmetry_rtol"]
 
 
 def is_integer(value) -> bool:
@@ -123,3 +124,87 @@ def check_nu_times_n(nu: float, n: int, what: str = "") -> None:
         where = f" for {what}" if what else ""
         raise ValueError(f"nu * n must be >= 1{where} (got nu={nu}, n={n}, nu*n={nu * n:.4g}); "
                          "use more points or a larger nu")
+
+
+# --------------------------------------------------------------------------- OCSVM inputs
+
+
+def check_nu(nu) -> float:
+    """``nu`` as ``float`` if it is a real number in ``(0, 1]`` (the OCSVM's nu), else ``ValueError``.
+
+    Examples
+    --------
+    >>> check_nu(0.5)
+    0.5
+    >>> check_nu(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: nu must be in (0, 1]; got 0
+    """
+    real = not isinstance(nu, (bool, np.bool_)) and isinstance(nu, (numbers.Real, np.floating, np.integer))
+    if not (real and 0.0 < float(nu) <= 1.0):
+        raise ValueError(f"nu must be in (0, 1]; got {nu!r}")
+    return float(nu)
+
+
+def symmetry_rtol(dtype) -> float:
+    """Relative tolerance of the kernel symmetry check: 1e-10 (float64), 1e-5 (float32)."""
+    import torch
+
+    return 1e-10 if dtype == torch.float64 else 1e-5
+
+
+def raise_for_values(finite: bool, asym: float, scale: float, dtype) -> None:
+    """Raise the documented ``ValueError`` for a non-finite or non-symmetric kernel matrix ``K``.
+
+    ``asym`` is ``max |K - K^T|``, ``scale`` is ``max |K|``, ``dtype`` that of ``K``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> raise_for_values(True, 0.5, 1.0, torch.float64)
+    Traceback (most recent call last):
+    ...
+    ValueError: K must be symmetric; max |K - K^T| = 0.5
+    """
+    if not finite:
+        raise ValueError("K contains non-finite values (nan or inf)")
+    if asym > symmetry_rtol(dtype) * (scale or 1.0):
+        raise ValueError(f"K must be symmetric; max |K - K^T| = {asym:.3g}")
+
+
+def check_kernel_matrix(K, nu: float, check_values: bool = True):
+    """Validate one ``(n, n)`` or a batch ``(B, n, n)`` of OCSVM kernel matrices; returns ``K``.
+
+    Raises ``ValueError`` naming the problem: not a tensor of floats, wrong number of
+    dimensions, non-square, empty, ``nu * n < 1`` (the box ``alpha_i <= 1/(nu n)`` would
+    then be inactive and the problem is not an OCSVM) and, with ``check_values``,
+    non-finite entries or non-symmetric (relative tolerance :func:`symmetry_rtol`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> check_kernel_matrix(torch.eye(3), 0.5).shape
+    torch.Size([3, 3])
+    """
+    import torch
+
+    if not isinstance(K, torch.Tensor):
+        raise ValueError(f"K must be a torch.Tensor; got {type(K).__name__}")
+    if K.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"K must be float32 or float64; got {K.dtype}")
+    if K.dim() not in (2, 3):
+        raise ValueError(f"K must have shape (n, n) or (B, n, n); got {tuple(K.shape)}")
+    n = K.shape[-1]
+    if K.shape[-2] != n:
+        raise ValueError(f"K must be square; got {tuple(K.shape)}")
+    if n == 0 or (K.dim() == 3 and K.shape[0] == 0):
+        raise ValueError(f"K must not be empty; got {tuple(K.shape)}")
+    check_nu_times_n(nu, n)
+    if check_values:
+        with torch.no_grad():
+            finite = bool(torch.isfinite(K).all())
+            scale = float(K.abs().amax()) if finite else 0.0
+            asym = float((K - K.transpose(-1, -2)).abs().amax()) if finite else 0.0
+        raise_for_values(finite, asym, scale, K.dtype)
+    return K

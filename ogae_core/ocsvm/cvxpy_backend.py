@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from ogae_core.ocsvm.validation import check_kernel_matrix, check_nu
+from ogae_core.validation import check_kernel_matrix, check_nu
 
 #: Ridge added to K before the square root, as in the paper's reference code.
 JITTER = 1e-8
@@ -191,7 +191,7 @@ def solve_dual_cvxpylayers(
     ValueError
         ``K`` not float32/float64, of the wrong shape, non-square, empty,
         non-symmetric or non-finite; ``nu`` out of range or ``nu * n < 1``
-        (the checks of :mod:`ogae_core.ocsvm.validation`, shared with the
+        (the checks of :mod:`ogae_core.validation`, shared with the
         native solver).
     cvxpy.error.SolverError
         The cone solver failed (raised by diffcp, not hidden).

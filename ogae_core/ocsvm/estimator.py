@@ -20,7 +20,9 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ogae_core.ocsvm.kernels import rbf_kernel, resolve_gamma
-from ogae_core.ocsvm.validation import check_nu
+from ogae_core.ocsvm.persistence import load_estimator, save_estimator
+from ogae_core.ocsvm.solver import solve_dual
+from ogae_core.validation import check_integer, check_nu, check_nu_times_n, check_real
 
 #: Largest training set accepted by ``solver="native"`` (dense n x n kernel and KKT system).
 NATIVE_MAX_N = 5000
@@ -129,10 +131,8 @@ class OneClassSVM(OutlierMixin, BaseEstimator):
             raise ValueError(f"solver must be one of {_SOLVERS}; got {self.solver!r}")
         if isinstance(self.gamma, bool) or not isinstance(self.gamma, (str, numbers.Real)):
             raise ValueError(f"gamma must be 'scale', 'auto' or a positive float; got {self.gamma!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, numbers.Integral) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {self.batch_size!r}")
-        if not (isinstance(self.tol, numbers.Real) and self.tol > 0):
-            raise ValueError(f"tol must be a positive float; got {self.tol!r}")
+        check_integer("batch_size", self.batch_size, minimum=1)
+        check_real("tol", self.tol, 0.0, strict_minimum=True)
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {tuple(_DTYPES)}; got {self.dtype!r}")
         return self._device(), _DTYPES[self.dtype]
@@ -158,8 +158,7 @@ class OneClassSVM(OutlierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, reset=True)
         n = X.shape[0]
         nu = float(self.nu)
-        if nu * n < 1.0 - 1e-12:
-            raise ValueError(f"nu * n_samples must be >= 1 (nu={nu}, n_samples={n}); use more samples or a larger nu")
+        check_nu_times_n(nu, n, what="the training set (n = n_samples)")
         self.gamma_ = float(resolve_gamma(torch.tensor(X), self.gamma))
         if self.solver == "native":
             support, coef, offset, n_iter = self._fit_native(X, device, dtype)
@@ -203,8 +202,6 @@ class OneClassSVM(OutlierMixin, BaseEstimator):
         return np.arange(n), ones, float(g.max()), 0
 
     def _fit_native(self, X: np.ndarray, device: torch.device, dtype: torch.dtype):
-        from ogae_core.ocsvm.solver import solve_dual
-
         n = X.shape[0]
         if n > NATIVE_MAX_N:
             raise ValueError(
@@ -252,17 +249,15 @@ class OneClassSVM(OutlierMixin, BaseEstimator):
         Raises ``FileExistsError`` if ``path`` is a non-empty directory and
         ``overwrite`` is false; see :func:`ogae_core.ocsvm.persistence.save_estimator`.
         """
-        from ogae_core.ocsvm.persistence import save_estimator
-
         check_is_fitted(self)
         return save_estimator(self, Path(path), overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path) -> "OneClassSVM":
         """Read a model written by :meth:`save`; raises on missing or corrupt files."""
-        from ogae_core.ocsvm.persistence import load_estimator
-
-        return load_estimator(cls, Path(path))
+        est = load_estimator(cls, Path(path))
+        est._set_paper_scaling()
+        return est
 
 
 def _kernel_expansion(

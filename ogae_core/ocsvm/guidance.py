@@ -22,25 +22,25 @@ only its gradient is weighted.
 
 On the CPU (float64 solve, the default) the whole loss — standardization, kernel, dual
 solve, decision values and penalty — is one autograd node with one compiled forward
-and one compiled backward (:class:`_GuidanceCpu`; at the paper's batch size the
-composition of torch operations costs several times the arithmetic). Elsewhere it is
-the composition of differentiable torch operations (:func:`_guidance_composite`); both
-give the same values and gradients (tested).
+and one compiled backward (:class:`ogae_core.ocsvm.cpu_engine.guidance.GuidanceCpu`; at the
+paper's batch size the composition of torch operations costs several times the arithmetic).
+Elsewhere it is the composition of differentiable torch operations
+(:func:`guidance_loss_composite`); both give the same values and gradients (tested, to a
+stated tolerance: the two compute in different orders).
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
 from ogae_core.ocsvm.kernels import GammaSpec, rbf_kernel, resolve_gamma
-from ogae_core.ocsvm.kernels import standardize as _standardize
-from ogae_core.ocsvm.points import _as_float64, _solve_points_cpu, solve_dual_rbf
-from ogae_core.ocsvm.solver import _DEFAULT_TOL
-from ogae_core.ocsvm.validation import check_nu
+from ogae_core.ocsvm.kernels import standardize as standardize_codes
+from ogae_core.ocsvm.layer_on_points import solve_dual_rbf
+from ogae_core.ocsvm.tolerances import DEFAULT_TOL
+from ogae_core.validation import check_nu, check_nu_times_n
 
-__all__ = ["GuidanceOutput", "guidance_loss", "decision_values"]
+__all__ = ["GuidanceOutput", "decision_values", "guidance_loss", "guidance_loss_composite"]
 
 
 class GuidanceOutput(NamedTuple):
@@ -148,20 +148,34 @@ def guidance_loss(
     on_cpu = z_svm.device.type == "cpu" and z_loss.device.type == "cpu"
     if on_cpu and solver_dtype == torch.float64 and standardize != "each":
         return _guidance_cpu(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, standardize, reduction)
-    return _guidance_composite(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, standardize, reduction,
-                               solver_dtype)
+    return guidance_loss_composite(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, standardize,
+                                   reduction, solver_dtype)
 
 
-def _guidance_composite(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, standardize, reduction,
-                        solver_dtype=torch.float64) -> GuidanceOutput:
-    """:func:`guidance_loss` as a composition of differentiable torch operations (any device)."""
+def guidance_loss_composite(z_svm, z_loss, nu=0.5, gamma="scale", expander_weight=1.0, compactor_weight=1.0,
+                            standardize=False, reduction="sum", solver_dtype=torch.float64) -> GuidanceOutput:
+    """:func:`guidance_loss` as a composition of differentiable torch operations (any device).
+
+    The same parameters and result as :func:`guidance_loss` (which checks them and calls
+    this function off the CPU, for ``standardize="each"`` and for a float32 solve); the
+    reference the fused CPU node is tested and benchmarked against.
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.randn(60, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    >>> a = guidance_loss_composite(z[:30], z[30:], nu=0.2)
+    >>> b = guidance_loss(z[:30], z[30:], nu=0.2)
+    >>> abs(a.loss.item() - b.loss.item()) <= 1e-10 * max(1.0, b.loss.item())
+    True
+    """
     out_dtype = z_svm.dtype
     zs = _route(z_svm, expander_weight).to(solver_dtype)
     zl = _route(z_loss, compactor_weight).to(solver_dtype)
     if standardize == "each":
-        zs, zl = _standardize_each(zs), _standardize_each(zl)
+        (zs,), (zl,) = standardize_codes(zs, rule="authors"), standardize_codes(zl, rule="authors")
     elif standardize:
-        zs, zl = _standardize(zs, zl)
+        zs, zl = standardize_codes(zs, zl)
     g = float(resolve_gamma(zs, gamma))
     # One graph: every gradient path into z_svm is the expander, into z_loss the
     # compactor; _route scales (or stops) each at the input.
@@ -185,71 +199,19 @@ def _guidance_composite(z_svm, z_loss, nu, gamma, expander_weight, compactor_wei
 
 def _guidance_cpu(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, standardize, reduction) -> GuidanceOutput:
     """:func:`guidance_loss` as one autograd node with compiled forward and backward (CPU)."""
+    from ogae_core.ocsvm.cpu_engine.guidance import GuidanceCpu  # numba loads on first use
+
     check_nu(nu)
-    n = z_svm.shape[0]
-    if nu * n < 1.0 - 1e-12:
-        raise ValueError(f"nu * n must be >= 1 (got nu={nu}, n={n}, nu*n={nu * n:.4g}); use more points or a larger nu")
+    check_nu_times_n(nu, z_svm.shape[0])
     for name, z in (("z_svm", z_svm), ("z_loss", z_loss)):
         if z.dtype not in (torch.float32, torch.float64):
             raise ValueError(f"{name} must be float32 or float64; got {z.dtype}")
     info: dict = {}
-    opts = (gamma, float(nu), 100, _DEFAULT_TOL[torch.float64], bool(standardize), reduction == "mean",
+    opts = (gamma, float(nu), 100, DEFAULT_TOL[torch.float64], bool(standardize), reduction == "mean",
             float(expander_weight), float(compactor_weight))
-    loss = _GuidanceCpu.apply(z_svm, z_loss, opts, info)
+    loss = GuidanceCpu.apply(z_svm, z_loss, opts, info)
     return GuidanceOutput(loss, info["misclassified_fraction"], info["n_support"], info["rho"], info["n_iter"],
                           info["gamma"])
-
-
-class _GuidanceCpu(torch.autograd.Function):
-    """``(z_svm, z_loss) -> penalty`` on the CPU; see :func:`_cpu_layer.penalty_backward`.
-
-    Standardization statistics and gamma are constants of the step (as in the composite
-    path); the routing weights scale the gradient of each half in the backward.
-    """
-
-    @staticmethod
-    def forward(ctx, z_svm, z_loss, opts, info):
-        from ogae_core.ocsvm import _cpu_layer
-
-        gamma_spec, nu, max_iter, tol, standardize, mean_reduction, w_svm, w_loss = opts
-        zs, zl = _as_float64(z_svm), _as_float64(z_loss)
-        if not np.isfinite(zl).all():
-            raise ValueError("z_loss contains non-finite values (nan or inf)")
-        std = None
-        if standardize:
-            zs, zl, std = _cpu_layer.standardize_pair(zs, zl, 1e-8)
-        gamma = float(resolve_gamma(torch.from_numpy(zs), gamma_spec))
-        alpha, rho, saved = _solve_points_cpu(zs, (gamma, nu, max_iter, tol, True), info)
-        Kl, f = _cpu_layer.penalty_forward(zs, zl, alpha, rho, gamma)
-        scale = 1.0 / f.shape[0] if mean_reduction else 1.0
-        info.update(misclassified_fraction=float((f < 0).mean()), n_support=int((alpha > 0).sum()), rho=float(rho),
-                    gamma=gamma)
-        ctx.state = (zl, Kl, f, scale, std, saved, w_svm, w_loss, z_svm.dtype, z_loss.dtype)
-        return torch.from_numpy(np.array(scale * np.maximum(-f, 0.0).sum())).to(z_svm.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        from ogae_core.ocsvm import _cpu_layer
-
-        zl, Kl, f, scale, std, saved, w_svm, w_loss, dtype_svm, dtype_loss = ctx.state
-        want_svm = bool(ctx.needs_input_grad[0] and w_svm != 0)
-        want_loss = bool(ctx.needs_input_grad[1] and w_loss != 0)
-        if not (want_svm or want_loss):
-            return None, None, None, None
-        zs, K, gamma, alpha, state, LU, piv, fidx, m = saved
-        g_svm, g_loss = _cpu_layer.penalty_backward(zs, zl, Kl, f, scale * grad.item(), want_svm, want_loss,
-                                                    K, gamma, alpha, state, LU, piv, fidx, m)
-        if std is not None:
-            g_svm, g_loss = g_svm / std, g_loss / std
-        return (torch.from_numpy(w_svm * g_svm).to(dtype_svm) if want_svm else None,
-                torch.from_numpy(w_loss * g_loss).to(dtype_loss) if want_loss else None, None, None)
-
-
-def _standardize_each(z: torch.Tensor) -> torch.Tensor:
-    """``(z - mean) / (std + 1e-6)`` with the statistics of ``z`` itself (unbiased std),
-    differentiable through them (the authors' released code; one point: std 0)."""
-    std = z.std(dim=0) if z.shape[0] > 1 else torch.zeros_like(z[0])
-    return (z - z.mean(dim=0)) / (std + 1e-6)
 
 
 def _route(z: torch.Tensor, weight: float) -> torch.Tensor:
@@ -259,5 +221,3 @@ def _route(z: torch.Tensor, weight: float) -> torch.Tensor:
     if weight == 1:
         return z
     return z.detach() + weight * (z - z.detach())
-
-

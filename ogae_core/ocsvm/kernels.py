@@ -1,7 +1,12 @@
-"""RBF kernel, gamma rules and per-batch latent standardization.
+"""RBF kernel, gamma rules and per-batch latent standardization (torch; public).
 
 All functions work on torch tensors of any floating dtype and device and are
-differentiable with respect to their tensor inputs.
+differentiable with respect to their tensor inputs. :func:`rbf_kernel` and
+:func:`standardize` are the torch engine's one RBF kernel and one standardization (the
+compiled CPU engine has its own, :mod:`ogae_core.ocsvm.cpu_engine.rbf` and
+:func:`ogae_core.ocsvm.cpu_engine.guidance.standardize_pair`). For 2-D CPU inputs that need
+a gradient, :func:`rbf_kernel` is one autograd node computing the same formula in NumPy
+with a closed-form backward (:func:`rbf_input_grads`).
 """
 from __future__ import annotations
 
@@ -153,13 +158,18 @@ class _RBFCpu(torch.autograd.Function):
         return torch.from_numpy(gx).to(x.dtype), torch.from_numpy(gy).to(y.dtype), None
 
 
-def standardize(z_ref: torch.Tensor, *others: torch.Tensor, eps: float = 1e-8) -> tuple[torch.Tensor, ...]:
+def standardize(z_ref: torch.Tensor, *others: torch.Tensor, eps: float | None = None,
+                rule: str = "paper") -> tuple[torch.Tensor, ...]:
     """Standardize latent codes per dimension with the statistics of ``z_ref``.
 
-    The mean and standard deviation are computed on ``z_ref`` without gradient
-    (constants of the step, like gamma), then applied to ``z_ref`` and to every
-    tensor in ``others``. This is the paper's optional "scaling of the latent
-    variables".
+    The statistics (over the points, dimension ``-2``) are applied to ``z_ref`` and to
+    every tensor in ``others``. Two rules:
+
+    * ``"paper"`` (the paper's optional "scaling of the latent variables"): population
+      standard deviation, floored at ``eps`` (default ``1e-8``); the mean and standard
+      deviation are computed without gradient (constants of the step, like gamma);
+    * ``"authors"`` (the authors' released code): unbiased standard deviation (0 for a
+      single point) plus ``eps`` (default ``1e-6``), with gradients through the statistics.
 
     Examples
     --------
@@ -167,8 +177,20 @@ def standardize(z_ref: torch.Tensor, *others: torch.Tensor, eps: float = 1e-8) -
     >>> a, = standardize(torch.tensor([[0.0], [2.0]]))
     >>> a.flatten().tolist()
     [-1.0, 1.0]
+    >>> b, = standardize(torch.tensor([[0.0], [2.0]]), rule="authors", eps=0.0)
+    >>> [round(v, 4) for v in b.flatten().tolist()]
+    [-0.7071, 0.7071]
     """
-    with torch.no_grad():
+    if rule == "paper":
+        with torch.no_grad():
+            mean = z_ref.mean(dim=-2, keepdim=True)
+            std = z_ref.std(dim=-2, keepdim=True, unbiased=False).clamp_min(1e-8 if eps is None else eps)
+    elif rule == "authors":
+        # std before mean, as in the authors' code: the order fixes how autograd sums the
+        # three gradient paths into z_ref, hence the last bits of the gradient
+        std = z_ref.std(dim=-2, keepdim=True) if z_ref.shape[-2] > 1 else torch.zeros_like(z_ref[..., :1, :])
         mean = z_ref.mean(dim=-2, keepdim=True)
-        std = z_ref.std(dim=-2, keepdim=True, unbiased=False).clamp_min(eps)
+        std = std + (1e-6 if eps is None else eps)
+    else:
+        raise ValueError(f"rule must be 'paper' or 'authors'; got {rule!r}")
     return tuple((t - mean) / std for t in (z_ref, *others))

@@ -8,19 +8,20 @@ A model directory holds two files:
 * ``arrays.safetensors`` — ``support_vectors_``, ``support_``, ``dual_coef_``,
   ``offset_``.
 
-``intercept_``, ``alpha_`` and ``rho_`` are derived from these on load. Writing
-goes to a temporary sibling directory that is then renamed into place, so an
-interrupted save never leaves a half-written model.
+``intercept_`` is derived from these on load, ``alpha_`` and ``rho_`` by
+:meth:`~ogae_core.ocsvm.OneClassSVM.load`. Writing goes through
+:func:`ogae_core.atomic.atomic_write_dir` (a temporary sibling directory renamed into
+place), so an interrupted save never leaves a half-written model.
 """
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ogae_core.atomic import atomic_write_dir
 
 FORMAT = "ogae-ocsvm-estimator"
 VERSION = 1
@@ -92,23 +93,13 @@ def save_estimator(est, path: Path, *, overwrite: bool = False) -> Path:
         "dual_coef_": np.ascontiguousarray(est.dual_coef_, dtype=np.float64),
         "offset_": np.ascontiguousarray(est.offset_, dtype=np.float64),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
-    tmp.mkdir()
-    try:
+
+    def write(tmp: Path) -> None:
         save_file(arrays, str(tmp / ARRAYS_FILE))
         (tmp / PARAMS_FILE).write_text(json.dumps(meta, indent=2))
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex}"
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return path
+
+    # an existing directory is an empty one or a saved model with overwrite=True (checked above)
+    return atomic_write_dir(path, write, replace=True)
 
 
 def _holds_model(path: Path) -> bool:
@@ -153,7 +144,8 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
 
 
 def load_estimator(cls, path: Path):
-    """Rebuild an estimator of class ``cls`` from directory ``path``.
+    """Rebuild an estimator of class ``cls`` from directory ``path`` (without the paper-scaling
+    attributes ``alpha_``/``rho_``, which :meth:`~ogae_core.ocsvm.OneClassSVM.load` adds).
 
     Raises
     ------
@@ -198,5 +190,4 @@ def load_estimator(cls, path: Path):
     names = fitted.get("feature_names_in_")
     if names is not None:
         est.feature_names_in_ = np.asarray(names, dtype=object)
-    est._set_paper_scaling()
     return est

@@ -69,8 +69,14 @@ def test_equals_sklearn_libsvm(seed, n, d, nu, gamma):
     _assert_decision_close(ours.decision_function(T), ref.decision_function(T))
     _assert_decision_close(ours.score_samples(T), ref.score_samples(T))
     _assert_decision_close(ours.anomaly_score(T), -ref.decision_function(T))
-    np.testing.assert_array_equal(ours.predict(T), ref.predict(T))
-    np.testing.assert_array_equal(OneClassSVM(nu=nu, gamma=gamma, device="cpu").fit_predict(X), ref.fit_predict(X))
+    # our scoring (torch) and libsvm's round differently: predictions must agree wherever the
+    # decision value is not within rounding (1e-9 of the scale) of the boundary
+    for mine, theirs, f_ref in ((ours.predict(T), ref.predict(T), ref.decision_function(T)),
+                                (OneClassSVM(nu=nu, gamma=gamma, device="cpu").fit_predict(X), ref.fit_predict(X),
+                                 ref.decision_function(X))):
+        clear = np.abs(f_ref) > 1e-9 * np.abs(f_ref).max()
+        assert clear.mean() > 0.9
+        np.testing.assert_array_equal(mine[clear], theirs[clear])
     assert ours.n_features_in_ == d and ours.n_samples_fit_ == n
 
 
@@ -192,5 +198,5 @@ def test_scoring_checks_fit_and_features():
     model = OneClassSVM(device="cpu").fit(_data(17, 30, 3))
     with pytest.raises(ValueError, match="features"):
         model.decision_function(np.zeros((2, 4)))
-    with pytest.raises(ValueError, match="nu \\* n_samples"):
+    with pytest.raises(ValueError, match="nu \\* n must be >= 1 for the training set"):
         OneClassSVM(nu=0.1, device="cpu").fit(_data(18, 5, 2))

@@ -176,7 +176,8 @@ def test_cholesky_and_bordered_lu_give_the_same_reduced_solution():
     """Force the LU path on a well-conditioned problem; alpha, rho and the backward agree."""
     import numpy as np
 
-    from ogae_core.ocsvm import _cpu_kernels as ck
+    from ogae_core.ocsvm.cpu_engine.active_set import solve_sets
+    from ogae_core.ocsvm.cpu_engine.linalg import reduced_solve_transposed
 
     g = torch.Generator().manual_seed(23)
     K = rbf_kernel(torch.randn(25, 5, dtype=torch.float64, generator=g), gamma=0.3).numpy()
@@ -187,10 +188,10 @@ def test_cholesky_and_bordered_lu_give_the_same_reduced_solution():
     for force_lu in (False, True):
         a, gv, LU, piv, f = np.zeros(25), np.zeros(25), np.zeros((26, 26)), np.zeros(26, np.int64), np.zeros(25, np.int64)
         # a ridge of -1 makes K_FF + ridge I indefinite: Cholesky refuses, the bordered LU solves it
-        rho, m, ok = ck._solve_sets(K, C, -1.0 if force_lu else 0.0, state.copy(), a, gv, LU, piv, f)
+        rho, m, ok = solve_sets(K, C, -1.0 if force_lu else 0.0, state.copy(), a, gv, LU, piv, f)
         assert (piv[m] == -1) != force_lu  # -1 marks the Cholesky/Schur factors
         v = np.r_[np.linspace(-1, 1, m), 0.3]
-        ck.reduced_solve_transposed(LU, piv, m, v)
+        reduced_solve_transposed(LU, piv, m, v)
         out.append((a, rho, v, ok))
     # each against a dense solve of its bordered system
     for (a, rho, v, ok), ridge in zip(out, (0.0, -1.0)):

@@ -136,18 +136,17 @@ def test_fallback_recovers_exact_solution_when_iterations_run_out():
 
 
 def test_unsolvable_problem_is_reported_loudly(monkeypatch):
-    from ogae_core.ocsvm import _cpu_kernels
+    from ogae_core.ocsvm.cpu_engine import active_set
 
-    real = _cpu_kernels.solve_batch
+    real = active_set.solve_batch
 
     def sabotaged(*args):
-        out = list(real(*args))
-        out[0] = out[0] * 3.0  # alpha no longer sums to one
-        out[4][:] = 1  # status: not settled
-        out[9][:] = 1.0  # residual
-        return tuple(out)
+        out = real(*args)
+        out.status[:] = 1  # not settled
+        out.residual[:] = 1.0
+        return out._replace(alpha=out.alpha * 3.0)  # alpha no longer sums to one
 
-    monkeypatch.setattr(_cpu_kernels, "solve_batch", sabotaged)
+    monkeypatch.setattr(active_set, "solve_batch", sabotaged)
     rng = np.random.default_rng(0)
     K, _, nu, _ = random_problem(rng, "plain")
     with pytest.raises(SolverConvergenceError, match="not solved to tolerance"):

@@ -1,4 +1,4 @@
-"""Backward pass of the OCSVM dual by implicit differentiation of the KKT system.
+"""Backward of the torch engine: ``dL/dK`` by implicit differentiation of the KKT system.
 
 At the solution the index sets are locally constant. On the free set ``F`` the
 solution ``x = [alpha_F, rho]`` satisfies ``M x = r`` with
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from ogae_core.ocsvm._torch_engine import assemble, vertex_rho_weights
+from ogae_core.ocsvm.torch_engine.active_set import assemble, vertex_rho_weights
+
+__all__ = ["dual_backward"]
 
 
 def dual_backward(

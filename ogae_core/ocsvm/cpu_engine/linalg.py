@@ -10,7 +10,7 @@ from numba import njit
 
 
 @njit(cache=True)
-def _lu_factor(A, piv):
+def lu_factor(A, piv):
     """In-place LU with partial pivoting, ``P A = L U``; False if singular."""
     m = A.shape[0]
     for k in range(m):
@@ -39,7 +39,7 @@ def _lu_factor(A, piv):
 
 
 @njit(cache=True)
-def _lu_solve(LU, piv, b):
+def lu_solve(LU, piv, b):
     """Solve ``A x = b`` in place in ``b`` from the factors of ``A``."""
     m = LU.shape[0]
     for k in range(m):
@@ -61,7 +61,7 @@ def _lu_solve(LU, piv, b):
 
 
 @njit(cache=True)
-def _lu_solve_transposed(LU, piv, b):
+def lu_solve_transposed(LU, piv, b):
     """Solve ``A^T x = b`` in place in ``b`` from the factors of ``A``."""
     m = LU.shape[0]
     for i in range(m):  # U^T y = b
@@ -83,7 +83,7 @@ def _lu_solve_transposed(LU, piv, b):
 
 
 @njit(cache=True)
-def _chol_factor(A, m):
+def chol_factor(A, m):
     """In-place Cholesky ``H = L L^T`` of the lower triangle of ``A[:m, :m]``; False when a
     pivot falls below ``1e-9`` of its diagonal entry (nearly singular: the caller then uses
     the bordered LU, which is better conditioned there)."""
@@ -106,7 +106,7 @@ def _chol_factor(A, m):
 
 
 @njit(cache=True)
-def _chol_solve(A, m, b):
+def chol_solve(A, m, b):
     """Solve ``L L^T x = b`` in place in ``b[:m]`` from the factor in ``A``."""
     for i in range(m):
         s = b[i]
@@ -124,15 +124,15 @@ def _chol_solve(A, m, b):
 def reduced_solve_transposed(LU, piv, m, v):
     """Solve the transposed reduced KKT system in place in ``v`` (length ``m + 1``).
 
-    Two factorizations are stored (see ``_solve_sets``): the Cholesky/Schur form, marked
+    Two factorizations are stored (see :func:`ogae_core.ocsvm.cpu_engine.active_set.solve_sets`): the Cholesky/Schur form, marked
     by ``piv[m] == -1`` (``L`` in the lower triangle, ``H^-1 1`` in column ``m`` and
     ``1^T H^-1 1`` at ``[m, m]``), or the pivoted LU of the bordered matrix.
     """
     if piv[m] != -1:
-        _lu_solve_transposed(LU[: m + 1, : m + 1], piv[: m + 1], v)
+        lu_solve_transposed(LU[: m + 1, : m + 1], piv[: m + 1], v)
         return
     # [[H, 1], [-1^T, 0]] [y; s] = [g; r]:  y = H^-1 g - s H^-1 1,  s = (r + 1^T H^-1 g) / (1^T H^-1 1)
-    _chol_solve(LU, m, v)
+    chol_solve(LU, m, v)
     total = 0.0
     for a in range(m):
         total += v[a]

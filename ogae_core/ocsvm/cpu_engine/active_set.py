@@ -1,31 +1,28 @@
-"""Compiled (numba) CPU engine of the OCSVM dual active-set solver.
+"""Forward of the compiled CPU engine (numba): the OCSVM dual active-set solver.
 
-Same algorithm as the torch engine in :mod:`ogae_core.ocsvm.solver`, but per problem
+Same algorithm as the torch engine (:mod:`ogae_core.ocsvm.torch_engine.active_set`), but per problem
 and on the *reduced* KKT system of the free set only (size ``|F| + 1``, typically a
 handful at n = 50), with its own pivoted LU so the factors are kept for the backward
 pass. Problems of a batch run in parallel threads. Everything is float64.
 
 Status codes per problem: 0 converged, 1 not settled after ``max_iter``,
-2 singular reduced system.
+2 singular reduced system. :func:`solve_batch` is the entry point (a :class:`BatchSolution`);
+:func:`solve_one` and :func:`kkt_residual_one` also serve the layer on points
+(:mod:`ogae_core.ocsvm.cpu_engine.layer`).
 """
 from __future__ import annotations
 
-import types
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
-from ogae_core.ocsvm._cpu_linalg import (  # noqa: F401 - reduced_solve_transposed is re-exported
-    _chol_factor,
-    _chol_solve,
-    _lu_factor,
-    _lu_solve,
-    reduced_solve_transposed,
-)
+from ogae_core.ocsvm.cpu_engine.builds import serial_and_parallel
+from ogae_core.ocsvm.cpu_engine.linalg import chol_factor, chol_solve, lu_factor, lu_solve
 
 
 @njit(cache=True)
-def _vertex_rho(g, state):
+def vertex_rho(g, state):
     """libsvm midpoint of [max over upper of g, min over lower of g]; also its two indices."""
     lb = -np.inf
     ub = np.inf
@@ -46,7 +43,7 @@ def _vertex_rho(g, state):
 
 
 @njit(cache=True)
-def _solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx):
+def solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx):
     """Solve the KKT system for fixed sets (state: 0 lower, 1 free, 2 upper).
 
     Fills alpha, g = K alpha, the factors of the reduced system (top-left ``m+1``
@@ -67,8 +64,8 @@ def _solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx):
     for i in range(n):
         alpha[i] = C if state[i] == 2 else 0.0
     if m == 0:
-        _update_gradient(K, alpha, g)  # alpha is C on the upper set, 0 elsewhere
-        rho, _, _ = _vertex_rho(g, state)
+        update_gradient(K, alpha, g)  # alpha is C on the upper set, 0 elsewhere
+        rho, _, _ = vertex_rho(g, state)
         return rho, 0, True
     b = np.empty(m + 1)
     _reduced_rhs(K, C, state, fidx, m, n_up, b)
@@ -79,10 +76,10 @@ def _solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx):
         for c in range(a + 1):
             LU[a, c] = K[fa, fidx[c]]
         LU[a, a] += ridge
-    if _chol_factor(LU, m):
-        _chol_solve(LU, m, b)
+    if chol_factor(LU, m):
+        chol_solve(LU, m, b)
         wcol = np.ones(m)
-        _chol_solve(LU, m, wcol)
+        chol_solve(LU, m, wcol)
         sx = 0.0
         sw = 0.0
         for a in range(m):
@@ -95,7 +92,7 @@ def _solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx):
                 alpha[fidx[a]] = b[a] + rho * wcol[a]
             LU[m, m] = sw
             piv[m] = -1
-            _update_gradient(K, alpha, g)
+            update_gradient(K, alpha, g)
             return rho, m, True
         _reduced_rhs(K, C, state, fidx, m, n_up, b)  # not usable: the bordered LU below
     A = LU[: m + 1, : m + 1]
@@ -107,12 +104,12 @@ def _solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx):
         A[a, m] = -1.0
         A[m, a] = 1.0
     A[m, m] = 0.0
-    if not _lu_factor(A, piv[: m + 1]):
+    if not lu_factor(A, piv[: m + 1]):
         return 0.0, m, False
-    _lu_solve(A, piv[: m + 1], b)
+    lu_solve(A, piv[: m + 1], b)
     for a in range(m):
         alpha[fidx[a]] = b[a]
-    _update_gradient(K, alpha, g)
+    update_gradient(K, alpha, g)
     return b[m], m, True
 
 
@@ -131,7 +128,7 @@ def _reduced_rhs(K, C, state, fidx, m, n_up, b):
 
 
 @njit(cache=True)
-def _update_gradient(K, alpha, g):
+def update_gradient(K, alpha, g):
     """``g = K alpha`` skipping the zero entries of ``alpha``."""
     n = K.shape[0]
     for i in range(n):
@@ -224,17 +221,17 @@ def _snap_to_bounds(K, C, ridge, state, alpha, g, LU, piv, fidx, rho, m):
                 moved = True
     if not moved:
         return rho, m
-    r2, m2, ok = _solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx)
-    if ok and _kkt_residual_one(K, alpha, r2, C) <= 1e-10:
+    r2, m2, ok = solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx)
+    if ok and kkt_residual_one(K, alpha, r2, C) <= 1e-10:
         return r2, m2
     for i in range(n):
         state[i] = original[i]
-    r3, m3, _ = _solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx)
+    r3, m3, _ = solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx)
     return r3, m3
 
 
 @njit(cache=True)
-def _solve_one(K, nu, max_iter, stol, ridge, alpha, state, LU, piv, fidx, warm):
+def solve_one(K, nu, max_iter, stol, ridge, alpha, state, LU, piv, fidx, warm):
     """Active-set iteration for one problem; returns (rho, n_iter, status, m).
 
     ``warm``: start from the sets in ``state`` instead of the density guess.
@@ -259,7 +256,7 @@ def _solve_one(K, nu, max_iter, stol, ridge, alpha, state, LU, piv, fidx, warm):
     m = 0
     for it in range(1, max_iter + 1):
         _repair(state, g, C)
-        rho, m, ok = _solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx)
+        rho, m, ok = solve_sets(K, C, ridge, state, alpha, g, LU, piv, fidx)
         if not ok:
             return rho, it, 2, m
         changed = 0
@@ -304,7 +301,7 @@ def _solve_one(K, nu, max_iter, stol, ridge, alpha, state, LU, piv, fidx, warm):
 
 
 @njit(cache=True)
-def _kkt_residual_one(K, alpha, rho, C):
+def kkt_residual_one(K, alpha, rho, C):
     """Same definition as :func:`ogae_core.ocsvm.solver.kkt_residual` (float64)."""
     n = K.shape[0]
     eps = 1e-12 * C
@@ -376,121 +373,48 @@ def _solve_batch(K, nu, max_iter, stol, ridge, keep_factors, state, warm):
     for b in prange(B):
         LU = np.zeros((n + 1, n + 1))
         piv = np.zeros(n + 1, dtype=np.int64)
-        r, it, st, m = _solve_one(K[b], nu, max_iter, stol, ridge, alpha[b], state[b], LU, piv, fidx_all[b], warm)
+        r, it, st, m = solve_one(K[b], nu, max_iter, stol, ridge, alpha[b], state[b], LU, piv, fidx_all[b], warm)
         rho[b] = r
         n_iter[b] = it
         status[b] = st
         msize[b] = m
-        residual[b] = _kkt_residual_one(K[b], alpha[b], r, C)
+        residual[b] = kkt_residual_one(K[b], alpha[b], r, C)
         if keep_factors:
             LU_all[b] = LU
             piv_all[b] = piv
     return alpha, rho, state, n_iter, status, LU_all, piv_all, fidx_all, msize, residual
 
 
-def _backward_batch(K, alpha, state, LU_all, piv_all, fidx_all, msize, grad_alpha, grad_rho):
-    """dL/dK by implicit differentiation (see ``implicit.py``), symmetrized: the dual
-    only sees the symmetric part of K."""
-    B, n, _ = K.shape
-    out = np.zeros((B, n, n))
-    for b in prange(B):
-        u = np.empty(n)
-        adjoint_weights(K[b], alpha[b], state[b], LU_all[b], piv_all[b], fidx_all[b], msize[b],
-                        grad_alpha[b], grad_rho[b], u)
-        for i in range(n):
-            if u[i] != 0.0:
-                for j in range(n):
-                    out[b, i, j] = -u[i] * alpha[b, j]
-        for i in range(n):
-            for j in range(i + 1, n):
-                sym = 0.5 * (out[b, i, j] + out[b, j, i])
-                out[b, i, j] = sym
-                out[b, j, i] = sym
-    return out
 
 
-@njit(cache=True)
-def adjoint_weights(K, alpha, state, LU, piv, fidx, m, grad_alpha, grad_rho, u):
-    """Fill ``u`` with ``dL/dK_ij = -u_i alpha_j`` (before symmetrization), one problem.
+class BatchSolution(NamedTuple):
+    """Result of :func:`solve_batch` (NumPy arrays, one row per problem).
 
-    With free indices: ``u_F = v``, where ``M^T [v; s] = [dL/dalpha_F; dL/drho]`` on the
-    forward's reduced factors. At a vertex (no free index) only rho moves, through the two
-    indices of libsvm's midpoint rule: ``u = -w dL/drho`` there (``w`` = 1/2, or 1 when one
-    side is missing). Shared by the batched backward and the fused layer's backward.
+    ``state``: final sets (0 lower, 1 free, 2 upper); ``status``: 0 converged, 1 not
+    settled, 2 singular reduced system; ``LU``, ``piv``, ``fidx``, ``m``: the factors of
+    the reduced KKT system, the free indices and their number (the backward pass's input;
+    ``LU``/``piv`` hold one dummy row unless ``keep_factors``); ``residual``: KKT residual.
     """
-    n = K.shape[0]
-    for i in range(n):
-        u[i] = 0.0
-    if m > 0:
-        v = np.empty(m + 1)
-        for a in range(m):
-            v[a] = grad_alpha[fidx[a]]
-        v[m] = grad_rho
-        reduced_solve_transposed(LU, piv, m, v)
-        for a in range(m):
-            u[fidx[a]] = v[a]
-        return
-    g = np.empty(n)
-    _update_gradient(K, alpha, g)
-    _, ia, ib = _vertex_rho(g, state)
-    w = 0.5 if (ia >= 0 and ib >= 0) else 1.0
-    if ia >= 0:
-        u[ia] -= w * grad_rho
-    if ib >= 0:
-        u[ib] -= w * grad_rho
+
+    alpha: np.ndarray
+    rho: np.ndarray
+    state: np.ndarray
+    n_iter: np.ndarray
+    status: np.ndarray
+    LU: np.ndarray
+    piv: np.ndarray
+    fidx: np.ndarray
+    m: np.ndarray
+    residual: np.ndarray
 
 
-@njit(cache=True)
-def rbf_self(z, gamma, out):
-    """``out = exp(-gamma ||z_i - z_j||^2)`` for one point set (Gram matrix by BLAS;
-    symmetric, unit diagonal)."""
-    n = z.shape[0]
-    G = z @ z.T
-    for i in range(n):
-        out[i, i] = 1.0
-        for j in range(i + 1, n):
-            dist = G[i, i] + G[j, j] - 2.0 * G[i, j]
-            if dist < 0.0:
-                dist = 0.0
-            v = np.exp(-gamma * dist)
-            out[i, j] = v
-            out[j, i] = v
+_solve_batch_builds = serial_and_parallel(_solve_batch, "_solve_batch")
 
 
-@njit(cache=True, parallel=True)
-def rbf_batch(Z, gammas):
-    """RBF kernels of a batch of point sets ``(B, n, d)`` with one gamma per problem."""
-    B, n, d = Z.shape
-    out = np.empty((B, n, n))
-    for b in prange(B):
-        rbf_self(Z[b], gammas[b], out[b])
-    return out
+def solve_batch(K, nu, max_iter, stol, ridge, keep_factors, state, warm) -> BatchSolution:
+    """Solve a batch ``(B, n, n)`` (float64, C-contiguous) of OCSVM duals; threads for large batches.
 
-
-def _renamed(fn, name: str):
-    """A copy of ``fn`` under another qualified name: numba's on-disk cache is keyed by
-    the function's name and line, so the serial and the parallel build of one function
-    would otherwise overwrite (and load) each other's machine code."""
-    clone = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
-    clone.__qualname__ = name
-    return clone
-
-
-# Threads pay off for large batches only; a single problem runs the serial build.
-_solve_parallel = njit(cache=True, parallel=True)(_renamed(_solve_batch, "_solve_batch_parallel"))
-_solve_serial = njit(cache=True)(_renamed(_solve_batch, "_solve_batch_serial"))
-_backward_parallel = njit(cache=True, parallel=True)(_renamed(_backward_batch, "_backward_batch_parallel"))
-_backward_serial = njit(cache=True)(_renamed(_backward_batch, "_backward_batch_serial"))
-PARALLEL_MIN_BATCH = 8
-
-
-def solve_batch(K, nu, max_iter, stol, ridge, keep_factors, state, warm):
-    """Solve a batch ``(B, n, n)``; see ``_solve_batch``."""
-    fn = _solve_parallel if K.shape[0] >= PARALLEL_MIN_BATCH else _solve_serial
-    return fn(K, nu, max_iter, stol, ridge, keep_factors, state, warm)
-
-
-def backward_batch(K, alpha, state, LU_all, piv_all, fidx_all, msize, grad_alpha, grad_rho):
-    """dL/dK (symmetric); see ``_backward_batch``."""
-    fn = _backward_parallel if K.shape[0] >= PARALLEL_MIN_BATCH else _backward_serial
-    return fn(K, alpha, state, LU_all, piv_all, fidx_all, msize, grad_alpha, grad_rho)
+    ``state`` (int8, ``(B, n)``; 0 lower, 1 free, 2 upper) is the warm start when
+    ``warm`` is true and is overwritten with the final sets.
+    """
+    return BatchSolution(*_solve_batch_builds(K, nu, max_iter, stol, ridge, keep_factors, state, warm))

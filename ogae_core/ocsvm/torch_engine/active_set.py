@@ -1,8 +1,8 @@
-"""Torch engine of the OCSVM dual active-set solver (batched, any device).
+"""Forward of the torch engine: the OCSVM dual active-set solver (batched, any device and dtype).
 
 Works on the full masked KKT system ``(n+1) x (n+1)`` per problem so that a batch
-runs as a few large tensor operations (the engine used on CUDA). The CPU engine in
-:mod:`ogae_core.ocsvm._cpu_kernels` runs the same iteration on the reduced system.
+runs as a few large tensor operations (the engine used on CUDA). The compiled CPU engine
+(:mod:`ogae_core.ocsvm.cpu_engine.active_set`) runs the same iteration on the reduced system.
 """
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import math
 
 import torch
 
-_RIDGE = {torch.float64: 1e-12, torch.float32: 1e-7}
-_SET_TOL = {torch.float64: 1e-13, torch.float32: 1e-7}
+from ogae_core.ocsvm.tolerances import RIDGE, SET_TOL
+
+__all__ = ["active_set", "assemble", "initial_sets", "polish", "vertex_rho", "vertex_rho_weights"]
 
 
 def initial_sets(K: torch.Tensor, nu: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,7 +73,7 @@ def vertex_rho_weights(g: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor
     return w
 
 
-def _vertex_rho(g: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
+def vertex_rho(g: torch.Tensor, upper: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
     """libsvm's rho when no index is free: midpoint of [max_U g, min_L g]."""
     return (vertex_rho_weights(g, upper, lower) * g).sum(-1)
 
@@ -110,8 +111,8 @@ def active_set(K: torch.Tensor, nu: float, max_iter: int):
     """Run the active-set iteration; returns alpha, rho, free, upper, done, n_iter, LU, piv."""
     B, n, _ = K.shape
     C = 1.0 / (nu * n)
-    ridge = _RIDGE[K.dtype]
-    stol = _SET_TOL[K.dtype]
+    ridge = RIDGE[K.dtype]
+    stol = SET_TOL[K.dtype]
     free, upper = initial_sets(K, nu)
     done = torch.zeros(B, dtype=torch.bool, device=K.device)
     alpha = K.new_zeros(B, n)
@@ -134,7 +135,7 @@ def active_set(K: torch.Tensor, nu: float, max_iter: int):
         gt = (Kt @ a.unsqueeze(-1)).squeeze(-1)
         vertex = ~ft.any(-1)
         if vertex.any():
-            rh = torch.where(vertex, _vertex_rho(gt, ut, lower_t), rh)
+            rh = torch.where(vertex, vertex_rho(gt, ut, lower_t), rh)
         lam = gt - rh.unsqueeze(-1)
         # semismooth Newton / primal-dual active-set update
         new_lower = (lower_t & (lam >= -stol)) | (ft & (a <= stol * C))
@@ -160,12 +161,10 @@ def polish(K: torch.Tensor, alpha: torch.Tensor, nu: float):
     free = (alpha > C * rel) & ~upper
     g = (K @ alpha.unsqueeze(-1)).squeeze(-1)
     free, upper = _repair_empty_free(free, upper, g, C, n)
-    M, r = assemble(K, free, upper, C, _RIDGE[K.dtype], torch.zeros(K.shape[0], dtype=K.dtype, device=K.device))
+    M, r = assemble(K, free, upper, C, RIDGE[K.dtype], torch.zeros(K.shape[0], dtype=K.dtype, device=K.device))
     x, LU, piv = _factor_solve(M, r)
     a = torch.where(free, x[:, :n], C * upper.to(K.dtype))
     g = (K @ a.unsqueeze(-1)).squeeze(-1)
     vertex = ~free.any(-1)
-    rho = torch.where(vertex, _vertex_rho(g, upper, ~free & ~upper), x[:, n])
+    rho = torch.where(vertex, vertex_rho(g, upper, ~free & ~upper), x[:, n])
     return a, rho, free, upper, LU, piv
-
-
