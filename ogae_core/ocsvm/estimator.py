@@ -158,7 +158,7 @@ class OneClassSVM(OutlierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, reset=True)
         n = X.shape[0]
         nu = float(self.nu)
-        check_nu_times_n(nu, n, what="the training set (n = n_samples)")
+        check_nu_times_n(nu, n, what=f"n_samples={n}")
         self.gamma_ = float(resolve_gamma(torch.tensor(X), self.gamma))
         if self.solver == "native":
             support, coef, offset, n_iter = self._fit_native(X, device, dtype)

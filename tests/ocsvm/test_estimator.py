@@ -198,5 +198,5 @@ def test_scoring_checks_fit_and_features():
     model = OneClassSVM(device="cpu").fit(_data(17, 30, 3))
     with pytest.raises(ValueError, match="features"):
         model.decision_function(np.zeros((2, 4)))
-    with pytest.raises(ValueError, match="nu \\* n must be >= 1 for the training set"):
+    with pytest.raises(ValueError, match="nu \\* n must be >= 1 for n_samples=5"):
         OneClassSVM(nu=0.1, device="cpu").fit(_data(18, 5, 2))
