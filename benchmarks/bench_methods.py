@@ -6,7 +6,7 @@ Rows (see ``benchmarks/run_all.py`` for the format; ratio > 1 means ours is bett
   <= 1.10 x AE, i.e. ratio >= 0.91);
 * the guidance loss of one batch (forward + backward, OgAE's defaults: 50 + 50 codes of
   d = 32, standardized, nu = 0.03): the fused CPU node vs the same loss as a composition
-  of torch operations (``_guidance_composite``);
+  of torch operations (``guidance_loss_composite``);
 * our backbone's AE step vs the authors' layer layout (stride-1 ``ConvTranspose2d``
   decoder, NCHW memory) measured in the same run;
 * training and scoring throughput (images/s);

@@ -23,6 +23,12 @@ set the CPU engine restarts its iteration and the torch engine takes one exact N
 checked against the KKT conditions; a failure raises :class:`SolverConvergenceError`
 (or warns, with ``strict=False``) instead of returning a wrong answer silently.
 
+Engines: ``engine="cpu"`` runs :func:`ogae_core.ocsvm.cpu_engine.forward.solve_kernels`
+(compiled, reduced systems, float64) and ``engine="torch"``
+:func:`ogae_core.ocsvm.torch_engine.forward.solve_kernels` (masked full systems on the
+device and dtype of ``K``); each engine's backward is its own implicit differentiation of
+the KKT system.
+
 Accuracy: the systems are solved for ``K + ridge * I`` with ``ridge = 1e-12`` in
 float64 (``1e-7`` in float32) so that duplicated points stay solvable; the KKT
 residual is below ``1e-8`` in float64 and about ``1e-5`` in float32.
