@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-DEFAULT_NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+from ogae_core.checkout import source_checkout
 
 
 class NotebookParametersError(ValueError):
@@ -46,9 +46,40 @@ def parameters_cell(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def notebook_paths(notebooks_dir: str | Path = DEFAULT_NOTEBOOKS_DIR) -> list[Path]:
-    """The ``NN_*.ipynb`` notebooks of a folder, sorted."""
-    d = Path(notebooks_dir)
+def default_notebooks_dir() -> Path:
+    """``notebooks/`` of the source checkout (the notebooks do not ship with an installed package).
+
+    Raises
+    ------
+    FileNotFoundError
+        The package is not running from a source checkout, or the checkout has no ``notebooks/``;
+        the message says where they were expected and how to point at another folder.
+
+    Examples
+    --------
+    >>> default_notebooks_dir().name
+    'notebooks'
+    """
+    root = source_checkout()
+    if root is None:
+        raise FileNotFoundError(
+            "the notebooks live in the source checkout's notebooks/ folder, and this ogae_core is an installed copy "
+            "(no checkout next to it); pass the folder explicitly (`ogae notebooks --notebooks-dir DIR`)")
+    folder = root / "notebooks"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"notebook folder {folder} does not exist (pass `--notebooks-dir DIR`)")
+    return folder
+
+
+def notebook_paths(notebooks_dir: str | Path | None = None) -> list[Path]:
+    """The ``NN_*.ipynb`` notebooks of a folder (default :func:`default_notebooks_dir`), sorted.
+
+    Examples
+    --------
+    >>> [p.name for p in notebook_paths()][:1]
+    ['01_mnistc_benchmark.ipynb']
+    """
+    d = default_notebooks_dir() if notebooks_dir is None else Path(notebooks_dir)
     if not d.is_dir():
         raise FileNotFoundError(f"notebook folder {d} does not exist")
     return sorted(p for p in d.glob("[0-9][0-9]_*.ipynb"))

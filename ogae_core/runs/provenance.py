@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from ogae_core.checkout import source_checkout
 from ogae_core.runs.layout import LIBRARIES, _check_name
 
 
@@ -75,25 +76,31 @@ _default_run_id = run_id
 
 
 def code_version() -> str:
-    """``git describe --always --dirty`` of the source tree, else the package version.
+    """``git describe --always --dirty --tags`` of the source checkout, else the package version.
+
+    An installed copy (no checkout, see :func:`ogae_core.checkout.source_checkout`), a checkout
+    without ``.git`` (an unpacked archive) or a machine without git gives ``ogae_core.__version__``;
+    git is never asked about a folder that is not the project's own checkout.
 
     Examples
     --------
-    >>> isinstance(code_version(), str)
+    >>> from ogae_core import __version__
+    >>> version = code_version()
+    >>> version == __version__ or len(version) >= 7
     True
     """
-    here = Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"], cwd=here, capture_output=True, text=True, timeout=5
-        )
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
     from ogae_core import __version__
 
-    return __version__
+    root = source_checkout()
+    if root is None or not (root / ".git").exists():
+        return __version__
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else __version__
 
 
 def library_versions(names: Iterable[str] = LIBRARIES) -> dict[str, str | None]:
