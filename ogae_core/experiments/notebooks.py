@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from ogae_core.checkout import source_checkout
 
@@ -145,3 +145,94 @@ def execute_notebooks(out_dir: str | Path = "reports", smoke: bool = False, kern
         to_html(target, target.with_suffix(".html"))
         written.append(target)
     return written
+
+
+# --- what notebook 02 (guidance dynamics) decides, kept here rather than in the notebook -------------
+
+#: Strategies a smoke run of notebook 02 keeps: the paper's Fig. 6 and one comparison.
+SMOKE_STRATEGIES = ("expander-then-compactor", "both")
+
+
+def guidance_experiment_name(normal: int = 3, anomaly: int = 8, smoke: bool = False) -> str:
+    """Default experiment of notebook 02: ``mnistc-<normal>v<anomaly>-guidance`` (``-smoke`` appended).
+
+    Examples
+    --------
+    >>> guidance_experiment_name(3, 8)
+    'mnistc-3v8-guidance'
+    >>> guidance_experiment_name(1, 7, smoke=True)
+    'mnistc-1v7-guidance-smoke'
+    """
+    return f"mnistc-{normal}v{anomaly}-guidance" + ("-smoke" if smoke else "")
+
+
+def smoke_strategies(strategies: Sequence[str]) -> list[str]:
+    """The strategies a smoke run trains: those of :data:`SMOKE_STRATEGIES` asked for, else the first two.
+
+    Examples
+    --------
+    >>> smoke_strategies(["expander-then-compactor", "expander-then-both", "both", "compactor"])
+    ['expander-then-compactor', 'both']
+    >>> smoke_strategies(["compactor", "expander-then-both", "expander"])
+    ['compactor', 'expander-then-both']
+    """
+    kept = [s for s in strategies if s in SMOKE_STRATEGIES]
+    return kept or list(strategies)[:2]
+
+
+def run_histories(runs: Iterable[Any], strategy: str | None = None) -> dict[str, Any]:
+    """``{"<label> (seed <s>)": history}`` of runs, optionally only those of one guidance strategy.
+
+    Parameters
+    ----------
+    runs : iterable of ogae_core.runs.Run
+        Finished runs (``label``, ``seed``, ``config`` and ``history()`` are used).
+    strategy : str, optional
+        Keep the runs whose ``hyperparameters.strategy`` is this one.
+
+    Raises
+    ------
+    ValueError
+        Two runs would get the same key (same label and seed).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> runs = [SimpleNamespace(label=f"ogae [{s}]", seed=0, config={"hyperparameters": {"strategy": s}},
+    ...                         history=lambda: "history table") for s in ("both", "compactor")]
+    >>> list(run_histories(runs))
+    ['ogae [both] (seed 0)', 'ogae [compactor] (seed 0)']
+    >>> list(run_histories(runs, strategy="compactor"))
+    ['ogae [compactor] (seed 0)']
+    """
+    out: dict[str, Any] = {}
+    for run in runs:
+        if strategy is not None and run.config.get("hyperparameters", {}).get("strategy") != strategy:
+            continue
+        key = f"{run.label} (seed {run.seed})"
+        if key in out:
+            raise ValueError(f"two runs are both {key!r}; give them distinct labels")
+        out[key] = run.history()
+    return out
+
+
+# --- what notebook 01 (MNIST-C benchmark) decides -----------------------------------------------
+
+#: Rows whose latent space notebook 01 shows: a plain autoencoder and OgAE (the paper's contrast).
+LATENT_SPACE_ROWS = ("ae-recons", "ogae-ocsvm")
+
+
+def latent_space_labels(labels: Iterable[str], preferred: Sequence[str] = LATENT_SPACE_ROWS) -> list[str]:
+    """Compared rows whose latent codes notebook 01 plots: the preferred ones present, else the first row.
+
+    Examples
+    --------
+    >>> latent_space_labels(["ae-recons", "vae-recons", "ogae-ocsvm"])
+    ['ae-recons', 'ogae-ocsvm']
+    >>> latent_space_labels(["sae-recons", "vae-recons"])
+    ['sae-recons']
+    >>> latent_space_labels([])
+    []
+    """
+    available = list(labels)
+    return [label for label in preferred if label in available] or available[:1]
