@@ -36,4 +36,5 @@ class build_py_with_manifests(build_py):
             shutil.copyfile(src, target / src.name)
 
 
-setup(cmdclass={"build_py": build_py_with_manifests})
+if __name__ == "__main__":  # setuptools runs this file as __main__; importing it (pytest, linters) builds nothing
+    setup(cmdclass={"build_py": build_py_with_manifests})

@@ -18,7 +18,7 @@ from ogae_core.checkout import source_checkout
 from ogae_core.data.manifests import PACKAGED_MANIFESTS, manifest_dir
 
 REPO = source_checkout()
-pytestmark = pytest.mark.skipif(REPO is None, reason="needs the source checkout to build from")
+pytestmark = [pytest.mark.skipif(REPO is None, reason="needs the source checkout to build from"), pytest.mark.slow]
 
 
 def _clean_env(**extra: str) -> dict[str, str]:

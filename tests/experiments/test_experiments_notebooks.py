@@ -19,6 +19,7 @@ def test_every_notebook_has_literal_parameters_with_smoke():
         assert params["smoke"] is False and "runs_root" in params
 
 
+@pytest.mark.slow
 def test_notebooks_run_in_smoke_mode(smoke_store, tmp_path):
     root, _ = smoke_store  # notebook 01 finds the smoke runs there (resume), notebook 02 trains its own
     written = execute_notebooks(tmp_path / "reports", smoke=True, kernel="python3", parameters={"runs_root": str(root)})

@@ -112,6 +112,7 @@ def test_fused_points_layer_rejects_bad_input():
         solve_dual_rbf(torch.zeros(4, dtype=torch.float64), 0.5, 1.0)
 
 
+@pytest.mark.slow
 def test_batched_points_equal_the_composition_with_per_problem_gamma():
     from ogae_core.ocsvm import resolve_gamma, solve_dual_rbf
 

@@ -54,7 +54,9 @@ def test_per_corruption_bars(task):
     assert list(fig.data[0].x) == ["stripe", "fog"]
     expected = roc_auc_score(y[groups == "fog"], scores["good"][groups == "fog"])
     assert fig.data[0].y[1] == pytest.approx(expected)
-    assert fig.data[0].error_y.array is not None
+    good = table[(table.model == "good") & (table.metric == "auroc")]
+    np.testing.assert_allclose(fig.data[0].error_y.array, good.ci_high - good.estimate)  # the bootstrap CI
+    np.testing.assert_allclose(fig.data[0].error_y.arrayminus, good.estimate - good.ci_low)
     with pytest.raises(ValueError, match="not in the table"):
         per_corruption_bars(table, "aupr")
     with pytest.raises(ValueError, match="lacks column"):
