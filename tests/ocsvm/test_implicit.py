@@ -41,7 +41,7 @@ def test_gradcheck_on_a_symmetric_matrix_parameter_batched(engine):
     assert torch.autograd.gradcheck(fn, (S,), eps=1e-6, atol=1e-6, rtol=1e-4)
 
 
-@pytest.mark.parametrize("engine", ["cpu", "torch"])
+@pytest.mark.parametrize("engine", ["cpu", pytest.param("torch", marks=pytest.mark.slow)])
 def test_gradient_at_a_vertex_is_that_of_the_midpoint(engine):
     checked = 0
     for K, nu in vertex_problems(count=8):
