@@ -8,6 +8,7 @@ installed copy must import, read its manifests through :mod:`importlib.resources
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,9 @@ from ogae_core.checkout import source_checkout
 from ogae_core.data.manifests import PACKAGED_MANIFESTS, manifest_dir
 
 REPO = source_checkout()
-pytestmark = [pytest.mark.skipif(REPO is None, reason="needs the source checkout to build from"), pytest.mark.slow]
+#: What a build reads (pyproject.toml names README.md as the long description).
+BUILD_INPUTS = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "ogae_core", "data_manifests")
+pytestmark = pytest.mark.skipif(REPO is None, reason="needs the source checkout to build from")
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -31,10 +34,16 @@ def _clean_env(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory, real_mnist_cache):
     """The package installed (not editable) into a temporary --target folder."""
+    source = tmp_path_factory.mktemp("source")  # build from a copy: pip's build/ and egg-info stay out of the checkout
+    for name in BUILD_INPUTS:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(REPO / name, source / name)
     target = tmp_path_factory.mktemp("target")
     build = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet",
-         "--target", str(target), str(REPO)],
+         "--target", str(target), str(source)],
         capture_output=True, text=True, timeout=300, cwd=str(tmp_path_factory.mktemp("cwd")), env=_clean_env())
     assert build.returncode == 0, build.stderr
     return target
@@ -58,6 +67,7 @@ def _run_outside(installed: Path, cwd: Path, *args: str, **env: str) -> subproce
                           env=_clean_env(PYTHONPATH=str(installed), **env))
 
 
+@pytest.mark.slow  # builds and installs a wheel (about 10 s)
 def test_installed_package_ships_every_manifest_unchanged(installed):
     packaged = installed / "ogae_core" / "data" / PACKAGED_MANIFESTS
     sources = sorted(p.name for p in (REPO / "data_manifests").glob("*.yaml"))
@@ -66,6 +76,7 @@ def test_installed_package_ships_every_manifest_unchanged(installed):
         assert (packaged / name).read_bytes() == (REPO / "data_manifests" / name).read_bytes(), name
 
 
+@pytest.mark.slow  # builds and installs a wheel (about 10 s)
 def test_installed_package_imports_from_another_folder(installed, tmp_path):
     code = ("import ogae_core, ogae_core.data as d; from ogae_core.data.manifests import manifest_dir; "
             "from ogae_core.checkout import source_checkout; "
@@ -82,6 +93,7 @@ def test_installed_package_imports_from_another_folder(installed, tmp_path):
     assert plain_version == "True"  # no git lookup outside a checkout
 
 
+@pytest.mark.slow  # builds and installs a wheel (about 10 s)
 def test_installed_copy_names_where_the_notebooks_were_expected(installed, tmp_path):
     code = "from ogae_core.experiments.notebooks import notebook_paths; notebook_paths()"
     out = _run_outside(installed, tmp_path, sys.executable, "-c", code)
@@ -89,6 +101,7 @@ def test_installed_copy_names_where_the_notebooks_were_expected(installed, tmp_p
     assert "FileNotFoundError" in out.stderr and "--notebooks-dir" in out.stderr
 
 
+@pytest.mark.slow  # builds and installs a wheel (about 10 s)
 def test_installed_cli_fetches_mnist_from_the_cache(installed, real_mnist_cache, tmp_path):
     out = _run_outside(installed, tmp_path, str(installed / "bin" / "ogae"), "data", "fetch",
                        OGAE_CACHE=str(real_mnist_cache), OGAE_MNIST_MIRRORS="none")

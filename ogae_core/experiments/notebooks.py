@@ -4,6 +4,13 @@ Every notebook must have a cell tagged ``parameters`` holding literals only, inc
 ``smoke: bool``; a notebook without it is an error (not a warning). The kernel is always named
 explicitly (default ``python3``, which Jupyter resolves to the interpreter running this
 function, i.e. the project's ``.venv``).
+
+The notebooks live in the source checkout's ``notebooks/`` (:func:`default_notebooks_dir`; an
+installed package has none, pass a folder instead), each ``NN_name.ipynb`` paired by jupytext with
+``NN_name.py`` (percent format, ``notebooks/jupytext.toml``). The decisions the notebooks would
+otherwise hold themselves are public functions here: :func:`guidance_experiment_name`,
+:func:`smoke_strategies`, :func:`run_histories` (notebook 02) and :func:`latent_space_labels`
+(notebook 01).
 """
 from __future__ import annotations
 
