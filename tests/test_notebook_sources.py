@@ -69,7 +69,9 @@ def test_committed_notebook_has_no_outputs_and_one_parameters_cell(ipynb):
     nb = nbformat.read(str(ipynb), as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(not c.outputs and c.execution_count is None for c in code)  # reports/ holds executed copies
+    with_outputs = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert with_outputs == [], f"commit notebooks without outputs (reports/ holds executed copies): " \
+                               f"jupyter nbconvert --clear-output --inplace {ipynb}"
     assert sum("parameters" in c.metadata.get("tags", []) for c in code) == 1
 
 
