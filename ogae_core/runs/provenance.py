@@ -18,11 +18,27 @@ from ogae_core.checkout import source_checkout
 from ogae_core.runs.layout import LIBRARIES, _check_name
 
 
-def _jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any) -> Any:
+    """A configuration as plain JSON types: numpy scalars/arrays, paths, tuples and dataclasses converted.
+
+    Raises
+    ------
+    ValueError
+        A value of a type with no JSON form (the message names it).
+
+    Examples
+    --------
+    >>> to_jsonable({"nu": np.float64(0.5), "widths": (4, 8), 3: Path("runs")})
+    {'nu': 0.5, 'widths': [4, 8], '3': 'runs'}
+    >>> to_jsonable({"f": len})
+    Traceback (most recent call last):
+    ...
+    ValueError: config value <built-in function len> of type builtin_function_or_method is not JSON-serializable
+    """
     if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [to_jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
@@ -34,7 +50,7 @@ def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "__dataclass_fields__"):
         from dataclasses import asdict
 
-        return _jsonable(asdict(obj))
+        return to_jsonable(asdict(obj))
     raise ValueError(f"config value {obj!r} of type {type(obj).__name__} is not JSON-serializable")
 
 
@@ -48,7 +64,7 @@ def config_hash(config: Mapping[str, Any], length: int = 12) -> str:
     >>> config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": (1, 2), "a": 1})
     True
     """
-    canonical = json.dumps(_jsonable(config), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    canonical = json.dumps(to_jsonable(config), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:length]
 
 
@@ -72,7 +88,9 @@ def run_id(config: Mapping[str, Any], name: str | None = None) -> str:
     return _check_name("run id", f"{slug[:80]}-{config_hash(config)}")
 
 
+# Old private names still imported by runs/writer.py; remove once it imports to_jsonable and run_id.
 _default_run_id = run_id
+_jsonable = to_jsonable
 
 
 def code_version() -> str:
