@@ -70,10 +70,11 @@ def _run_outside(installed: Path, cwd: Path, *args: str, **env: str) -> subproce
 @pytest.mark.slow  # builds and installs a wheel (about 10 s)
 def test_installed_package_ships_every_manifest_unchanged(installed):
     packaged = installed / "ogae_core" / "data" / PACKAGED_MANIFESTS
-    sources = sorted(p.name for p in (REPO / "data_manifests").glob("*.yaml"))
-    assert sources and sorted(p.name for p in packaged.glob("*.yaml")) == sources
+    home = REPO / "data_manifests"
+    sources = sorted(str(p.relative_to(home)) for p in home.rglob("*.yaml"))
+    assert sources and sorted(str(p.relative_to(packaged)) for p in packaged.rglob("*.yaml")) == sources
     for name in sources:
-        assert (packaged / name).read_bytes() == (REPO / "data_manifests" / name).read_bytes(), name
+        assert (packaged / name).read_bytes() == (home / name).read_bytes(), name
 
 
 @pytest.mark.slow  # builds and installs a wheel (about 10 s)
