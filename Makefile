@@ -36,8 +36,14 @@ dashboard: $(STAMP)
 	@echo "Dashboard: http://localhost:$(PORT)  (Ctrl-C to stop)"
 	$(VENV)/bin/streamlit run app/Home.py --server.port $(PORT) --server.headless true
 
+# Everything: the test suite and the docstring examples of ogae_core (pyproject: --doctest-modules).
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The inner loop (about a minute): the same without the tests marked `slow`.
+.PHONY: test-fast
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all

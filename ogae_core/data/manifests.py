@@ -8,7 +8,15 @@ Three manifests are used by :mod:`ogae_core.data`:
 - ``mnistc_tasks.yaml``: the paper's task protocol (default corruption lists, early-stopping
   fraction) and the expected split sizes of the named tasks.
 
-The directory is ``$OGAE_MANIFEST_DIR`` when set, else ``data_manifests/`` of the repository.
+Where they are read from (:func:`manifest_dir`), first match wins:
+
+1. ``$OGAE_MANIFEST_DIR`` when set;
+2. ``data_manifests/`` of the source checkout the package runs from (editable install or
+   ``PYTHONPATH``; see :func:`ogae_core.checkout.source_checkout`) -- the one home of the files;
+3. the copy shipped inside the package, ``ogae_core/data/manifest_files/``, read through
+   :mod:`importlib.resources`. ``setup.py`` copies every ``data_manifests/*.yaml`` there when
+   a wheel is built, so an installed package (``pip install .``) carries the same files.
+
 Every loader checks the structure and raises :class:`ManifestError` naming the file and key.
 """
 from __future__ import annotations
@@ -18,14 +26,22 @@ import hashlib
 import json
 import os
 import re
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import yaml
 
+from ogae_core.checkout import source_checkout
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
 __all__ = [
     "ManifestError",
+    "PACKAGED_MANIFESTS",
     "manifest_dir",
+    "manifest_names",
     "load_manifest",
     "mnist_manifest",
     "mnistc_manifest",
@@ -41,17 +57,63 @@ class ManifestError(ValueError):
     """A manifest file is missing, unreadable or does not have the expected structure."""
 
 
-def manifest_dir() -> Path:
-    """Directory holding the manifests (``$OGAE_MANIFEST_DIR`` or ``<repo>/data_manifests``)."""
+#: Folder of the manifests shipped inside :mod:`ogae_core.data` (filled at build time).
+PACKAGED_MANIFESTS = "manifest_files"
+
+
+def manifest_dir() -> Union[Path, "Traversable"]:
+    """Folder the manifests are read from (see the module docstring for the order).
+
+    Returns
+    -------
+    pathlib.Path or importlib.resources.abc.Traversable
+        A path for ``$OGAE_MANIFEST_DIR`` and the checkout's ``data_manifests/``; the packaged
+        folder as :func:`importlib.resources.files` gives it (a path for ordinary installs).
+
+    Raises
+    ------
+    ManifestError
+        Neither a checkout's ``data_manifests/`` nor the packaged copy exists.
+
+    Examples
+    --------
+    >>> (manifest_dir() / "mnist.yaml").is_file()
+    True
+    """
     env = os.environ.get("OGAE_MANIFEST_DIR")
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "data_manifests"
+    root = source_checkout()
+    if root is not None and (root / "data_manifests").is_dir():
+        return root / "data_manifests"
+    packaged = resources.files("ogae_core.data").joinpath(PACKAGED_MANIFESTS)
+    if packaged.is_dir():
+        return packaged
+    raise ManifestError(
+        f"no manifests found: not in a source checkout with data_manifests/, and the installed package lacks "
+        f"ogae_core/data/{PACKAGED_MANIFESTS}/ (reinstall with `pip install .` or set OGAE_MANIFEST_DIR)")
+
+
+def manifest_names() -> list[str]:
+    """Names (file stems) of the ``*.yaml`` manifests in :func:`manifest_dir`, sorted.
+
+    Examples
+    --------
+    >>> {"mnist", "mnistc", "mnistc_tasks"} <= set(manifest_names())
+    True
+    """
+    return sorted(entry.name[:-len(".yaml")] for entry in manifest_dir().iterdir()
+                  if entry.name.endswith(".yaml") and entry.is_file())
+
+
+def _mtime_ns(path: Union[Path, "Traversable"]) -> int:
+    """Modification time for the cache key (0 for resources that are not files on disk)."""
+    return path.stat().st_mtime_ns if isinstance(path, Path) else 0
 
 
 @functools.lru_cache(maxsize=None)
-def _read(path: str, mtime_ns: int) -> tuple[dict[str, Any], str]:
-    text = Path(path).read_text(encoding="utf-8")
+def _read(path: Union[Path, "Traversable"], mtime_ns: int) -> tuple[dict[str, Any], str]:
+    text = path.read_text(encoding="utf-8")
     try:
         content = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -73,17 +135,23 @@ def load_manifest(name: str) -> dict[str, Any]:
     path = manifest_dir() / f"{name}.yaml"
     if not path.is_file():
         raise ManifestError(f"manifest {path} not found (set OGAE_MANIFEST_DIR or restore data_manifests/)")
-    content, _ = _read(str(path), path.stat().st_mtime_ns)
+    content, _ = _read(path, _mtime_ns(path))
     return json.loads(json.dumps(content))
 
 
 def manifest_digest(*names: str) -> str:
-    """sha256 of the canonical JSON of the named manifests (used as part of cache keys)."""
+    """sha256 of the canonical JSON of the named manifests (used as part of cache keys).
+
+    Examples
+    --------
+    >>> len(manifest_digest("mnist", "mnistc"))
+    64
+    """
     h = hashlib.sha256()
     for name in names:
         path = manifest_dir() / f"{name}.yaml"
         load_manifest(name)  # validates existence / YAML
-        h.update(_read(str(path), path.stat().st_mtime_ns)[1].encode())
+        h.update(_read(path, _mtime_ns(path))[1].encode())
     return h.hexdigest()
 
 

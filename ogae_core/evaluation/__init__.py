@@ -8,6 +8,7 @@ largest_tie_fraction                               share of the largest group of
 paired_bootstrap, per_group_bootstrap, bonferroni  the paper's paired bootstrap test
 kruskal_dunn                                       Kruskal–Wallis + Dunn (Bonferroni)
 results_table, per_corruption_table, overall_table paper-layout tables (Markdown/HTML/LaTeX)
+results_caption                                    what a results table shows (items, bold/underline, selection)
 align_scores                                       scores of several runs on the same test items
 
 Importing this package does not import torch (the dashboard uses it).
@@ -34,7 +35,7 @@ from ogae_core.evaluation.stats import (
     paired_bootstrap,
     per_group_bootstrap,
 )
-from ogae_core.evaluation.tables import ResultsTable, overall_table, per_corruption_table, results_table
+from ogae_core.evaluation.tables import ResultsTable, overall_table, per_corruption_table, results_caption, results_table
 
 __all__ = [
     "METRICS",
@@ -56,6 +57,7 @@ __all__ = [
     "per_corruption_table",
     "per_group_bootstrap",
     "pr_points",
+    "results_caption",
     "results_table",
     "roc_points",
 ]

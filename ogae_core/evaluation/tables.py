@@ -316,3 +316,39 @@ def overall_table(
     ['a']
     """
     return results_table(paired_bootstrap(scores_by_model, labels, n=n, seed=seed, metrics=metrics), **format_kwargs)
+
+
+def results_caption(experiment: str, labels: Sequence, bootstrap: pd.DataFrame, selection_metric: str = "auroc") -> str:
+    """The caption of a results table: test items, what bold and underline mean, the selection metric.
+
+    Parameters
+    ----------
+    experiment : str
+        Experiment name shown first.
+    labels : sequence of {0, 1}
+        Test labels of the compared items (1 = anomaly).
+    bootstrap : pandas.DataFrame
+        Output of :func:`~ogae_core.evaluation.stats.paired_bootstrap` (its ``attrs`` give the
+        number of resamples ``n`` and ``alpha``).
+    selection_metric : str
+        Validation metric the hyperparameters were chosen on.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> y = np.array([0, 1] * 20)
+    >>> boot = paired_bootstrap({"a": y, "b": 1 - y}, y, n=20)
+    >>> results_caption("mnistc-3v8-quick", y, boot).split(". ")[0]
+    'mnistc-3v8-quick: test split, 40 items (20 anomalies)'
+    >>> "20 resamples" in results_caption("x", y, boot)
+    True
+    """
+    y = np.asarray(labels)
+    a = bootstrap.attrs
+    return (f"{experiment}: test split, {len(y)} items ({int(y.sum())} anomalies). Bold: best (highest bootstrap mean); "
+            f"underlined: not significantly worse than the best (paired bootstrap, {a.get('n')} resamples, "
+            f"Bonferroni, alpha = {a.get('alpha')}). Hyperparameters chosen on the validation split "
+            f"(metric: {selection_metric}). AUROC30: McClish-standardized partial AUC, FPR <= 0.3.")

@@ -4,14 +4,21 @@ Every notebook must have a cell tagged ``parameters`` holding literals only, inc
 ``smoke: bool``; a notebook without it is an error (not a warning). The kernel is always named
 explicitly (default ``python3``, which Jupyter resolves to the interpreter running this
 function, i.e. the project's ``.venv``).
+
+The notebooks live in the source checkout's ``notebooks/`` (:func:`default_notebooks_dir`; an
+installed package has none, pass a folder instead), each ``NN_name.ipynb`` paired by jupytext with
+``NN_name.py`` (percent format, ``notebooks/jupytext.toml``). The decisions the notebooks would
+otherwise hold themselves are public functions here: :func:`guidance_experiment_name`,
+:func:`smoke_strategies`, :func:`run_histories` (notebook 02) and :func:`latent_space_labels`
+(notebook 01).
 """
 from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-DEFAULT_NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+from ogae_core.checkout import source_checkout
 
 
 class NotebookParametersError(ValueError):
@@ -46,9 +53,40 @@ def parameters_cell(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def notebook_paths(notebooks_dir: str | Path = DEFAULT_NOTEBOOKS_DIR) -> list[Path]:
-    """The ``NN_*.ipynb`` notebooks of a folder, sorted."""
-    d = Path(notebooks_dir)
+def default_notebooks_dir() -> Path:
+    """``notebooks/`` of the source checkout (the notebooks do not ship with an installed package).
+
+    Raises
+    ------
+    FileNotFoundError
+        The package is not running from a source checkout, or the checkout has no ``notebooks/``;
+        the message says where they were expected and how to point at another folder.
+
+    Examples
+    --------
+    >>> default_notebooks_dir().name
+    'notebooks'
+    """
+    root = source_checkout()
+    if root is None:
+        raise FileNotFoundError(
+            "the notebooks live in the source checkout's notebooks/ folder, and this ogae_core is an installed copy "
+            "(no checkout next to it); pass the folder explicitly (`ogae notebooks --notebooks-dir DIR`)")
+    folder = root / "notebooks"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"notebook folder {folder} does not exist (pass `--notebooks-dir DIR`)")
+    return folder
+
+
+def notebook_paths(notebooks_dir: str | Path | None = None) -> list[Path]:
+    """The ``NN_*.ipynb`` notebooks of a folder (default :func:`default_notebooks_dir`), sorted.
+
+    Examples
+    --------
+    >>> [p.name for p in notebook_paths()][:1]
+    ['01_mnistc_benchmark.ipynb']
+    """
+    d = default_notebooks_dir() if notebooks_dir is None else Path(notebooks_dir)
     if not d.is_dir():
         raise FileNotFoundError(f"notebook folder {d} does not exist")
     return sorted(p for p in d.glob("[0-9][0-9]_*.ipynb"))
@@ -114,3 +152,94 @@ def execute_notebooks(out_dir: str | Path = "reports", smoke: bool = False, kern
         to_html(target, target.with_suffix(".html"))
         written.append(target)
     return written
+
+
+# --- what notebook 02 (guidance dynamics) decides, kept here rather than in the notebook -------------
+
+#: Strategies a smoke run of notebook 02 keeps: the paper's Fig. 6 and one comparison.
+SMOKE_STRATEGIES = ("expander-then-compactor", "both")
+
+
+def guidance_experiment_name(normal: int = 3, anomaly: int = 8, smoke: bool = False) -> str:
+    """Default experiment of notebook 02: ``mnistc-<normal>v<anomaly>-guidance`` (``-smoke`` appended).
+
+    Examples
+    --------
+    >>> guidance_experiment_name(3, 8)
+    'mnistc-3v8-guidance'
+    >>> guidance_experiment_name(1, 7, smoke=True)
+    'mnistc-1v7-guidance-smoke'
+    """
+    return f"mnistc-{normal}v{anomaly}-guidance" + ("-smoke" if smoke else "")
+
+
+def smoke_strategies(strategies: Sequence[str]) -> list[str]:
+    """The strategies a smoke run trains: those of :data:`SMOKE_STRATEGIES` asked for, else the first two.
+
+    Examples
+    --------
+    >>> smoke_strategies(["expander-then-compactor", "expander-then-both", "both", "compactor"])
+    ['expander-then-compactor', 'both']
+    >>> smoke_strategies(["compactor", "expander-then-both", "expander"])
+    ['compactor', 'expander-then-both']
+    """
+    kept = [s for s in strategies if s in SMOKE_STRATEGIES]
+    return kept or list(strategies)[:2]
+
+
+def run_histories(runs: Iterable[Any], strategy: str | None = None) -> dict[str, Any]:
+    """``{"<label> (seed <s>)": history}`` of runs, optionally only those of one guidance strategy.
+
+    Parameters
+    ----------
+    runs : iterable of ogae_core.runs.Run
+        Finished runs (``label``, ``seed``, ``config`` and ``history()`` are used).
+    strategy : str, optional
+        Keep the runs whose ``hyperparameters.strategy`` is this one.
+
+    Raises
+    ------
+    ValueError
+        Two runs would get the same key (same label and seed).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> runs = [SimpleNamespace(label=f"ogae [{s}]", seed=0, config={"hyperparameters": {"strategy": s}},
+    ...                         history=lambda: "history table") for s in ("both", "compactor")]
+    >>> list(run_histories(runs))
+    ['ogae [both] (seed 0)', 'ogae [compactor] (seed 0)']
+    >>> list(run_histories(runs, strategy="compactor"))
+    ['ogae [compactor] (seed 0)']
+    """
+    out: dict[str, Any] = {}
+    for run in runs:
+        if strategy is not None and run.config.get("hyperparameters", {}).get("strategy") != strategy:
+            continue
+        key = f"{run.label} (seed {run.seed})"
+        if key in out:
+            raise ValueError(f"two runs are both {key!r}; give them distinct labels")
+        out[key] = run.history()
+    return out
+
+
+# --- what notebook 01 (MNIST-C benchmark) decides -----------------------------------------------
+
+#: Rows whose latent space notebook 01 shows: a plain autoencoder and OgAE (the paper's contrast).
+LATENT_SPACE_ROWS = ("ae-recons", "ogae-ocsvm")
+
+
+def latent_space_labels(labels: Iterable[str], preferred: Sequence[str] = LATENT_SPACE_ROWS) -> list[str]:
+    """Compared rows whose latent codes notebook 01 plots: the preferred ones present, else the first row.
+
+    Examples
+    --------
+    >>> latent_space_labels(["ae-recons", "vae-recons", "ogae-ocsvm"])
+    ['ae-recons', 'ogae-ocsvm']
+    >>> latent_space_labels(["sae-recons", "vae-recons"])
+    ['sae-recons']
+    >>> latent_space_labels([])
+    []
+    """
+    available = list(labels)
+    return [label for label in preferred if label in available] or available[:1]

@@ -14,14 +14,31 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from ogae_core.checkout import source_checkout
 from ogae_core.runs.layout import LIBRARIES, _check_name
 
 
-def _jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any) -> Any:
+    """A configuration as plain JSON types: numpy scalars/arrays, paths, tuples and dataclasses converted.
+
+    Raises
+    ------
+    ValueError
+        A value of a type with no JSON form (the message names it).
+
+    Examples
+    --------
+    >>> to_jsonable({"nu": np.float64(0.5), "widths": (4, 8), 3: Path("runs")})
+    {'nu': 0.5, 'widths': [4, 8], '3': 'runs'}
+    >>> to_jsonable({"f": len})
+    Traceback (most recent call last):
+    ...
+    ValueError: config value <built-in function len> of type builtin_function_or_method is not JSON-serializable
+    """
     if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [to_jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
@@ -33,7 +50,7 @@ def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "__dataclass_fields__"):
         from dataclasses import asdict
 
-        return _jsonable(asdict(obj))
+        return to_jsonable(asdict(obj))
     raise ValueError(f"config value {obj!r} of type {type(obj).__name__} is not JSON-serializable")
 
 
@@ -47,7 +64,7 @@ def config_hash(config: Mapping[str, Any], length: int = 12) -> str:
     >>> config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": (1, 2), "a": 1})
     True
     """
-    canonical = json.dumps(_jsonable(config), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    canonical = json.dumps(to_jsonable(config), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:length]
 
 
@@ -71,29 +88,37 @@ def run_id(config: Mapping[str, Any], name: str | None = None) -> str:
     return _check_name("run id", f"{slug[:80]}-{config_hash(config)}")
 
 
+# Old private names still imported by runs/writer.py; remove once it imports to_jsonable and run_id.
 _default_run_id = run_id
+_jsonable = to_jsonable
 
 
 def code_version() -> str:
-    """``git describe --always --dirty`` of the source tree, else the package version.
+    """``git describe --always --dirty --tags`` of the source checkout, else the package version.
+
+    An installed copy (no checkout, see :func:`ogae_core.checkout.source_checkout`), a checkout
+    without ``.git`` (an unpacked archive) or a machine without git gives ``ogae_core.__version__``;
+    git is never asked about a folder that is not the project's own checkout.
 
     Examples
     --------
-    >>> isinstance(code_version(), str)
+    >>> from ogae_core import __version__
+    >>> version = code_version()
+    >>> version == __version__ or len(version) >= 7
     True
     """
-    here = Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"], cwd=here, capture_output=True, text=True, timeout=5
-        )
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
     from ogae_core import __version__
 
-    return __version__
+    root = source_checkout()
+    if root is None or not (root / ".git").exists():
+        return __version__
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else __version__
 
 
 def library_versions(names: Iterable[str] = LIBRARIES) -> dict[str, str | None]:

@@ -158,3 +158,34 @@ def training_dynamics(
     subtitle = f" — phases of {source}" if source is not None else ""
     fig.update_layout(title=title + subtitle, height=260 * len(present) + 80, legend_title="run · quantity")
     return fig
+
+
+#: Columns of :func:`last_epoch_table` (those a history lacks are left out).
+LAST_EPOCH_COLUMNS = ("epoch", "phase", "latent_spread", "misclassified_fraction", "sv_fraction", "rho")
+
+
+def last_epoch_table(histories: Mapping[str, pd.DataFrame], columns: Sequence[str] = LAST_EPOCH_COLUMNS) -> pd.DataFrame:
+    """One row per run: the values of its last epoch.
+
+    Parameters
+    ----------
+    histories : mapping of str to pandas.DataFrame
+        ``{run label: history}`` with an ``epoch`` column.
+    columns : sequence of str
+        History columns to show; a column no history has is left out, a missing value is NaN.
+
+    Examples
+    --------
+    >>> h = pd.DataFrame({"epoch": [2, 1], "rho": [0.4, 0.5], "phase": ["both", "expander"]})
+    >>> last_epoch_table({"a": h}, columns=("epoch", "phase", "rho", "sv_fraction"))
+      run  epoch phase  rho
+    0   a      2  both  0.4
+    """
+    rows = []
+    for name, h in histories.items():
+        if "epoch" not in h.columns:
+            raise ValueError(f"history of {name!r} lacks the 'epoch' column")
+        last = h.sort_values("epoch").iloc[-1]
+        rows.append({"run": name, **{c: last[c] for c in columns if c in h.columns}})
+    present = [c for c in columns if any(c in row for row in rows)]
+    return pd.DataFrame(rows, columns=["run", *present])

@@ -4,7 +4,6 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -174,7 +173,9 @@ def test_default_selection_uses_validation_not_test(synthetic_store):
     ogae = sorted((r for r in runs if r.label == "ogae-ocsvm"), key=lambda r: r.seed)
     assert len(ogae) == 2  # one configuration, two seeds: the report's run is the lowest seed
     assert [r for r in chosen if r.label == "ogae-ocsvm"] == [ogae[0]]
-    assert len(chosen) == 4 and np.all([c in runs for c in chosen])
+    # one run per model label, every label once, each the lowest seed of its configuration
+    assert sorted(r.label for r in chosen) == sorted({r.label for r in runs}) and len(chosen) == 4
+    assert all(r.seed == min(o.seed for o in runs if o.label == r.label) for r in chosen)
 
 
 def test_default_selection_is_the_reports_mean_over_seeds():

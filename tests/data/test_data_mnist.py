@@ -77,6 +77,7 @@ def _seed_wheel(real_cache_dir, cache):
     shutil.copy(src, cache / "downloads" / spec["filename"])
 
 
+@pytest.mark.slow
 def test_wheel_source_and_corrupted_cache_rebuilt(real_mnist, real_cache_dir, isolated_cache):
     _seed_wheel(real_cache_dir, isolated_cache)
     d = load_mnist()

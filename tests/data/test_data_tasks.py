@@ -24,6 +24,7 @@ def cache_env(task_cache, monkeypatch):
     return task_cache
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("anomaly, val, test", [(8, 5952, 35946), (4, 5976, 35919)])
 def test_paper_split_sizes(real_mnist, cache_env, anomaly, val, test):
     task = mnistc_task(3, anomaly, mnist=real_mnist)
@@ -78,6 +79,7 @@ def test_cache_hit_is_fast_and_identical(real_mnist, cache_env):
     print(f"second load {elapsed:.2f}s")  # speed goal lives in benchmarks/bench_data.py
 
 
+@pytest.mark.slow
 def test_damaged_cache_is_rebuilt(real_mnist, cache_env):
     good = mnistc_task(3, 8, mnist=real_mnist, **SMALL)
     path = next(cache_env.glob(f"tasks/*{good.cache_key[:20]}.npz"))
@@ -95,6 +97,7 @@ def test_damaged_cache_is_rebuilt(real_mnist, cache_env):
         mnistc_task(3, 8, mnist=real_mnist, **SMALL)
 
 
+@pytest.mark.slow
 def test_determinism_and_seed(real_mnist, cache_env):
     lists = {"train_corruptions": ("identity",), "test_corruptions": ("translate",)}
     a = mnistc_task(3, 8, mnist=real_mnist, use_cache=False, **lists)

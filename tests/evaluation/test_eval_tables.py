@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ogae_core.evaluation import paired_bootstrap, per_corruption_table, results_table
+from ogae_core.evaluation import paired_bootstrap, per_corruption_table, results_caption, results_table
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +71,11 @@ def test_bad_input(boot):
         results_table(boot, metrics=["f1"])
     with pytest.raises(ValueError, match="unknown model"):
         results_table(boot, order=["nope"])
+
+
+def test_caption_states_the_items_and_the_bootstrap_that_made_the_table(boot):
+    y = np.r_[np.zeros(250, int), np.ones(250, int)]
+    text = results_caption("mnistc-3v8-quick", y, boot, selection_metric="aupr")
+    assert text.startswith("mnistc-3v8-quick: test split, 500 items (250 anomalies).")
+    assert f"{boot.attrs['n']} resamples" in text and f"alpha = {boot.attrs['alpha']}" in text
+    assert "(metric: aupr)" in text

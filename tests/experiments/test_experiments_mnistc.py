@@ -19,6 +19,7 @@ def _run(root, label):
     return next(r for r in list_runs(root, SMOKE_EXPERIMENT) if r.label == label)
 
 
+@pytest.mark.slow
 def test_smoke_preset_writes_complete_runs(smoke_store):
     root, _ = smoke_store
     runs = list_runs(root, SMOKE_EXPERIMENT)
@@ -32,6 +33,7 @@ def test_smoke_preset_writes_complete_runs(smoke_store):
         assert RunConfig.from_dict(run.config).run_id() == run.run_id  # the id is the hash of the stored config
 
 
+@pytest.mark.slow
 def test_end_to_end_run_contents(smoke_store):
     root, _ = smoke_store
     run = _run(root, "ogae-ocsvm")
@@ -70,6 +72,7 @@ def test_end_to_end_run_contents(smoke_store):
     assert np.array_equal(det.score_samples(x_test), scores.loc[scores["split"] == "test", "score"].to_numpy())
 
 
+@pytest.mark.slow
 def test_existing_run_is_not_retrained(smoke_store, monkeypatch):
     root, _ = smoke_store
     calls = []

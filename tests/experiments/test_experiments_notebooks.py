@@ -8,7 +8,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from ogae_core.experiments import NotebookParametersError, execute_notebooks, parameters_cell
-from ogae_core.experiments.notebooks import notebook_paths
+from ogae_core.experiments.notebooks import latent_space_labels, notebook_paths, run_histories, smoke_strategies
 
 
 def test_every_notebook_has_literal_parameters_with_smoke():
@@ -19,6 +19,7 @@ def test_every_notebook_has_literal_parameters_with_smoke():
         assert params["smoke"] is False and "runs_root" in params
 
 
+@pytest.mark.slow
 def test_notebooks_run_in_smoke_mode(smoke_store, tmp_path):
     root, _ = smoke_store  # notebook 01 finds the smoke runs there (resume), notebook 02 trains its own
     written = execute_notebooks(tmp_path / "reports", smoke=True, kernel="python3", parameters={"runs_root": str(root)})
@@ -59,3 +60,30 @@ def test_a_bad_notebook_stops_the_batch_before_execution(tmp_path):
     with pytest.raises(NotebookParametersError):
         execute_notebooks(tmp_path / "out", notebooks=[good, bad])
     assert not (tmp_path / "out").exists()
+
+
+class _FakeRun:
+    def __init__(self, label, seed, strategy):
+        self.label, self.seed, self.config = label, seed, {"hyperparameters": {"strategy": strategy}}
+
+    def history(self):
+        return f"history of {self.label} seed {self.seed}"
+
+
+def test_run_histories_keys_by_label_and_seed_and_filters_on_the_strategy():
+    runs = [_FakeRun("ogae [both]", 0, "both"), _FakeRun("ogae [both]", 1, "both"), _FakeRun("x", 0, "compactor")]
+    assert list(run_histories(runs)) == ["ogae [both] (seed 0)", "ogae [both] (seed 1)", "x (seed 0)"]
+    assert run_histories(runs, strategy="compactor") == {"x (seed 0)": "history of x seed 0"}
+    assert run_histories(runs, strategy="expander") == {}
+    with pytest.raises(ValueError, match="both 'x \\(seed 0\\)'"):
+        run_histories([runs[2], _FakeRun("x", 0, "both")])
+
+
+def test_smoke_keeps_fig6_and_one_comparison_in_the_given_order():
+    assert smoke_strategies(["both", "compactor", "expander-then-compactor"]) == ["both", "expander-then-compactor"]
+    assert smoke_strategies(["compactor", "expander"]) == ["compactor", "expander"]
+
+
+def test_latent_space_labels_prefer_ae_and_ogae_then_fall_back_to_the_first_row():
+    assert latent_space_labels({"ogae-ocsvm": 1, "ae-recons": 2, "vae-recons": 3}) == ["ae-recons", "ogae-ocsvm"]
+    assert latent_space_labels(["vae-recons", "sae-recons"]) == ["vae-recons"]

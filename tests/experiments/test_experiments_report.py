@@ -10,6 +10,7 @@ from ogae_core.experiments import PAPER_GRIDS, benchmark_report, paper_order, pr
 from tests.experiments.conftest import SMOKE_EXPERIMENT
 
 
+@pytest.mark.slow
 def test_report_on_smoke_store(smoke_store):
     root, _ = smoke_store
     rep = benchmark_report(root, SMOKE_EXPERIMENT, n_boot=100)
@@ -34,6 +35,7 @@ def test_report_without_runs_names_the_command(tmp_path):
         benchmark_report(tmp_path, "nothing")
 
 
+@pytest.mark.slow
 def test_cli_report_and_resumed_bench(smoke_store, tmp_path, capsys):
     root, _ = smoke_store
     assert main(["report", "--runs-root", str(root), "--n-boot", "50", "--out", str(tmp_path), "--format", "html"]) == 0

@@ -69,6 +69,7 @@ def test_failed_configuration_does_not_stop_the_sweep(tmp_path):
     assert not (tmp_path / "exp" / bad.run_id()).exists()
 
 
+@pytest.mark.slow
 def test_local_executor_runs_the_same_function_in_subprocesses(tmp_path):
     configs = _configs(1)
     result = run_sweep(configs, tmp_path, "exp", executor="local", jobs=1, timeout_min=10, log=None, poll_s=0.2)

@@ -109,6 +109,7 @@ def test_gradient_matches_finite_differences(seed, n, d, nu):
     np.testing.assert_allclose(grad.numpy(), fd.numpy(), atol=1e-5 * float(fd.abs().max()) + 1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed,n,d,nu", [(6, 20, 4, 0.2), (7, 30, 32, 0.5), (8, 25, 8, 0.75)])
 def test_gradient_and_solution_match_native_backend(seed, n, d, nu):
     z, gamma = _problem(seed, n, d)

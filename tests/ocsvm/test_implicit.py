@@ -41,7 +41,7 @@ def test_gradcheck_on_a_symmetric_matrix_parameter_batched(engine):
     assert torch.autograd.gradcheck(fn, (S,), eps=1e-6, atol=1e-6, rtol=1e-4)
 
 
-@pytest.mark.parametrize("engine", ["cpu", "torch"])
+@pytest.mark.parametrize("engine", ["cpu", pytest.param("torch", marks=pytest.mark.slow)])
 def test_gradient_at_a_vertex_is_that_of_the_midpoint(engine):
     checked = 0
     for K, nu in vertex_problems(count=8):
@@ -112,6 +112,7 @@ def test_fused_points_layer_rejects_bad_input():
         solve_dual_rbf(torch.zeros(4, dtype=torch.float64), 0.5, 1.0)
 
 
+@pytest.mark.slow
 def test_batched_points_equal_the_composition_with_per_problem_gamma():
     from ogae_core.ocsvm import resolve_gamma, solve_dual_rbf
 

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from ogae_core.evaluation import paired_bootstrap, per_group_bootstrap
-from ogae_core.viz import latent_scatter, per_corruption_bars, phases, pr_figure, roc_figure, training_dynamics
+from ogae_core.viz import last_epoch_table, latent_scatter, per_corruption_bars, phases, pr_figure, roc_figure, training_dynamics
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,9 @@ def test_per_corruption_bars(task):
     assert list(fig.data[0].x) == ["stripe", "fog"]
     expected = roc_auc_score(y[groups == "fog"], scores["good"][groups == "fog"])
     assert fig.data[0].y[1] == pytest.approx(expected)
-    assert fig.data[0].error_y.array is not None
+    good = table[(table.model == "good") & (table.metric == "auroc")]
+    np.testing.assert_allclose(fig.data[0].error_y.array, good.ci_high - good.estimate)  # the bootstrap CI
+    np.testing.assert_allclose(fig.data[0].error_y.arrayminus, good.estimate - good.ci_low)
     with pytest.raises(ValueError, match="not in the table"):
         per_corruption_bars(table, "aupr")
     with pytest.raises(ValueError, match="lacks column"):
@@ -144,3 +146,14 @@ def test_all_nan_columns_are_not_drawn():
     fig = training_dynamics({"AE": h})
     assert not any(t.name.endswith("rho") for t in fig.data)
     assert "ρ (OCSVM offset)" not in [a.text for a in fig.layout.annotations]
+
+
+def test_last_epoch_table_takes_the_highest_epoch_of_each_run():
+    a = pd.DataFrame({"epoch": [3, 1, 2], "rho": [0.3, 0.1, 0.2], "phase": ["both", "expander", "expander"]})
+    b = pd.DataFrame({"epoch": [1, 2], "latent_spread": [5.0, 4.0]})
+    table = last_epoch_table({"a": a, "b": b})
+    assert list(table.columns) == ["run", "epoch", "phase", "latent_spread", "rho"]
+    assert table.set_index("run").loc["a", "rho"] == 0.3 and table.set_index("run").loc["a", "phase"] == "both"
+    assert table.set_index("run").loc["b", "epoch"] == 2 and np.isnan(table.set_index("run").loc["b", "rho"])
+    with pytest.raises(ValueError, match="'c' lacks the 'epoch' column"):
+        last_epoch_table({"c": pd.DataFrame({"rho": [1.0]})})
