@@ -1,7 +1,7 @@
 """Subtle T1-hypointense white-matter lesions (the simulated WMH of the patients).
 
 The load (cm³) is log-normal, clipped to the paper's 0.78–195.15 cm³. Where lesions go is the
-top of a score F = w * exp(-d / decay) + (1 - w) * 0.3 * G(noise) over deep white matter
+top of a score F = w * exp(-d / decay + k G_6(noise')) + (1 - w) * 0.3 * G_2.5(noise) over deep white matter
 (WM > 0.8, > 1 mm outside the ventricles): with ``w = L / (L + half_load)`` large loads become
 confluent periventricular caps and small loads scattered deep spots. The lesion mask is binary;
 the T1 change uses a softened copy of it (``edge_smoothing_mm``) so that edges are not sharp.
@@ -49,8 +49,13 @@ def place_lesions(rng: np.random.Generator, wm: np.ndarray, ventricle_distance: 
     candidates = allowed & (wm > spec["wm_threshold"]) & (ventricle_distance > spec["min_ventricle_distance_mm"])
     deep = ndimage.gaussian_filter(rng.standard_normal(wm.shape).astype(np.float32), spec["deep_smoothing_mm"])
     deep /= deep.std() + 1e-12
+    caps = ndimage.gaussian_filter(rng.standard_normal(wm.shape).astype(np.float32), spec["cap_smoothing_mm"])
+    caps /= caps.std() + 1e-12
     weight = load_cm3 / (load_cm3 + spec["periventricular_half_load_cm3"])
-    score = weight * np.exp(-np.maximum(ventricle_distance, 0) / spec["periventricular_decay_mm"]) + (1 - weight) * 0.3 * deep
+    # periventricular score: decays away from the ventricles, modulated by a smooth field so that
+    # the caps are contiguous patches (not a thin shell broken up by ties in the distance)
+    rim = np.exp(-np.maximum(ventricle_distance, 0) / spec["periventricular_decay_mm"] + spec["cap_strength"] * caps)
+    score = weight * rim / rim.max() + (1 - weight) * 0.3 * deep
     idx = np.flatnonzero(candidates)
     n = int(min(max(n_voxels, 0), idx.size))
     mask = np.zeros(wm.shape, bool)
