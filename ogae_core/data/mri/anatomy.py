@@ -12,8 +12,9 @@ Derived maps (``mri_atlases.yaml``, ``masks``):
   contrast of the deep nuclei;
 - ventricles = CSF > 0.5 in a central box, largest component + the midline of the second;
 - supratentorial = brain minus the (closed, dilated) cerebellum + brainstem, largest component;
-- ``ventricle_distance`` (mm, > 0 outside) and ``ventricle_push`` = exp(-max(d, 0) / decay) * n,
-  with n the unit gradient of the signed distance: sampling at x - s * push(x) grows the ventricles.
+- ``ventricle_distance`` (mm, > 0 outside) and ``ventricle_push`` = exp(-d / decay) * n outside
+  (fading to 0 within 2 mm inside), with n the unit gradient of the signed distance: sampling at
+  x - s * push(x) grows the ventricles.
 
 Examples
 --------
@@ -44,7 +45,7 @@ from ogae_core.data.sources import ChecksumError
 
 __all__ = ["ANATOMY_VERSION", "Anatomy", "mri_cache_dir", "template_anatomy", "toy_anatomy"]
 
-ANATOMY_VERSION = 1
+ANATOMY_VERSION = 2
 _FLOAT_FIELDS = ("gm", "wm", "csf", "residual", "csf_near", "ventricle_distance", "ventricle_push")
 _BOOL_FIELDS = ("brain", "supratentorial", "ventricles")
 
@@ -129,7 +130,9 @@ def ventricle_fields(ventricles: np.ndarray, decay_mm: float) -> tuple[np.ndarra
     signed = (outside - inside).astype(np.float32)
     grad = np.stack(np.gradient(ndimage.gaussian_filter(signed, 1.0)))
     norm = np.sqrt((grad ** 2).sum(0)) + 1e-6
-    strength = np.exp(-np.maximum(signed, 0.0) / decay_mm)
+    # outside: decays with the distance; inside: fades to 0 within 2 mm of the wall, so that deep
+    # ventricle voxels sample themselves (no folding where n flips at the ventricle's medial axis)
+    strength = np.where(signed >= 0, np.exp(-np.maximum(signed, 0.0) / decay_mm), np.clip(1 + signed / 2, 0, 1))
     return signed, (grad / norm * strength).astype(np.float32)
 
 

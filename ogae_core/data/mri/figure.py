@@ -38,7 +38,7 @@ def cohort_figure(cohort: Cohort, path: str | Path, z: int | None = None, dpi: i
     if z is None:
         per_slice = vols[-1].lesion.sum((0, 1))
         z = int(np.argmax(per_slice)) if per_slice.any() else vols[0].t1.shape[2] // 2
-    fig, axes = plt.subplots(1, len(vols), figsize=(3.2 * len(vols), 3.9), facecolor="black")
+    fig, axes = plt.subplots(1, len(vols), figsize=(3.3 * len(vols), 4.3), facecolor="black")
     for ax, s, v in zip(np.atleast_1d(axes), subjects, vols):
         ax.imshow(v.t1[:, :, z].T, cmap="gray", origin="lower", vmin=0, vmax=1)
         if (v.labels[:, :, z] == 1).any():
@@ -49,14 +49,16 @@ def cohort_figure(cohort: Cohort, path: str | Path, z: int | None = None, dpi: i
             ax.contour(v.ventricles[:, :, z].T.astype(float), levels=[0.5], colors=["#ffb000"], linewidths=0.5)
         label = {"train_control": "young control", "test_control": "old control", "patient": "patient"}[s.role]
         extra = f", lesions {v.lesion_cm3:.1f} cm³" if s.role == "patient" else ""
-        ax.set_title(f"{label} {s.subject_id}\n{s.site}, age {s.age:.0f}, ventricles "
-                     f"{v.ventricles.sum() / 1000:.1f} cm³ in slab{extra}", color="white", fontsize=8)
+        where = " in slab" if v.t1.shape[2] < cohort.grid.cropped_shape[2] else ""
+        ax.set_title(f"{label} {s.subject_id} ({s.site}, age {s.age:.0f})\nventricles "
+                     f"{v.ventricles.sum() / 1000:.1f} cm³{where}{extra.replace(', ', chr(10))}", color="white",
+                     fontsize=8)
         ax.axis("off")
     z_mm = float(vols[0].affine[2, 3] + z)
-    fig.suptitle(f"simulated cohort '{cohort.name}': axial slice z = {z_mm:.0f} mm (MNI); lesion contours light "
-                 "blue, ventricles orange", color="white", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.text(0.5, 0.02, f"cohort '{cohort.name}': axial slice z = {z_mm:.0f} mm (MNI); lesion contours light blue "
+             "(label 2: dark blue), ventricles orange", color="white", fontsize=9, ha="center")
     path = Path(path)
-    atomic_write_file(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, facecolor="black"))
+    atomic_write_file(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, facecolor="black", bbox_inches="tight"))
     plt.close(fig)
     return path

@@ -7,7 +7,7 @@ Examples
 (186, 218, 135)
 >>> grid.cropped_affine()[:3, 3].tolist()
 [-92.0, -126.0, -52.0]
->>> grid.cropped_affine(z_start=66)[2, 3]
+>>> float(grid.cropped_affine(z_start=66)[2, 3])
 14.0
 """
 from __future__ import annotations
