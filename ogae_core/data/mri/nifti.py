@@ -81,7 +81,6 @@ def _read_image(path: Path, subject: str, kind: str, sha256: str | None) -> nib.
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
         img = nib.Nifti1Image.from_bytes(raw)
-        img.get_fdata  # noqa: B018 - header parsed
     except (EOFError, OSError, zlib.error, ValueError, nib.filebasedimages.ImageFileError) as exc:
         raise ValueError(f"{where}: not a readable NIfTI-1 file (truncated or corrupt: {exc})") from exc
     return img

@@ -95,3 +95,16 @@ def test_cli_smoke(template, tmp_path, monkeypatch, capsys):
     young = [r["ventricle_cm3"] for r in summary["subjects"] if r["role"] == "train_control"]
     old = [r["ventricle_cm3"] for r in summary["subjects"] if r["role"] != "train_control"]
     assert np.mean(old) > np.mean(young)
+
+
+def test_template_ventricles_when_a_subject_has_none(template, tmp_path, write_nifti, grid):
+    from ogae_core.data.mri.cohort import read_cohort_csv
+
+    t1 = np.ones((186, 218, 2), np.float32)
+    t1[0, 0, 0] = 2.0
+    write_nifti(tmp_path / "t1.nii.gz", t1)
+    (tmp_path / "c.csv").write_text("subject_id,role,site,age,sex,t1\nc1,test_control,s,70,F,t1.nii.gz\n")
+    v = read_cohort_csv(tmp_path / "c.csv").subject("c1").load()
+    expected = grid.crop_volume(template.ventricles)[:, :, 60:62]
+    assert expected.any() and np.array_equal(v.ventricles, expected)
+    assert v.brain.all()                                     # no brain mask: T1 > 0
