@@ -100,11 +100,11 @@ def test_cli_smoke(template, tmp_path, monkeypatch, capsys):
 def test_template_ventricles_when_a_subject_has_none(template, tmp_path, write_nifti, grid):
     from ogae_core.data.mri.cohort import read_cohort_csv
 
-    t1 = np.ones((186, 218, 2), np.float32)
-    t1[0, 0, 0] = 2.0
+    t1 = np.full((186, 218, 2), 2.0, np.float32)
+    t1[0, 0, 0] = 0.0
     write_nifti(tmp_path / "t1.nii.gz", t1)
     (tmp_path / "c.csv").write_text("subject_id,role,site,age,sex,t1\nc1,test_control,s,70,F,t1.nii.gz\n")
     v = read_cohort_csv(tmp_path / "c.csv").subject("c1").load()
     expected = grid.crop_volume(template.ventricles)[:, :, 60:62]
     assert expected.any() and np.array_equal(v.ventricles, expected)
-    assert v.brain.all()                                     # no brain mask: T1 > 0
+    assert v.brain.sum() == v.brain.size - 1 and not v.brain[0, 0, 0]   # no brain mask: T1 > 0
