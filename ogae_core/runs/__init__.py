@@ -40,6 +40,7 @@ latents.parquet
     ``umap_x``, ``umap_y`` and metadata (``label``, ``digit``, ``corruption``, ``split``).
 """
 
+from ogae_core.runs.compare import StoreComparison, compare_stores, strip_wall_clock
 from ogae_core.runs.layout import (
     CONFIG_FILE,
     FINISHED,
@@ -82,7 +83,9 @@ __all__ = [
     "TMP_PREFIX",
     "Run",
     "RunWriter",
+    "StoreComparison",
     "code_version",
+    "compare_stores",
     "config_hash",
     "config_value",
     "create_run",
@@ -99,4 +102,5 @@ __all__ = [
     "run_exists",
     "run_id",
     "runs_table",
+    "strip_wall_clock",
 ]

@@ -167,7 +167,7 @@ def test_ogae_total_and_terms():
     torch.testing.assert_close(out.total, out.terms["reconstruction"] + 0.5 * out.terms["guidance"])
     assert float(out.terms["compactor"]) == 0.0 and float(out.terms["expander"]) == float(out.terms["guidance"])
     assert 0 <= out.diagnostics["sv_fraction"] <= 1 and out.diagnostics["n_support"] >= 2
-    with pytest.raises(ValueError, match="nu \\* \\(batch_size // 2\\) >= 1"):
+    with pytest.raises(ValueError, match="nu \\* n must be >= 1 for OgAE"):
         OgAE(OgAEConfig(nu=0.03)).loss(_x(16), "both", 0)
 
 
