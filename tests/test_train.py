@@ -193,7 +193,13 @@ def test_save_and_load_model_round_trip_without_training_code(tmp_path):
     x = blobs(10, seed=5)
     loaded = load_model(tmp_path)
     m.eval()
-    assert torch.equal(loaded.score(x[:, None], "svdd"), m.score(x[:, None].contiguous(), "svdd"))
+    # m was trained channels-last, loaded is contiguous: another memory layout takes other
+    # convolution kernels, so the scores agree to float32 rounding, not bit for bit (bit
+    # identity holds only for the same layout, threads and CPU)
+    torch.testing.assert_close(loaded.score(x[:, None], "svdd"), m.score(x[:, None].contiguous(), "svdd"),
+                               rtol=1e-5, atol=1e-6)
+    loaded_again = load_model(tmp_path)
+    assert torch.equal(loaded_again.score(x[:, None], "svdd"), loaded.score(x[:, None], "svdd"))  # same layout
     # the JSON alone rebuilds the bare network
     cfg = json.loads((tmp_path / "model.json").read_text())
     net = MnistBackbone(BackboneConfig.from_dict(cfg["backbone"]))
