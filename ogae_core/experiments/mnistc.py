@@ -61,7 +61,7 @@ def _existing_run(cfg: RunConfig, root: Path | None, experiment: str, skip_exist
 
 def _train(cfg: RunConfig, items, device: str, progress: bool, log: bool):
     """A fitted Detector for ``cfg`` and its training time (early stopping on the task's split)."""
-    from ogae_core import Detector
+    from ogae_core.detector import Detector
 
     det = Detector(cfg.method, scoring=cfg.scoring, epochs=cfg.epochs, seed=cfg.seed, device=device,
                    progress=progress, log=log, **cfg.hyperparameters)
@@ -179,7 +179,7 @@ def run_training_group(configs: Sequence[RunConfig | Mapping[str, Any]], runs_ro
     """
     import torch
 
-    from ogae_core import Detector
+    from ogae_core.detector import Detector
     from ogae_core.runs import read_run
 
     cfgs = [c if isinstance(c, RunConfig) else RunConfig.from_dict(c) for c in configs]

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from ogae_core.runs.layout import LIBRARIES, _check_name
+from ogae_core.runs.layout import LIBRARIES, check_name
 
 
 def _jsonable(obj: Any) -> Any:
@@ -68,10 +68,12 @@ def run_id(config: Mapping[str, Any], name: str | None = None) -> str:
             parts.append(f"s{config['seed']}")
         name = "-".join(parts) or "run"
     slug = re.sub(r"[^A-Za-z0-9._=+-]+", "_", name).strip("._") or "run"
-    return _check_name("run id", f"{slug[:80]}-{config_hash(config)}")
+    return check_name("run id", f"{slug[:80]}-{config_hash(config)}")
 
 
 _default_run_id = run_id
+#: Public name of the JSON conversion used for configs and metrics (see the run writer).
+jsonable = _jsonable
 
 
 def code_version() -> str:
@@ -91,7 +93,7 @@ def code_version() -> str:
             return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pass
-    from ogae_core import __version__
+    from ogae_core.version import __version__
 
     return __version__
 
