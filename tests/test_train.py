@@ -216,3 +216,44 @@ def test_explicit_holdout_is_used_for_early_stopping():
     m = build_method("ae")
     res = train(m, blobs(60), TrainConfig(epochs=1, batch_size=20, **QUIET), X_val=blobs(15, seed=9))
     assert res.history[0]["n_train"] == 60 and res.history[0]["n_val"] == 15
+
+
+class _IndependentOnly:
+    """A sampler that cannot lay batches out as pairs."""
+
+    layouts = ("independent",)
+
+    def __init__(self):
+        from ogae_core.train import ShuffledBatches
+
+        self._inner = ShuffledBatches()
+
+    def epoch_batches(self, idx, batch_size, generator):
+        return self._inner.epoch_batches(idx, batch_size, generator)
+
+    def ordered_batches(self, idx, batch_size):
+        return self._inner.ordered_batches(idx, batch_size)
+
+
+def test_the_sampler_must_provide_the_methods_batch_layout():
+    cfg = TrainConfig(epochs=1, batch_size=20, **QUIET)
+    with pytest.raises(ValueError, match="laid out as 'pairs'"):
+        train(build_method("sae"), blobs(40), cfg, sampler=_IndependentOnly())
+    set_determinism(0)
+    a = build_method("ae")
+    ra = train(a, blobs(40), cfg, sampler=_IndependentOnly())
+    set_determinism(0)
+    b = build_method("ae")
+    rb = train(b, blobs(40), cfg)  # the default sampler draws the same batches
+    assert same_history(ra.history, rb.history)
+
+
+def test_guidance_weights_in_the_history_come_from_the_method():
+    set_determinism(0)
+    m = build_method("ogae", {"nu": 0.1, "strategy": "expander-then-compactor", "switch_epoch": 1})
+    res = train(m, blobs(80), TrainConfig(epochs=2, batch_size=40, val_fraction=0.0, **QUIET))
+    rows = [(r["phase"], r["expander_weight"], r["compactor_weight"]) for r in res.history]
+    assert rows == [("expander", 1.0, 0.0), ("compactor", 0.0, 1.0)]
+    set_determinism(0)
+    ae = train(build_method("ae"), blobs(40), TrainConfig(epochs=1, batch_size=20, **QUIET))
+    assert np.isnan(ae.history[0]["expander_weight"])
