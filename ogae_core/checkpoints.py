@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Protocol
 
@@ -142,6 +143,8 @@ def save_checkpoint(ckpt: Path, method: Method, optimizer, best_state, loop: dic
                      model=model_config(method, config))
         (d / "trainer_state.json").write_text(json.dumps(state, indent=1, default=_json_default))
     atomic_write_dir(ckpt, write)
+    for stale in [ckpt.with_name(ckpt.name + ".old"), *ckpt.parent.glob(f".{ckpt.name}.old-*")]:
+        shutil.rmtree(stale, ignore_errors=True)  # a previous checkpoint left aside by a killed swap
 
 
 def _json_default(o):

@@ -165,10 +165,14 @@ def test_resume_after_interruption_is_identical_to_an_uninterrupted_run(tmp_path
     with pytest.raises(TrainingInterrupted):
         train(m, blobs(100), cfg, checkpoint_dir=tmp_path, callbacks=[stop_after_first])
     assert (tmp_path / "latest" / "trainer_state.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest"]  # no temporary leftovers
+    # killed between the two renames of the checkpoint swap: only the previous one, set aside
+    (tmp_path / "latest").rename(tmp_path / ".latest.old-0123abcd")
     set_determinism(123)  # a different global RNG state must not matter: it is restored
     fresh = build_method("dspsvdd", hp)
     res = train(fresh, blobs(100), cfg, checkpoint_dir=tmp_path, resume=True)
     assert [r["epoch"] for r in res.history] == [1, 2, 3]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest"]  # the set-aside copy is cleaned up
     for (k, a), b in zip(ref.state_dict().items(), fresh.state_dict().values()):
         assert torch.equal(a, b), k
     assert same_history(res.history, ref_res.history)

@@ -58,6 +58,7 @@ from ogae_core.runs.provenance import code_version, config_hash, library_version
 from ogae_core.runs.reader import (
     Run,
     config_value,
+    experiment_kinds,
     filter_runs,
     is_finished,
     list_experiments,
@@ -90,6 +91,7 @@ __all__ = [
     "config_value",
     "create_run",
     "default_root",
+    "experiment_kinds",
     "filter_runs",
     "is_finished",
     "library_versions",
