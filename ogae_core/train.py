@@ -3,19 +3,25 @@
 Paper defaults (all configurable in :class:`TrainConfig`): Adam with learning rate 1e-3,
 batches of 100, 20 epochs, early stopping on a 10 % hold-out of the training images.
 
-* Determinism: :func:`set_determinism` seeds Python, NumPy and torch and asks torch for
-  deterministic algorithms; the hold-out split and the batch order come from the seed
-  alone, so two CPU runs with the same seed are bit-identical.
-* Batches: every epoch draws a new permutation of the training split and cuts it into
-  ``round(n / batch_size)`` nearly equal batches (sizes differ by at most one; no image
-  dropped, no tiny last batch — OgAE's per-batch OCSVM needs ``nu * n / 2 >= 1``).
+* Determinism: :func:`~ogae_core.batching.deterministic` (a context manager) or
+  :func:`set_determinism` seed Python, NumPy and torch and ask torch for deterministic
+  algorithms; the hold-out split and the batch order come from the seed alone, so two CPU
+  runs with the same seed are bit-identical.
+* Batches: a sampler (default :class:`~ogae_core.batching.ShuffledBatches`) draws a new
+  permutation of the training split every epoch and cuts it into ``round(n / batch_size)``
+  nearly equal batches (sizes differ by at most one; no image dropped, no tiny last batch).
+  The method declares what it needs (:meth:`~ogae_core.methods.Method.min_batch_size`,
+  :attr:`~ogae_core.methods.Method.batch_layout`); the trainer checks the sampler and the
+  batch sizes against it up front.
 * Phases: a method's plan (:meth:`~ogae_core.methods.base.Method.phases`) is a list of
   phases, e.g. Deep SVDD's autoencoder pretraining then its own loss, or OgAE's expander
   stage then its expander + compactor stage. Early stopping acts per phase: after
   ``patience`` epochs without hold-out improvement the phase ends, its best weights are
   restored, and the next phase starts.
 * History: one flat dict per epoch (see :data:`HISTORY_COLUMNS`), ready for
-  ``pandas.DataFrame(history)``; NaN where a column does not apply to the method.
+  ``pandas.DataFrame(history)``; NaN where a column does not apply to the method. What the
+  columns mean is declared by the method (:attr:`~ogae_core.methods.Method.history_columns`);
+  guidance weights come from :meth:`~ogae_core.methods.Method.phase_weights`.
 * Checkpoints (``checkpoint_dir``): after every epoch, atomically, the model
   (safetensors), optimizer and RNG states (safetensors) and the loop state (JSON);
   ``resume=True`` continues an interrupted run exactly where it stopped.
@@ -35,7 +41,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ogae_core.batching import (
+    ShuffledBatches,
     batch_slices,
+    deterministic,
     holdout_split,
     images_to_tensor,
     latent_spread,
@@ -43,19 +51,21 @@ from ogae_core.batching import (
     set_determinism,
 )
 from ogae_core.checkpoints import (
-    _load_checkpoint,
-    _save_checkpoint,
-    _state_dict_cpu,
+    checkpoint_path,
+    load_checkpoint,
     load_model,
     model_config,
+    save_checkpoint,
     save_model,
+    state_dict_cpu,
 )
 from ogae_core.methods import LOSS_TERMS, Method
+from ogae_core.validation import check_integer
 
 __all__ = [
-    "HISTORY_COLUMNS", "TrainConfig", "TrainResult", "TrainingInterrupted", "batch_slices", "holdout_split",
-    "images_to_tensor", "latent_spread", "load_model", "model_config", "resolve_device", "save_model",
-    "set_determinism", "train",
+    "HISTORY_COLUMNS", "ShuffledBatches", "TrainConfig", "TrainResult", "TrainingInterrupted", "batch_slices",
+    "deterministic", "holdout_split", "images_to_tensor", "latent_spread", "load_model", "model_config",
+    "resolve_device", "save_model", "set_determinism", "train",
 ]
 
 #: Columns of every history row, in order. Loss terms are training means (``loss_*``).
@@ -121,9 +131,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (1 if name == "batch_size" else 0):
-                raise ValueError(f"{name} must be an integer >= {1 if name == 'batch_size' else 0}; got {v!r}")
+            check_integer(name, getattr(self, name), minimum=1 if name == "batch_size" else 0)
         if not (self.lr > 0):
             raise ValueError(f"lr must be > 0; got {self.lr!r}")
         if not (self.weight_decay >= 0):
@@ -158,18 +166,19 @@ def _make_optimizer(method: Method, config: TrainConfig) -> torch.optim.Optimize
     return torch.optim.Adam(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
-def _iterate(X: torch.Tensor, idx: torch.Tensor, batch_size: int, channels_last: bool) -> Iterator[torch.Tensor]:
-    for a, b in batch_slices(len(idx), batch_size):
-        x = X[idx[a:b]]
+def _gather(X: torch.Tensor, batches: Sequence[torch.Tensor], channels_last: bool) -> Iterator[torch.Tensor]:
+    for b in batches:
+        x = X[b]
         yield x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 @torch.no_grad()
-def _evaluate(method: Method, X: torch.Tensor, idx: torch.Tensor, phase: str, epoch: int, config: TrainConfig):
+def _evaluate(method: Method, X: torch.Tensor, idx: torch.Tensor, phase: str, epoch: int, config: TrainConfig,
+              sampler):
     """Hold-out loss (eval mode, weighted by batch size) and the codes of the hold-out."""
     method.eval()
     total, n, zs = 0.0, 0, []
-    for x in _iterate(X, idx, config.batch_size, config.channels_last):
+    for x in _gather(X, sampler.ordered_batches(idx, config.batch_size), config.channels_last):
         out = method.loss(x, phase, epoch)
         total += float(out.total) * x.shape[0]
         n += x.shape[0]
@@ -186,6 +195,7 @@ def train(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     callbacks: Sequence[Callable[[dict], None]] = (),
+    sampler=None,
 ) -> TrainResult:
     """Train ``method`` on images ``X`` (see :func:`images_to_tensor`) in place.
 
@@ -209,6 +219,10 @@ def train(
     callbacks : sequence of callables
         Called with each history row after the epoch's checkpoint; raising
         :class:`TrainingInterrupted` stops the run cleanly.
+    sampler : object, optional
+        Cuts index tensors into batches (``epoch_batches``, ``ordered_batches``) and lists
+        the batch ``layouts`` it provides; default :class:`ShuffledBatches`. ``ValueError``
+        when it does not provide the method's :attr:`~ogae_core.methods.Method.batch_layout`.
 
     Returns
     -------
@@ -218,13 +232,17 @@ def train(
     --------
     >>> import torch
     >>> from ogae_core.methods import build_method
-    >>> set_determinism(0)
-    >>> m = build_method("ae")
-    >>> res = train(m, torch.rand(40, 28, 28), TrainConfig(epochs=1, batch_size=20, progress=False, log=False))
+    >>> with deterministic(0):
+    ...     m = build_method("ae")
+    ...     res = train(m, torch.rand(40, 28, 28), TrainConfig(epochs=1, batch_size=20, progress=False, log=False))
     >>> len(res.history), res.history[0]["phase"]
     (1, 'train')
     """
     config = config or TrainConfig()
+    sampler = ShuffledBatches() if sampler is None else sampler
+    if method.batch_layout not in sampler.layouts:
+        raise ValueError(f"{method.name} needs batches laid out as {method.batch_layout!r} but the sampler "
+                         f"{type(sampler).__name__} provides {tuple(sampler.layouts)}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs a checkpoint_dir")
     device = resolve_device(config.device)
@@ -240,7 +258,7 @@ def train(
         tr_np, va_np = np.arange(n), np.arange(n, X.shape[0])
     tr_idx = torch.as_tensor(tr_np, device=device)
     va_idx = torch.as_tensor(va_np, device=device)
-    _check_batch_sizes(method, len(tr_idx), len(va_idx), config)
+    _check_batch_sizes(method, tr_idx, va_idx, config, sampler)
     gen = torch.Generator().manual_seed(config.seed + 1)
     phases = [p for p in method.phases(config.epochs) if p.epochs > 0]
     optimizer = _make_optimizer(method, config)
@@ -251,13 +269,13 @@ def train(
             "history": [], "stopped_early": {}, "best_vals": {}, "seconds": 0.0, "phase_started": False,
             "data_sha1": fingerprint}
     best_state = None
-    if resume and ckpt is not None and (ckpt.exists() or ckpt.with_name("latest.old").exists()):
-        loop, best_state = _load_checkpoint(ckpt, method, optimizer, gen, config)
+    if resume and ckpt is not None and checkpoint_path(ckpt) is not None:
+        loop, best_state = load_checkpoint(ckpt, method, optimizer, gen, config)
         if loop.get("data_sha1") != fingerprint:
             raise ValueError(f"checkpoint in {ckpt} was made with different training images (SHA-1 of the data differs)")
 
     def train_batches() -> Iterator[torch.Tensor]:
-        return _iterate(X, tr_idx, config.batch_size, config.channels_last)
+        return _gather(X, sampler.ordered_batches(tr_idx, config.batch_size), config.channels_last)
 
     while loop["phase_index"] < len(phases):
         phase = phases[loop["phase_index"]]
@@ -271,7 +289,7 @@ def train(
             _end_phase(method, loop, best_state, config, phase.name, early=False)
             best_state = None
             continue
-        row, improved_state = _run_epoch(method, X, tr_idx, va_idx, gen, optimizer, phase, loop, config)
+        row, improved_state = _run_epoch(method, X, tr_idx, va_idx, gen, optimizer, phase, loop, config, sampler)
         if improved_state is not None:
             best_state = improved_state
         loop["history"].append(row)
@@ -283,7 +301,7 @@ def train(
             _end_phase(method, loop, best_state, config, phase.name, early=stop and loop["phase_epoch"] < phase.epochs)
             best_state = None
         if ckpt is not None:
-            _save_checkpoint(ckpt, method, optimizer, best_state, loop, gen, config)
+            save_checkpoint(ckpt, method, optimizer, best_state, loop, gen, config)
         for cb in callbacks:
             cb(row)
     method.eval()
@@ -297,17 +315,19 @@ def _fingerprint(X: torch.Tensor, n_val: int) -> str:
     return h.hexdigest()
 
 
-def _check_batch_sizes(method: Method, n_train: int, n_val: int, config: TrainConfig) -> None:
+def _check_batch_sizes(method: Method, tr_idx: torch.Tensor, va_idx: torch.Tensor, config: TrainConfig,
+                       sampler) -> None:
     need = method.min_batch_size()
-    for what, n in (("training split", n_train), ("hold-out", n_val)):
-        if n == 0:
+    reason = method.min_batch_reason()
+    for what, idx in (("training split", tr_idx), ("hold-out", va_idx)):
+        if len(idx) == 0:
             continue
-        smallest = min(b - a for a, b in batch_slices(n, config.batch_size))
+        smallest = min(len(b) for b in sampler.ordered_batches(idx, config.batch_size))
         if smallest < need:
             raise ValueError(
-                f"{method.name}: the {what} of {n} images gives batches of {smallest} but this method needs "
-                f"batches of at least {need} (e.g. OgAE needs nu * batch/2 >= 1): use more images, a larger "
-                f"batch_size or val_fraction, or a larger nu"
+                f"{method.name}: the {what} of {len(idx)} images gives batches of {smallest} but this method needs "
+                f"batches of at least {need}{f' ({reason})' if reason else ''}: use more images, a larger "
+                f"batch_size or val_fraction, or other hyperparameters"
             )
 
 
@@ -320,18 +340,17 @@ def _end_phase(method: Method, loop: dict, best_state, config: TrainConfig, name
     loop.update(phase_index=loop["phase_index"] + 1, phase_started=False, phase_epoch=0)
 
 
-def _run_epoch(method, X, tr_idx, va_idx, gen, optimizer, phase, loop, config):
+def _run_epoch(method, X, tr_idx, va_idx, gen, optimizer, phase, loop, config, sampler):
     t0 = time.perf_counter()
     method.train()
-    perm = tr_idx[torch.randperm(len(tr_idx), generator=gen).to(tr_idx.device)]
-    slices = batch_slices(len(perm), config.batch_size)
+    batches = sampler.epoch_batches(tr_idx, config.batch_size, gen)
     sums: dict[str, float] = {}
     diag: dict[str, float] = {}
     n_seen, n_steps = 0, 0
     desc = f"epoch {loop['epoch'] + 1} [{phase.name} {loop['phase_epoch'] + 1}/{phase.epochs}]"
-    bar = tqdm(total=len(slices), desc=desc, leave=False, disable=not config.progress, unit="batch")
-    for a, b in slices:
-        x = X[perm[a:b]]
+    bar = tqdm(total=len(batches), desc=desc, leave=False, disable=not config.progress, unit="batch")
+    for batch in batches:
+        x = X[batch]
         if config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         out = method.loss(x, phase.name, loop["phase_epoch"])
@@ -355,7 +374,7 @@ def _run_epoch(method, X, tr_idx, va_idx, gen, optimizer, phase, loop, config):
     extra = method.end_epoch(phase.name, loop["phase_epoch"])
 
     if len(va_idx) > 0:
-        val_loss, z_eval = _evaluate(method, X, va_idx, phase.name, loop["phase_epoch"], config)
+        val_loss, z_eval = _evaluate(method, X, va_idx, phase.name, loop["phase_epoch"], config, sampler)
     else:
         val_loss = float("nan")
         with torch.no_grad():
@@ -368,7 +387,7 @@ def _run_epoch(method, X, tr_idx, va_idx, gen, optimizer, phase, loop, config):
         if best is None or val_loss < best - config.min_delta:
             loop["best_val"], loop["bad_epochs"], improved = val_loss, 0, True
             if config.restore_best:
-                state = _state_dict_cpu(method)
+                state = state_dict_cpu(method)
         else:
             loop["bad_epochs"] += 1
 
@@ -383,10 +402,7 @@ def _run_epoch(method, X, tr_idx, va_idx, gen, optimizer, phase, loop, config):
     for t in _DIAGNOSTICS:
         if t in diag:
             row[t] = diag[t] / n_steps
-    if method.name == "ogae":
-        from ogae_core.methods import strategy_weights
-
-        row["expander_weight"], row["compactor_weight"] = strategy_weights(method.config, phase.name)
+    row.update({k: v for k, v in method.phase_weights(phase.name).items() if k in row})
     row.update({k: v for k, v in extra.items() if k in row})
     row["latent_spread"] = latent_spread(z_eval) if z_eval is not None else nan
     row["seconds"] = time.perf_counter() - t0

@@ -39,8 +39,11 @@ def test_every_method_and_scoring_trains_and_scores(method, scoring, data):
     assert det.scoring_ == scoring
     hist = det.history_frame()
     assert np.isfinite(hist["train_loss"]).all() and np.isfinite(hist["val_loss"]).all()
-    scores = det.score_samples(test_x)
+    scores = det.anomaly_score(test_x)
     assert scores.shape == (40,) and np.isfinite(scores).all()
+    np.testing.assert_array_equal(det.score_samples(test_x), -scores)  # scikit-learn's sign
+    np.testing.assert_array_equal(det.decision_function(test_x), -scores - det.offset_)
+    assert set(np.unique(det.predict(test_x))) <= {-1, 1}
     assert len(np.unique(scores)) > 30, "scores are (nearly) constant"
     z = det.encode(test_x)
     assert z.shape == (40, 32) and np.isfinite(z).all()
@@ -48,6 +51,42 @@ def test_every_method_and_scoring_trains_and_scores(method, scoring, data):
         assert det.ocsvm_ is not None and len(det.ocsvm_.support_) >= 1
         zs = (z - det.latent_mean_) / det.latent_std_
         np.testing.assert_allclose(scores, -det.ocsvm_.decision_function(zs))
+        np.testing.assert_allclose(det.decision_function(test_x), det.ocsvm_.decision_function(zs))
+    else:  # the boundary is the largest training anomaly score: every training image is an inlier
+        assert (det.decision_function(train_x) >= 0).all()
+        assert det.offset_ == -det.train_anomaly_scores_.max()
+
+
+def _torch_flags():
+    import torch
+
+    return (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+            torch.utils.deterministic.fill_uninitialized_memory, torch.backends.cudnn.benchmark,
+            torch.backends.cudnn.deterministic)
+
+
+def test_fit_restores_process_wide_torch_flags_and_random_states(data):
+    import torch
+
+    train_x, test_x = data
+    before = _torch_flags()
+    torch.manual_seed(1234)
+    expected_next = torch.rand(3)  # what the caller's generator gives next, had fit not run
+    torch.manual_seed(1234)
+    det = _detector("ae", "recons").fit(train_x)
+    assert _torch_flags() == before
+    assert torch.equal(torch.rand(3), expected_next)
+    # flags that differ from what fit sets are restored too
+    torch.use_deterministic_algorithms(False)
+    torch.backends.cudnn.deterministic = False
+    try:
+        det2 = _detector("ae", "recons").fit(train_x)
+        assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.deterministic = before[4]
+    # and the restored environment does not change the result: reruns are bit-identical
+    np.testing.assert_array_equal(det.anomaly_score(test_x), det2.anomaly_score(test_x))
 
 
 def test_default_scoring_per_method():
@@ -74,7 +113,9 @@ def test_save_load_gives_identical_scores(method, scoring, data, tmp_path):
     with pytest.raises(FileExistsError):
         det.save(tmp_path / "det")
     loaded = Detector.load(tmp_path / "det")
-    np.testing.assert_array_equal(loaded.score_samples(test_x), det.score_samples(test_x))
+    # same process, same memory layout (the detector restores channels-last), same threads
+    np.testing.assert_array_equal(loaded.anomaly_score(test_x), det.anomaly_score(test_x))
+    np.testing.assert_array_equal(loaded.decision_function(test_x), det.decision_function(test_x))
     assert loaded.get_params() == det.get_params()
     assert loaded.history_frame().drop(columns="seconds").equals(det.history_frame().drop(columns="seconds"))
 
@@ -162,8 +203,8 @@ def test_quality_floor_on_real_mnist_3_vs_7():
     common = dict(epochs=4, progress=False, log=False)
     ae = Detector("ae", scoring="recons", **common).fit(train_x)
     ogae = Detector("ogae", scoring="ocsvm", strategy="both", **common).fit(train_x)
-    auc_ae = roc_auc_score(y, ae.score_samples(test_x))
-    auc_ogae = roc_auc_score(y, ogae.score_samples(test_x))
+    auc_ae = roc_auc_score(y, ae.anomaly_score(test_x))
+    auc_ogae = roc_auc_score(y, ogae.anomaly_score(test_x))
     print(f"AUROC 3 vs 7: AE-recons {auc_ae:.3f}, OgAE-ocsvm {auc_ogae:.3f}")
     assert auc_ae >= 0.85
     assert auc_ogae >= 0.85
@@ -179,8 +220,8 @@ def test_with_scoring_equals_training_that_scoring(method, start, target, ocsvm,
     shared = _detector(method, start).fit(train_x).with_scoring(train_x, target, **ocsvm)
     alone = _detector(method, target, **ocsvm).fit(train_x)
     assert shared.scoring_ == target and shared.get_params() == alone.get_params()
-    np.testing.assert_array_equal(shared.score_samples(test_x), alone.score_samples(test_x))
-    np.testing.assert_array_equal(shared.train_scores_, alone.train_scores_)
+    np.testing.assert_array_equal(shared.anomaly_score(test_x), alone.anomaly_score(test_x))
+    np.testing.assert_array_equal(shared.train_anomaly_scores_, alone.train_anomaly_scores_)
 
 
 def test_with_scoring_changes_only_the_scorer(data):

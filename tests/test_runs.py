@@ -184,3 +184,43 @@ def test_concurrent_writer_loses_without_damage(tmp_path):
     run = store.read_run(inner_path)
     assert len(run.scores()) == 6 and run.metrics["selected"] is True
     assert store.partial_runs(tmp_path) == []
+
+
+def _write_result(root, config, auroc, seconds, score_shift=0.0):
+    with store.create_run(root, "exp", config, seed=config.get("seed")) as w:
+        s = _scores()
+        w.write_scores(s.assign(score=s["score"] + score_shift))
+        w.write_metrics({"test": {"auroc": auroc, "per_corruption": {"stripe": {"auroc": auroc}}},
+                         "train_seconds": seconds, "umap_seconds": seconds / 2})
+    return w.final_path
+
+
+def test_compare_stores_ignores_wall_clock_only(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    other = {**CONFIG, "seed": 4}
+    for root, secs in ((a, 1.0), (b, 7.5)):
+        _write_result(root, CONFIG, 0.9, secs)
+        _write_result(root, other, 0.8, secs)
+    same = store.compare_stores(a, b)
+    assert same.identical and same.compared == 2 and same.render().endswith("IDENTICAL (run ids, metrics.json but "
+                                                                            "wall-clock fields, scores.parquet)")
+    # a metric that differs, a run only in one store, scores that differ: each is found
+    c = tmp_path / "c"
+    _write_result(c, CONFIG, 0.91, 1.0)
+    _write_result(c, {**CONFIG, "seed": 5}, 0.8, 1.0)
+    diff = store.compare_stores(a, c)
+    assert not diff.identical and diff.compared == 1
+    assert list(diff.metrics_differ.values()) == [["test.auroc", "test.per_corruption.stripe.auroc"]]
+    assert diff.only_a == [f"exp/{store.run_id(other)}"] and diff.only_b == [f"exp/{store.run_id({**CONFIG, 'seed': 5})}"]
+    d = tmp_path / "d"
+    _write_result(d, CONFIG, 0.9, 1.0, score_shift=1e-9)
+    assert store.compare_stores(a, d, experiments=["exp"]).scores_differ == [f"exp/{store.run_id(CONFIG)}"]
+    assert not store.compare_stores(tmp_path / "empty", tmp_path / "empty2").identical  # nothing compared
+
+
+def test_experiment_kinds_come_from_the_store(tmp_path):
+    _write(tmp_path, {**CONFIG, "experiment_kind": "mnistc"})
+    _write(tmp_path, {**CONFIG, "seed": 9})  # a run that did not record its kind
+    runs = store.list_runs(tmp_path)
+    assert sorted(r.kind for r in runs if r.kind) == ["mnistc"]
+    assert store.experiment_kinds(runs) == {"exp": ["mnistc"]}

@@ -1,7 +1,7 @@
 """Items, metrics and latent embeddings of one MNIST-C run (used by :mod:`.mnistc`).
 
 :func:`build_task` / :func:`task_items` give the images and metadata of the splits a
-:class:`~ogae_core.experiments.mnistc.TaskSpec` selects (with the task's own ``early_stop``
+:class:`~ogae_core.experiments.mnistc_config.TaskSpec` selects (with the task's own ``early_stop``
 hold-out), :func:`split_metrics` the AUROC / AUPR / AUROC30 of a scored split, and
 :func:`latent_frame` the stored UMAP embedding of latent codes.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from ogae_core.experiments.mnistc import TaskSpec
+    from ogae_core.experiments.mnistc_config import TaskSpec
 
 
 # ----------------------------------------------------------------------------- data

@@ -24,13 +24,10 @@ trained network (:func:`run_training_group`); each still gets its own run direct
 """
 from __future__ import annotations
 
-import dataclasses
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
 from ogae_core.experiments.items import (  # noqa: F401 - re-exported
@@ -41,185 +38,13 @@ from ogae_core.experiments.items import (  # noqa: F401 - re-exported
     stratified_subsample,
     task_items,
 )
+from ogae_core.experiments.kinds import ExperimentKind, RunFailed, RunFinished, RunOutcome, register_kind
+from ogae_core.experiments.mnistc_config import RUNTIME_KEYS, RunConfig, TaskSpec, default_label  # noqa: F401 - re-exported
 
-#: Runtime-only options of the trainer; they never enter the config (nor the run id).
-RUNTIME_KEYS = ("device", "progress", "log")
 SPLITS_SCORED = ("validation", "test")
 #: A split whose largest group of equal scores exceeds this share gets a
 #: ``"tied_scores:<split>"`` warning in ``metrics.json`` (see ``collapse_flags``).
 TIED_SCORES_LIMIT = 0.5
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """Which MNIST-C task, and how much of it, a run uses.
-
-    Attributes
-    ----------
-    normal, anomaly : int
-        Digits; items of ``anomaly`` are labelled 1.
-    train_corruptions, test_corruptions : tuple of str or None
-        ``None``: the manifest defaults (identity, motion_blur, translate / stripe,
-        canny_edges, brightness).
-    seed : int
-        Seed of the corruptions and of the task's early-stopping split.
-    max_train, max_validation, max_test : int or None
-        Stratified subsample (by label and corruption, fixed seed) of the normal training
-        items (``train ∪ early_stop``), of the validation split and of the test split;
-        ``None`` keeps the whole split.
-    mnist_limit : int or None
-        Build the task from the first ``mnist_limit`` MNIST training images and the first
-        ``mnist_limit // 6`` test images only (no task cache); for tests and the smoke preset.
-    """
-
-    normal: int = 3
-    anomaly: int = 8
-    train_corruptions: tuple[str, ...] | None = None
-    test_corruptions: tuple[str, ...] | None = None
-    seed: int = 0
-    max_train: int | None = None
-    max_validation: int | None = None
-    max_test: int | None = None
-    mnist_limit: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("train_corruptions", "test_corruptions"):
-            v = getattr(self, name)
-            if v is not None:
-                object.__setattr__(self, name, (v,) if isinstance(v, str) else tuple(v))
-        for name in ("max_train", "max_validation", "max_test", "mnist_limit"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
-                raise ValueError(f"{name} must be a positive integer or None; got {v!r}")
-
-    @property
-    def name(self) -> str:
-        """``"3v8"``."""
-        return f"{self.normal}v{self.anomaly}"
-
-
-def default_label(method: str, scoring: str) -> str:
-    """Row name in the paper's tables: ``ogae-ocsvm``, ``ae-recons``; Deep SVDD rows by method.
-
-    Examples
-    --------
-    >>> default_label("ogae", "ocsvm"), default_label("h-dsvdd", "svdd")
-    ('ogae-ocsvm', 'h-dsvdd')
-    """
-    return method if scoring == "svdd" else f"{method}-{scoring}"
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """One trained configuration of Experiment 1.
-
-    Attributes
-    ----------
-    method, scoring : str
-        A row of the paper's table (see :func:`ogae_core.methods.method_rows`).
-    seed : int
-        Seed of the training run.
-    epochs : int
-        Training epochs.
-    hyperparameters : mapping
-        Keyword arguments of :class:`~ogae_core.Detector` (method hyperparameters, backbone,
-        trainer and final-OCSVM options); ``device``, ``progress`` and ``log`` are runtime
-        options of :func:`run_mnistc` instead.
-    task : TaskSpec
-    label : str or None
-        Display name; default :func:`default_label`.
-    latent_sample : int
-        Items embedded by UMAP (stratified over split, corruption and label).
-    umap_seed : int
-        ``random_state`` of UMAP.
-    """
-
-    method: str
-    scoring: str
-    seed: int = 0
-    epochs: int = 20
-    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
-    task: TaskSpec = field(default_factory=TaskSpec)
-    label: str | None = None
-    latent_sample: int = 2000
-    umap_seed: int = 0
-
-    def __post_init__(self) -> None:
-        bad = [k for k in self.hyperparameters if k in RUNTIME_KEYS or k in ("epochs", "seed", "method", "scoring")]
-        if bad:
-            raise ValueError(f"hyperparameters must not set {bad}; pass them as RunConfig fields or run_mnistc options")
-        if self.label is None:
-            object.__setattr__(self, "label", default_label(self.method, self.scoring))
-        if not isinstance(self.task, TaskSpec):
-            object.__setattr__(self, "task", TaskSpec(**dict(self.task)))
-        object.__setattr__(self, "hyperparameters", dict(sorted(dict(self.hyperparameters).items())))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready resolved config (the run id is a hash of it).
-
-        Examples
-        --------
-        >>> RunConfig("ae", "recons").to_dict()["label"]
-        'ae-recons'
-        """
-        d = dataclasses.asdict(self)
-        d["hyperparameters"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyperparameters.items()}
-        d["experiment_kind"] = "mnistc"
-        d["early_stopping"] = "task-split"  # protocol marker: runs of the earlier 10 % random hold-out get other ids
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "RunConfig":
-        """Inverse of :meth:`to_dict` (extra keys such as ``provenance`` are ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        if d.get("early_stopping", "task-split") != "task-split":
-            raise ValueError(f"unsupported early_stopping protocol {d['early_stopping']!r}")
-        kwargs = {k: v for k, v in d.items() if k in names}
-        kwargs["task"] = TaskSpec(**kwargs.get("task", {}))
-        return cls(**kwargs)
-
-    def group_key(self) -> str:
-        """Hash of everything but the seed: the unit of hyperparameter selection."""
-        from ogae_core.runs import config_hash
-
-        d = self.to_dict()
-        d.pop("seed")
-        return config_hash(d)
-
-    def training_key(self) -> str:
-        """Hash of what determines the trained network: the config without the label, the
-        scoring, the final-OCSVM options and the UMAP settings, with the method's defaults
-        filled in (``lam`` left at its default and ``lam=1e-2`` train the same network).
-
-        Examples
-        --------
-        >>> a = RunConfig("ae", "recons")
-        >>> b = RunConfig("ae", "ocsvm", hyperparameters={"ocsvm_nu": 0.03})
-        >>> a.training_key() == b.training_key(), a.run_id() == b.run_id()
-        (True, False)
-        """
-        from ogae_core.detector import OCSVM_KEYS
-        from ogae_core.runs import config_hash
-
-        d = self.to_dict()
-        for k in ("label", "scoring", "latent_sample", "umap_seed"):
-            d.pop(k)
-        defaults = {}
-        try:
-            from ogae_core.methods import get_method
-
-            defaults = dataclasses.asdict(get_method(self.method).Config())
-        except (ValueError, KeyError, TypeError):
-            pass  # an unknown method fails later, in training, with the registry's message
-        hp = {**defaults, **{k: v for k, v in d["hyperparameters"].items() if k not in OCSVM_KEYS}}
-        d["hyperparameters"] = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(hp.items())}
-        return config_hash(d)
-
-    def run_id(self) -> str:
-        """The run directory name of this config."""
-        from ogae_core.runs import run_id
-
-        return run_id(self.to_dict())
 
 
 # ----------------------------------------------------------------------------- one run
@@ -236,7 +61,7 @@ def _existing_run(cfg: RunConfig, root: Path | None, experiment: str, skip_exist
 
 def _train(cfg: RunConfig, items, device: str, progress: bool, log: bool):
     """A fitted Detector for ``cfg`` and its training time (early stopping on the task's split)."""
-    from ogae_core import Detector
+    from ogae_core.detector import Detector
 
     det = Detector(cfg.method, scoring=cfg.scoring, epochs=cfg.epochs, seed=cfg.seed, device=device,
                    progress=progress, log=log, **cfg.hyperparameters)
@@ -256,7 +81,7 @@ def _write_run(cfg: RunConfig, det, items, task, root: Path | None, experiment: 
     from ogae_core.runs import create_run
 
     t0 = time.perf_counter()
-    scored = [f.assign(score=det.score_samples(x)) for x, f in (items[s] for s in SPLITS_SCORED)]
+    scored = [f.assign(score=det.anomaly_score(x)) for x, f in (items[s] for s in SPLITS_SCORED)]
     score_seconds = time.perf_counter() - t0
     scores = pd.concat(scored, ignore_index=True)
     metrics = {s: split_metrics(scores[scores["split"] == s]) for s in SPLITS_SCORED}
@@ -332,7 +157,7 @@ def run_mnistc(config: RunConfig | Mapping[str, Any], runs_root: str | Path | No
 
 def run_training_group(configs: Sequence[RunConfig | Mapping[str, Any]], runs_root: str | Path | None = None,
                        experiment: str = "mnistc", *, device: str = "cpu", threads: int | None = None,
-                       progress: bool = False, log: bool = True) -> dict[str, str]:
+                       progress: bool = False, log: bool = True) -> dict[str, RunOutcome]:
     """Run configurations that share one training (same :meth:`RunConfig.training_key`).
 
     The network is trained once — or, when one of the configurations already has a finished
@@ -343,8 +168,8 @@ def run_training_group(configs: Sequence[RunConfig | Mapping[str, Any]], runs_ro
     Returns
     -------
     dict
-        ``{run id: run directory}`` for every configuration, or ``{run id: "ERROR: ..."}``
-        for one that failed.
+        ``{run id: RunFinished(run id, run directory)}`` for every configuration, or
+        ``{run id: RunFailed(run id, message, traceback tail)}`` for one that failed.
 
     Examples
     --------
@@ -354,7 +179,7 @@ def run_training_group(configs: Sequence[RunConfig | Mapping[str, Any]], runs_ro
     """
     import torch
 
-    from ogae_core import Detector
+    from ogae_core.detector import Detector
     from ogae_core.runs import read_run
 
     cfgs = [c if isinstance(c, RunConfig) else RunConfig.from_dict(c) for c in configs]
@@ -364,12 +189,12 @@ def run_training_group(configs: Sequence[RunConfig | Mapping[str, Any]], runs_ro
     if len(keys) != 1:
         raise ValueError(f"run_training_group needs configurations with one training key; got {len(keys)} different ones")
     root = Path(runs_root) if runs_root is not None else None
-    out: dict[str, str] = {}
+    out: dict[str, RunOutcome] = {}
     todo = []
     for c in cfgs:
         existing = _existing_run(c, root, experiment, skip_existing=True)
         if existing is not None:
-            out[c.run_id()] = str(existing)
+            out[c.run_id()] = RunFinished(c.run_id(), existing)
         else:
             todo.append(c)
     if not todo:
@@ -380,29 +205,88 @@ def run_training_group(configs: Sequence[RunConfig | Mapping[str, Any]], runs_ro
     items = task_items(todo[0].task, task)
     base, base_id, seconds = None, None, 0.0
     if out:  # finished runs of this training (every entry of `out` so far): load the network of one
-        rid, path = next(iter(out.items()))
-        metrics = read_run(path).metrics
-        base = Detector.load(path, device=device)
+        rid, done = next(iter(out.items()))
+        metrics = read_run(done.path).metrics
+        base = Detector.load(done.path, device=device)
         seconds = float(metrics.get("train_seconds", 0.0))
         base_id = metrics.get("trained_in") or rid
-    train_error, latents = None, {}
+    train_failure: RunFailed | None = None
+    latents: dict = {}
     for c in todo:
-        if train_error is not None:
-            out[c.run_id()] = f"ERROR: the shared training failed: {train_error}"
+        rid = c.run_id()
+        if train_failure is not None:
+            out[rid] = RunFailed(rid, f"the shared training failed: {train_failure.message}", train_failure.traceback)
             continue
         try:
             if base is None:
                 try:
                     det, seconds = _train(c, items, device, progress, log)
                 except Exception as err:  # noqa: BLE001
-                    train_error = f"{type(err).__name__}: {err}"
+                    train_failure = RunFailed.from_exception(rid, err)
                     raise
-                base, base_id = det, c.run_id()
-                out[c.run_id()] = str(_write_run(c, det, items, task, root, experiment, device, seconds, None, latents))
+                base, base_id = det, rid
+                out[rid] = RunFinished(rid, _write_run(c, det, items, task, root, experiment, device, seconds, None, latents))
                 continue
             det = base.with_scoring(items["train"][0], c.scoring, **{k: v for k, v in c.hyperparameters.items()
                                                                    if k.startswith("ocsvm_")})
-            out[c.run_id()] = str(_write_run(c, det, items, task, root, experiment, device, seconds, base_id, latents))
+            out[rid] = RunFinished(rid, _write_run(c, det, items, task, root, experiment, device, seconds, base_id, latents))
         except Exception as err:  # noqa: BLE001 - one failed configuration must not stop the group
-            out[c.run_id()] = f"ERROR: {type(err).__name__}: {err}"
+            out[rid] = RunFailed.from_exception(rid, err)
     return out
+
+
+# ----------------------------------------------------------------------------- the kind
+def prepare(configs: Sequence[RunConfig]) -> None:
+    """Fill the on-disk task cache once, before the workers (or SLURM jobs) start."""
+    for spec in {c.task for c in configs if c.task.mnist_limit is None}:
+        build_task(spec)
+
+
+def run_summary(run) -> str:
+    """Log line of a finished run: training time, shared network, validation AUROC."""
+    m = run.metrics
+    shared = f" (network of {m['trained_in']})" if m.get("trained_in") else ""
+    return (f"train {m.get('train_seconds', float('nan')):.1f} s{shared}, "
+            f"validation AUROC {m.get('validation', {}).get('auroc', float('nan')):.3f}")
+
+
+def add_arguments(parser) -> None:
+    """Options of ``ogae bench mnistc`` (besides the sweep options every kind shares)."""
+    from ogae_core.experiments.presets import PRESETS
+
+    parser.add_argument("--normal", type=int, default=3, help="normal digit (default 3)")
+    parser.add_argument("--anomaly", type=int, default=8, help="anomaly digit (default 8)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick",
+                        help="smoke | quick | reduced | paper (default quick)")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="keep only these rows (labels like ogae-ocsvm, or methods)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="override the preset's seeds")
+    parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    parser.add_argument("--max-train", type=int, default=None, help="subsample the training items")
+    parser.add_argument("--max-validation", type=int, default=None, help="subsample the validation split")
+    parser.add_argument("--max-test", type=int, default=None, help="subsample the test split")
+
+
+def configs_from_args(args) -> tuple[list[RunConfig], str]:
+    """The configurations and the default experiment name of ``ogae bench mnistc`` arguments."""
+    from ogae_core.experiments.presets import experiment_name, preset_configs
+
+    overrides = {k: getattr(args, k) for k in ("max_train", "max_validation", "max_test") if getattr(args, k) is not None}
+    configs = preset_configs(args.preset, args.normal, args.anomaly, methods=args.methods, seeds=args.seeds,
+                             epochs=args.epochs, task_overrides=overrides)
+    return configs, experiment_name(args.preset, args.normal, args.anomaly)
+
+
+def report(runs_root, experiment: str, **options):
+    """The paper's table of one experiment (:func:`ogae_core.experiments.report.benchmark_report`)."""
+    from ogae_core.experiments.report import benchmark_report
+
+    return benchmark_report(runs_root, experiment, **options)
+
+
+#: Experiment 1 as an experiment kind.
+KIND = register_kind(ExperimentKind(
+    name="mnistc", config_type=RunConfig, run_training_group=run_training_group,
+    description="Experiment 1: MNIST-C normal vs anomaly digit", prepare=prepare, run_summary=run_summary,
+    report=report, add_arguments=add_arguments, configs_from_args=configs_from_args,
+), replace=True)

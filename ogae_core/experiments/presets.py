@@ -33,7 +33,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from ogae_core.experiments.mnistc import RunConfig, TaskSpec
+from ogae_core.experiments.mnistc_config import RunConfig, TaskSpec, default_label
+from ogae_core.methods import get_method
 
 Grid = Mapping[str, Sequence[Any]]
 
@@ -61,13 +62,21 @@ PAPER_GRIDS: dict[tuple[str, str], dict[str, list]] = {
 #: The ``reduced`` preset's grids: every row of Table I, each method's training
 #: hyperparameters at their defaults except OgAE's lambda and strategy (2 x 2); the final-OCSVM
 #: grid in full (it shares the training, so it costs no training time).
+_REDUCED_TRAINING_GRID = {"lam": [1e-2, 1e-1], "strategy": ["expander-then-both", "both"]}
 REDUCED_GRIDS: dict[tuple[str, str], dict[str, list]] = {
-    row: ({"lam": [1e-2, 1e-1], "strategy": ["expander-then-both", "both"]} if row[0] == "ogae" else {})
-    for row in PAPER_GRIDS
+    ("ae", "recons"): {},
+    ("ae", "ocsvm"): dict(OCSVM_GRID),
+    ("vae", "recons"): {},
+    ("vae", "ocsvm"): dict(OCSVM_GRID),
+    ("sae", "recons"): {},
+    ("sae", "ocsvm"): dict(OCSVM_GRID),
+    ("ogae", "recons"): dict(_REDUCED_TRAINING_GRID),
+    ("ogae", "ocsvm"): {**_REDUCED_TRAINING_GRID, **OCSVM_GRID},
+    ("h-dsvdd", "svdd"): {},
+    ("s-dsvdd", "svdd"): {},
+    ("dspsvdd", "svdd"): {},
+    ("dvaesvdd", "svdd"): {},
 }
-for _row in REDUCED_GRIDS:
-    if _row[1] == "ocsvm":
-        REDUCED_GRIDS[_row].update(OCSVM_GRID)
 
 
 @dataclass(frozen=True)
@@ -183,8 +192,6 @@ def preset_configs(preset: str | Preset, normal: int = 3, anomaly: int = 8, *, m
     n_epochs = p.epochs if epochs is None else int(epochs)
     rows = list(p.rows.items())
     if methods is not None:
-        from ogae_core.experiments.mnistc import default_label
-
         wanted = set(methods)
         known = {default_label(m, s) for (m, s), _ in rows} | {m for (m, _), _ in rows}
         unknown = wanted - known
@@ -194,8 +201,8 @@ def preset_configs(preset: str | Preset, normal: int = 3, anomaly: int = 8, *, m
     configs = []
     for (method, scoring), grid in rows:
         fixed = {**p.common, **p.per_method.get(method, {})}
-        if method == "ogae" and epochs is not None and "switch_epoch" in fixed:
-            fixed["switch_epoch"] = n_epochs // 2  # the paper's schedule: expander for the first half
+        if epochs is not None:  # epoch-dependent hyperparameters follow (the method says how)
+            fixed = get_method(method).scale_with_epochs(fixed, n_epochs)
         for point in expand_grid(grid):
             hp = {**fixed, **point}
             for seed in (p.seeds if seeds is None else seeds):

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from ogae_core.experiments.selection import select_configurations, selected_runs
+from ogae_core.runs.selection import select_configurations, selected_runs
 
 FORMATS = ("md", "html", "latex")
 
@@ -31,7 +31,7 @@ def paper_order() -> list[str]:
     >>> paper_order()[:3]
     ['ae-recons', 'ae-ocsvm', 'vae-recons']
     """
-    from ogae_core.experiments.mnistc import default_label
+    from ogae_core.experiments.mnistc_config import default_label
     from ogae_core.methods import method_rows
 
     return [default_label(m, s) for m, s in method_rows()]

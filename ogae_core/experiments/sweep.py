@@ -6,11 +6,14 @@
   ``jobs`` tasks in parallel; partition, GPUs, CPUs and time limit as options).
 * ``executor="inline"``: in this process, one run after another (notebooks, tests, debugging).
 
-Configurations that share a training (same
-:meth:`~ogae_core.experiments.mnistc.RunConfig.training_key`: they differ only in scoring or
-final-OCSVM options) form one job. Every executor calls the same function,
-:func:`ogae_core.experiments.mnistc.run_training_group`, which trains once and writes one run
-directory per configuration, atomically. Configurations whose run already exists are skipped
+The sweep knows no experiment by name: every configuration belongs to an experiment kind
+(:mod:`ogae_core.experiments.kinds`, found through the config's class), which supplies the
+function that runs a group. Configurations that share a training (same ``training_key()``,
+e.g. MNIST-C configurations that differ only in scoring or final-OCSVM options) form one
+job. Every executor calls the kind's ``run_training_group``, which trains once and writes one
+run directory per configuration, atomically, and returns a typed outcome per run
+(:class:`~ogae_core.experiments.kinds.RunFinished` or
+:class:`~ogae_core.experiments.kinds.RunFailed`). Configurations whose run already exists are skipped
 before submission (and again inside the job), so an interrupted sweep — killed at any point —
 resumes by running the same command again; finished runs are never redone nor lost. Submitit's
 job files live in ``<runs-root>/<experiment>/.submitit/`` (hidden from the run store).
@@ -23,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ogae_core.experiments.mnistc import RunConfig, build_task, run_training_group
+from ogae_core.experiments.kinds import ExperimentKind, RunFailed, RunFinished, kind_of, tail
+from ogae_core.validation import check_integer
 
 EXECUTORS = ("local", "slurm", "inline")
 
@@ -39,7 +43,8 @@ class SweepResult:
     skipped : list of Path
         Runs that already existed (not redone).
     failed : dict
-        ``{run id: error message}``.
+        ``{run id: RunFailed}`` (``str()`` of one is its message; ``.traceback`` the tail of
+        the traceback or of the job's stderr).
     submitted : list of str
         SLURM job ids submitted by this call (their runs appear when the jobs finish).
     partial : list of Path
@@ -51,7 +56,7 @@ class SweepResult:
 
     finished: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, RunFailed] = field(default_factory=dict)
     submitted: list[str] = field(default_factory=list)
     partial: list[Path] = field(default_factory=list)
     seconds: float = 0.0
@@ -78,7 +83,7 @@ def _resolve_root(runs_root: str | Path | None) -> Path:
     return Path(runs_root) if runs_root is not None else default_root()
 
 
-def pending_configs(configs: Sequence[RunConfig], runs_root: str | Path | None, experiment: str) -> tuple[list[RunConfig], list[Path]]:
+def pending_configs(configs: Sequence[Any], runs_root: str | Path | None, experiment: str) -> tuple[list[Any], list[Path]]:
     """Split configs into those without a finished run and the paths of those with one.
 
     Duplicated configurations (same run id) are run once.
@@ -97,7 +102,7 @@ def pending_configs(configs: Sequence[RunConfig], runs_root: str | Path | None, 
     return todo, done
 
 
-def training_groups(todo: Sequence[RunConfig], all_configs: Sequence[RunConfig]) -> list[list[RunConfig]]:
+def training_groups(todo: Sequence[Any], all_configs: Sequence[Any]) -> list[list[Any]]:
     """Pending configurations grouped by training key, in order of first appearance.
 
     Each group also carries the finished configurations of the same training (from
@@ -105,12 +110,13 @@ def training_groups(todo: Sequence[RunConfig], all_configs: Sequence[RunConfig])
 
     Examples
     --------
+    >>> from ogae_core.experiments import RunConfig
     >>> a, b = RunConfig("ae", "recons"), RunConfig("ae", "ocsvm")
     >>> [len(g) for g in training_groups([b], [a, b])]
     [2]
     """
     pending = {c.run_id() for c in todo}
-    groups: dict[str, list[RunConfig]] = {}
+    groups: dict[str, list[Any]] = {}
     for c in todo:
         groups.setdefault(c.training_key(), [])
     seen = set()
@@ -123,18 +129,18 @@ def training_groups(todo: Sequence[RunConfig], all_configs: Sequence[RunConfig])
     return [sorted(g, key=lambda c: c.run_id() in pending) for g in groups.values()]
 
 
-def _report(log: Callable[[str], None] | None, k: int, n: int, cfg: RunConfig, path: Path | None, error: str | None) -> None:
+def _report(log: Callable[[str], None] | None, k: int, n: int, cfg: Any, outcome: RunFinished | RunFailed) -> None:
     if log is None:
         return
-    if error is not None:
-        log(f"[{k}/{n}] FAILED {cfg.label} seed {cfg.seed}: {error.strip().splitlines()[-1] if error.strip() else error}")
+    if isinstance(outcome, RunFailed):
+        last = outcome.message.strip().splitlines()[-1] if outcome.message.strip() else outcome.message
+        log(f"[{k}/{n}] FAILED {cfg.label} seed {cfg.seed}: {last}")
         return
     from ogae_core.runs import read_run
 
-    m = read_run(path).metrics
-    shared = f" (network of {m['trained_in']})" if m.get("trained_in") else ""
-    log(f"[{k}/{n}] {cfg.label} seed {cfg.seed}: train {m.get('train_seconds', float('nan')):.1f} s{shared}, "
-        f"validation AUROC {m.get('validation', {}).get('auroc', float('nan')):.3f} -> {path.name}")
+    summary = kind_of(cfg).run_summary
+    detail = f"{summary(read_run(outcome.path))} " if summary is not None else ""
+    log(f"[{k}/{n}] {cfg.label} seed {cfg.seed}: {detail}-> {outcome.path.name}")
 
 
 class _Progress:
@@ -143,39 +149,48 @@ class _Progress:
     def __init__(self, n: int) -> None:
         self.n, self.k = n, 0
 
-    def record(self, group: Sequence[RunConfig], pending: set, outcome: dict | None, error: str | None,
+    def record(self, group: Sequence[Any], pending: set, outcomes: dict | None, failure: RunFailed | None,
                result: SweepResult, log) -> None:
+        """Record the outcome of every pending configuration of a group (``failure``: the whole job failed)."""
         for cfg in group:
             rid = cfg.run_id()
             if rid not in pending:
                 continue
             self.k += 1
-            value = (outcome or {}).get(rid) if error is None else None
-            if value is None or str(value).startswith("ERROR: "):
-                msg = error or (str(value)[len("ERROR: "):] if value else "no result for this configuration")
-                result.failed[rid] = msg
-                _report(log, self.k, self.n, cfg, None, msg)
+            if failure is not None:
+                outcome = RunFailed(rid, failure.message, failure.traceback)
             else:
-                result.finished.append(Path(value))
-                _report(log, self.k, self.n, cfg, Path(value), None)
+                outcome = (outcomes or {}).get(rid) or RunFailed(rid, "no result for this configuration")
+            if isinstance(outcome, RunFinished):
+                result.finished.append(Path(outcome.path))
+            else:
+                result.failed[rid] = outcome
+            _report(log, self.k, self.n, cfg, outcome)
+
+
+def _submit_target(kind: ExperimentKind):
+    """The function a worker runs for ``kind``: the kind's own (pickled by reference, so a kind
+    defined in any importable module works in submitit's workers)."""
+    return kind.run_training_group
 
 
 def _run_inline(groups, pending, root, experiment, result, log, run_kwargs):
     progress = _Progress(len(pending))
     for group in groups:
         try:
-            outcome, error = run_training_group(group, root, experiment, **run_kwargs), None
+            outcomes, failure = kind_of(group[0]).run_training_group(group, root, experiment, **run_kwargs), None
         except Exception as err:  # noqa: BLE001 - one failed group must not stop the sweep
-            outcome, error = None, f"{type(err).__name__}: {err}"
-        progress.record(group, pending, outcome, error, result, log)
+            outcomes, failure = None, RunFailed.from_exception(group[0].run_id(), err)
+        progress.record(group, pending, outcomes, failure, result, log)
 
 
 def _collect(job, group, pending, progress, result, log) -> None:
     try:
-        outcome, error = job.result(), None
-    except Exception as err:  # noqa: BLE001 - submitit re-raises the job's failure here
-        outcome, error = None, f"{type(err).__name__}: {err}"
-    progress.record(group, pending, outcome, error, result, log)
+        outcomes, failure = job.result(), None
+    except Exception as err:  # noqa: BLE001 - submitit re-raises the job's failure here (with its stderr)
+        outcomes, failure = None, RunFailed(group[0].run_id(), f"{type(err).__name__}: {tail(str(err), 1)}",
+                                            tail(str(err)))
+    progress.record(group, pending, outcomes, failure, result, log)
 
 
 def _run_local(groups, pending, root, experiment, result, log, run_kwargs, jobs, timeout_min, poll_s):
@@ -192,7 +207,8 @@ def _run_local(groups, pending, root, experiment, result, log, run_kwargs, jobs,
         while queue or running:
             while queue and len(running) < jobs:
                 group = queue.pop(0)
-                job = executor.submit(run_training_group, group, str(root.resolve()), experiment, threads=threads, **run_kwargs)
+                job = executor.submit(_submit_target(kind_of(group[0])), group, str(root.resolve()), experiment,
+                                      threads=threads, **run_kwargs)
                 running.append((job, group))
             still = []
             for job, group in running:
@@ -225,8 +241,8 @@ def _run_slurm(groups, pending, root, experiment, result, log, run_kwargs, jobs,
     if slurm.get("cpus"):
         kwargs["threads"] = int(slurm["cpus"])
     with executor.batch():
-        submitted = [(executor.submit(run_training_group, group, str(root.resolve()), experiment, **kwargs), group)
-                     for group in groups]
+        submitted = [(executor.submit(_submit_target(kind_of(group[0])), group, str(root.resolve()), experiment,
+                                      **kwargs), group) for group in groups]
     result.submitted = [job.job_id for job, _ in submitted]
     if log is not None:
         log(f"submitted {len(submitted)} SLURM job(s) (array {submitted[0][0].job_id.split('_')[0] if submitted else '-'})")
@@ -237,7 +253,7 @@ def _run_slurm(groups, pending, root, experiment, result, log, run_kwargs, jobs,
         _collect(job, group, pending, progress, result, log)
 
 
-def run_sweep(configs: Sequence[RunConfig], runs_root: str | Path | None = None, experiment: str = "mnistc", *,
+def run_sweep(configs: Sequence[Any], runs_root: str | Path | None = None, experiment: str = "mnistc", *,
               executor: str = "local", jobs: int = 1, timeout_min: float = 24 * 60, device: str = "cpu",
               slurm: dict | None = None, wait: bool = True, log: Callable[[str], None] | None = print,
               train_log: bool = False, poll_s: float = 1.0) -> SweepResult:
@@ -245,8 +261,8 @@ def run_sweep(configs: Sequence[RunConfig], runs_root: str | Path | None = None,
 
     Parameters
     ----------
-    configs : sequence of RunConfig
-        E.g. :func:`~ogae_core.experiments.presets.preset_configs`.
+    configs : sequence of config objects of registered experiment kinds
+        E.g. :func:`~ogae_core.experiments.presets.preset_configs` (MNIST-C ``RunConfig``).
     runs_root : path, optional
         Run store root (default ``$OGAE_RUNS`` or ``./runs``).
     experiment : str
@@ -282,13 +298,13 @@ def run_sweep(configs: Sequence[RunConfig], runs_root: str | Path | None = None,
 
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
+    check_integer("jobs", jobs, minimum=1)
     if not timeout_min > 0:
         raise ValueError(f"timeout_min must be > 0; got {timeout_min!r}")
-    bad = [c for c in configs if not isinstance(c, RunConfig)]
-    if bad:
-        raise ValueError(f"configs must be RunConfig objects; got {type(bad[0]).__name__}")
+    kinds: dict[str, ExperimentKind] = {}
+    for c in configs:
+        kind = kind_of(c)  # ValueError for an object that is no kind's config
+        kinds.setdefault(kind.name, kind)
     t0 = time.perf_counter()
     root = _resolve_root(runs_root)
     result = SweepResult()
@@ -296,8 +312,9 @@ def run_sweep(configs: Sequence[RunConfig], runs_root: str | Path | None = None,
     result.partial = partial_runs(root, experiment) if (root / experiment).is_dir() else []
     if log is not None:
         log(f"{experiment}: {len(todo)} run(s) to do, {len(result.skipped)} already finished ({root / experiment})")
-    for spec in {c.task for c in todo if c.task.mnist_limit is None}:
-        build_task(spec)  # fill the on-disk task cache once, before the workers (or SLURM jobs) start
+    for kind in kinds.values():
+        if kind.prepare is not None:  # e.g. fill on-disk caches once, before the workers (or SLURM jobs) start
+            kind.prepare([c for c in todo if isinstance(c, kind.config_type)])
     run_kwargs = {"device": device, "log": train_log}
     groups = training_groups(todo, configs)
     pending = {c.run_id() for c in todo}

@@ -29,7 +29,18 @@ from __future__ import annotations
 import dataclasses
 
 from ogae_core.methods.autoencoders import AE, SAE, VAE, AEConfig, SAEConfig, VAEConfig, similarity_term
-from ogae_core.methods.base import LOSS_TERMS, LossOutput, Method, MethodConfig, Phase, kl_divergence, reconstruction_error
+from ogae_core.methods.base import (
+    BATCH_LAYOUTS,
+    COMMON_HISTORY_COLUMNS,
+    LOSS_TERMS,
+    LossOutput,
+    Method,
+    MethodConfig,
+    Phase,
+    check_nonnegative,
+    kl_divergence,
+    reconstruction_error,
+)
 from ogae_core.methods.ogae import STRATEGIES, OgAE, OgAEConfig, strategy_weights
 from ogae_core.methods.svdd import (
     DSPSVDD,
@@ -95,7 +106,7 @@ def build_method(name: str, hyperparameters: dict | None = None, backbone: Backb
 
 
 __all__ = [
-    "AE", "AEConfig", "DSPSVDD", "DSPSVDDConfig", "DVAESVDD", "DVAESVDDConfig", "HardDeepSVDD",
+    "BATCH_LAYOUTS", "COMMON_HISTORY_COLUMNS", "check_nonnegative", "AE", "AEConfig", "DSPSVDD", "DSPSVDDConfig", "DVAESVDD", "DVAESVDDConfig", "HardDeepSVDD",
     "HardDeepSVDDConfig", "LOSS_TERMS", "LossOutput", "METHODS", "Method", "MethodConfig", "OgAE",
     "OgAEConfig", "Phase", "SAE", "SAEConfig", "STRATEGIES", "SoftDeepSVDD", "SoftDeepSVDDConfig", "VAE",
     "VAEConfig", "build_method", "get_method", "hyperparameter_names", "init_center", "kl_divergence",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ogae_core.methods.base import LossOutput, Method, MethodConfig, _check_positive, kl_divergence
+from ogae_core.methods.base import COMMON_HISTORY_COLUMNS, LossOutput, Method, MethodConfig, check_nonnegative, kl_divergence
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class VAEConfig(MethodConfig):
     kl_weight: float = 1e-3
 
     def __post_init__(self) -> None:
-        _check_positive("kl_weight", self.kl_weight)
+        check_nonnegative("kl_weight", self.kl_weight)
 
 
 class VAE(Method):
@@ -74,6 +74,7 @@ class VAE(Method):
     Config = VAEConfig
     variational = True
     description = "variational autoencoder, MSE + w·KL"
+    history_columns = {**COMMON_HISTORY_COLUMNS, "loss_kl": "KL divergence to N(0, I) (training mean)"}
 
     def loss(self, x: torch.Tensor, phase: str, epoch: int) -> LossOutput:
         out = self.backbone(x)
@@ -100,7 +101,7 @@ class SAEConfig(MethodConfig):
     similarity: str = "cosine"
 
     def __post_init__(self) -> None:
-        _check_positive("similarity_weight", self.similarity_weight)
+        check_nonnegative("similarity_weight", self.similarity_weight)
         if self.similarity not in ("cosine", "mse"):
             raise ValueError(f"similarity must be 'cosine' or 'mse'; got {self.similarity!r}")
 
@@ -138,9 +139,15 @@ class SAE(Method):
     name = "sae"
     Config = SAEConfig
     description = "siamese autoencoder, MSE + w·similarity of paired codes"
+    batch_layout = "pairs"
+    history_columns = {**COMMON_HISTORY_COLUMNS,
+                       "loss_similarity": "dissimilarity of the paired codes (training mean)"}
 
     def min_batch_size(self) -> int:
         return 2
+
+    def min_batch_reason(self) -> str:
+        return "a pair needs two images"
 
     def loss(self, x: torch.Tensor, phase: str, epoch: int) -> LossOutput:
         if x.shape[0] < 2:

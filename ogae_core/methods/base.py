@@ -14,6 +14,21 @@ Scoring: ``"recons"`` (mean squared reconstruction error per image) is implement
 ``"svdd"`` by the Deep SVDD family; ``"ocsvm"`` (an OCSVM fitted on :meth:`Method.encode`
 of the training set) by :class:`ogae_core.Detector`. Every score is "higher = more
 anomalous".
+
+What a method declares (the trainer, :class:`ogae_core.Detector` and the presets ask these,
+never the method's name):
+
+* :attr:`Method.default_scoring` — the scoring a detector uses when none is given;
+* :meth:`Method.min_batch_size` / :meth:`Method.min_batch_reason` — the smallest batch
+  :meth:`Method.loss` accepts and why;
+* :attr:`Method.batch_layout` — how a batch must be laid out: ``"independent"`` items, or
+  ``"pairs"`` (item ``i`` of the first half goes with item ``i`` of the second half); the
+  sampler that cuts the batches (see :mod:`ogae_core.batching`) must provide it;
+* :meth:`Method.phase_weights` — guidance weights of a phase, filling the history's
+  ``expander_weight`` / ``compactor_weight`` columns;
+* :attr:`Method.history_columns` — what the history columns the method fills mean;
+* :meth:`Method.scale_with_epochs` — how epoch-dependent hyperparameters follow a change of
+  the number of epochs (OgAE's ``switch_epoch``).
 """
 from __future__ import annotations
 
@@ -26,6 +41,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ogae_core.nets import BackboneConfig, MnistBackbone
+from ogae_core.validation import check_real
+
+#: Batch layouts a method may declare (see :attr:`Method.batch_layout`).
+BATCH_LAYOUTS = ("independent", "pairs")
+
+#: Meaning of the history columns every method fills (see :attr:`Method.history_columns`).
+COMMON_HISTORY_COLUMNS = {
+    "train_loss": "mean training loss of the epoch (weighted by batch size)",
+    "val_loss": "hold-out loss after the epoch (eval mode)",
+    "loss_reconstruction": "pixel-mean squared reconstruction error (training mean)",
+    "latent_spread": "mean pairwise squared distance of hold-out codes per latent dimension",
+}
 
 #: Column names of the loss terms in the training history (NaN where a term does not apply).
 LOSS_TERMS = ("reconstruction", "kl", "similarity", "svdd", "guidance", "expander", "compactor")
@@ -87,11 +114,19 @@ class MethodConfig:
         return cls(**d)
 
 
-def _check_positive(name: str, value: float, allow_zero: bool = True) -> None:
-    ok = value >= 0 if allow_zero else value > 0
-    if not (isinstance(value, (int, float)) and ok):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a number {bound}; got {value!r}")
+def check_nonnegative(name: str, value: float, allow_zero: bool = True) -> float:
+    """``value`` if it is a real number ``>= 0`` (``> 0`` without ``allow_zero``), else ``ValueError``.
+
+    Examples
+    --------
+    >>> check_nonnegative("lam", 0.0)
+    0.0
+    >>> check_nonnegative("gamma", 0.0, allow_zero=False)
+    Traceback (most recent call last):
+    ...
+    ValueError: gamma must be a real number > 0; got 0.0
+    """
+    return check_real(name, value, 0, strict_minimum=not allow_zero)
 
 
 def reconstruction_error(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
@@ -137,6 +172,11 @@ class Method(nn.Module):
     variational: ClassVar[bool] = False
     bias_free: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    #: How a batch must be laid out (one of :data:`BATCH_LAYOUTS`).
+    batch_layout: ClassVar[str] = "independent"
+    #: ``{history column: meaning}`` of the columns this method fills (besides the
+    #: trainer's own); :data:`COMMON_HISTORY_COLUMNS` hold those every method fills.
+    history_columns: ClassVar[dict] = COMMON_HISTORY_COLUMNS
 
     def __init__(self, config: MethodConfig | None = None, backbone: BackboneConfig | None = None) -> None:
         super().__init__()
@@ -156,6 +196,27 @@ class Method(nn.Module):
     def min_batch_size(self) -> int:
         """Smallest batch :meth:`loss` accepts (the trainer checks its batches up front)."""
         return 1
+
+    def min_batch_reason(self) -> str:
+        """Why :meth:`min_batch_size` is what it is (shown in the trainer's error)."""
+        return ""
+
+    def phase_weights(self, phase: str) -> dict:
+        """Guidance weights of ``phase`` as history fields (``expander_weight``,
+        ``compactor_weight``); empty for methods without guidance."""
+        return {}
+
+    @classmethod
+    def scale_with_epochs(cls, hyperparameters: dict, epochs: int) -> dict:
+        """Hyperparameters adapted to a run of ``epochs`` epochs when a preset's number of
+        epochs is overridden (default: unchanged). Only the keys present are adapted.
+
+        Examples
+        --------
+        >>> Method.scale_with_epochs({"lam": 0.1}, 4)
+        {'lam': 0.1}
+        """
+        return dict(hyperparameters)
 
     def phases(self, epochs: int) -> list[Phase]:
         """Epoch plan for ``epochs`` training epochs (default: one phase)."""

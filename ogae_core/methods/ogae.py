@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ogae_core.methods.base import LossOutput, Method, MethodConfig, Phase, _check_positive
+from ogae_core.methods.base import COMMON_HISTORY_COLUMNS, LossOutput, Method, MethodConfig, Phase, check_nonnegative
+from ogae_core.validation import check_nu_times_n
 
 STRATEGIES = ("expander", "compactor", "both", "expander-then-both", "expander-then-compactor")
 
@@ -68,14 +69,14 @@ class OgAEConfig(MethodConfig):
     both_weights: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
-        _check_positive("lam", self.lam)
+        check_nonnegative("lam", self.lam)
         if not (0 < self.nu <= 1):
             raise ValueError(f"nu must be in (0, 1]; got {self.nu!r}")
         if isinstance(self.gamma, str):
             if self.gamma not in ("scale", "auto"):
                 raise ValueError(f"gamma must be a positive float, 'scale' or 'auto'; got {self.gamma!r}")
         else:
-            _check_positive("gamma", self.gamma, allow_zero=False)
+            check_nonnegative("gamma", self.gamma, allow_zero=False)
         if not (isinstance(self.standardize, bool) or self.standardize == "each"):
             raise ValueError(f"standardize must be True, False or 'each'; got {self.standardize!r}")
         if self.strategy not in STRATEGIES:
@@ -127,6 +128,18 @@ class OgAE(Method):
     name = "ogae"
     Config = OgAEConfig
     description = "OCSVM-guided autoencoder, MSE + λ·guidance"
+    default_scoring = "ocsvm"
+    history_columns = {
+        **COMMON_HISTORY_COLUMNS,
+        "loss_guidance": "guidance term G (libsvm scaling / nu), before lambda",
+        "loss_expander": "expander weight x guidance", "loss_compactor": "compactor weight x guidance",
+        "misclassified_fraction": "share of z_L outside the per-batch OCSVM boundary (epoch mean)",
+        "n_support": "support vectors of the per-batch OCSVM (epoch mean)",
+        "sv_fraction": "support vectors / n_svm (epoch mean)",
+        "rho": "offset rho of the per-batch OCSVM (epoch mean)",
+        "solver_iterations": "iterations of the exact dual solver (epoch mean)",
+        "expander_weight": "beta_1 of the phase", "compactor_weight": "beta_2 of the phase",
+    }
 
     def phases(self, epochs: int) -> list[Phase]:
         s, k = self.config.strategy, min(self.config.switch_epoch, epochs)
@@ -140,16 +153,41 @@ class OgAE(Method):
         """Two halves of at least ``ceil(1 / nu)`` codes (``nu * n_svm >= 1``)."""
         return 2 * math.ceil(1.0 / self.config.nu - 1e-12)
 
+    def min_batch_reason(self) -> str:
+        return "the per-batch OCSVM needs nu * batch/2 >= 1"
+
+    def phase_weights(self, phase: str) -> dict:
+        """``{"expander_weight": beta_1, "compactor_weight": beta_2}`` of ``phase``.
+
+        Examples
+        --------
+        >>> OgAE(OgAEConfig()).phase_weights("expander")
+        {'expander_weight': 1.0, 'compactor_weight': 0.0}
+        """
+        beta1, beta2 = strategy_weights(self.config, phase)
+        return {"expander_weight": beta1, "compactor_weight": beta2}
+
+    @classmethod
+    def scale_with_epochs(cls, hyperparameters: dict, epochs: int) -> dict:
+        """``switch_epoch`` (when given) becomes ``epochs // 2``: the paper's schedule runs
+        the expander stage for the first half.
+
+        Examples
+        --------
+        >>> OgAE.scale_with_epochs({"switch_epoch": 3, "nu": 0.1}, 10)
+        {'switch_epoch': 5, 'nu': 0.1}
+        """
+        out = dict(hyperparameters)
+        if "switch_epoch" in out:
+            out["switch_epoch"] = int(epochs) // 2
+        return out
+
     def guidance(self, z: torch.Tensor, phase: str):
         """Guidance output of a batch of codes (first half fits, second half is penalized)."""
         from ogae_core.ocsvm import guidance_loss
 
         n_svm = z.shape[0] // 2
-        if self.config.nu * n_svm < 1:
-            raise ValueError(
-                f"OgAE needs nu * (batch_size // 2) >= 1 (nu={self.config.nu}, batch of {z.shape[0]}): "
-                "use larger batches or a larger nu"
-            )
+        check_nu_times_n(self.config.nu, n_svm, f"OgAE's per-batch OCSVM on half of a batch of {z.shape[0]}")
         beta1, beta2 = strategy_weights(self.config, phase)
         out = guidance_loss(
             z[:n_svm], z[n_svm:], nu=self.config.nu, gamma=self.config.gamma,

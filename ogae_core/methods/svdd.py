@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from ogae_core.methods.base import LossOutput, Method, MethodConfig, Phase, _check_positive, kl_divergence
+from ogae_core.methods.base import COMMON_HISTORY_COLUMNS, LossOutput, Method, MethodConfig, Phase, check_nonnegative, kl_divergence
 
 
 def init_center(z_mean: torch.Tensor, eps: float = 0.1) -> torch.Tensor:
@@ -76,7 +76,7 @@ class HardDeepSVDDConfig(MethodConfig):
     def __post_init__(self) -> None:
         if int(self.pretrain_epochs) != self.pretrain_epochs or self.pretrain_epochs < 0:
             raise ValueError(f"pretrain_epochs must be an integer >= 0; got {self.pretrain_epochs!r}")
-        _check_positive("center_eps", self.center_eps)
+        check_nonnegative("center_eps", self.center_eps)
 
 
 class _CenteredMethod(Method):
@@ -85,6 +85,9 @@ class _CenteredMethod(Method):
     scorings = ("svdd",)
     default_scoring = "svdd"
     bias_free = True
+    history_columns = {**COMMON_HISTORY_COLUMNS,
+                       "loss_svdd": "mean squared latent distance to the center (training mean)",
+                       "radius": "soft-boundary radius R after the epoch (s-DSVDD only)"}
 
     def __init__(self, config=None, backbone=None) -> None:
         super().__init__(config, backbone)
@@ -230,7 +233,7 @@ class DSPSVDDConfig(HardDeepSVDDConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_positive("svdd_weight", self.svdd_weight)
+        check_nonnegative("svdd_weight", self.svdd_weight)
 
 
 class DSPSVDD(_CenteredMethod):
@@ -279,8 +282,8 @@ class DVAESVDDConfig(MethodConfig):
     kl_weight: float = 0.03125
 
     def __post_init__(self) -> None:
-        _check_positive("svdd_weight", self.svdd_weight)
-        _check_positive("kl_weight", self.kl_weight)
+        check_nonnegative("svdd_weight", self.svdd_weight)
+        check_nonnegative("kl_weight", self.kl_weight)
 
 
 class DVAESVDD(_CenteredMethod):

@@ -34,10 +34,10 @@ def _versions() -> dict[str, str]:
     import sklearn
     import torch
 
-    import ogae_core
+    from ogae_core.version import __version__
 
     return {
-        "ogae_core": getattr(ogae_core, "__version__", "unknown"),
+        "ogae_core": __version__,
         "scikit-learn": sklearn.__version__,
         "torch": torch.__version__,
         "numpy": np.__version__,

@@ -40,6 +40,7 @@ latents.parquet
     ``umap_x``, ``umap_y`` and metadata (``label``, ``digit``, ``corruption``, ``split``).
 """
 
+from ogae_core.runs.compare import StoreComparison, compare_stores, strip_wall_clock
 from ogae_core.runs.layout import (
     CONFIG_FILE,
     FINISHED,
@@ -57,6 +58,7 @@ from ogae_core.runs.provenance import code_version, config_hash, library_version
 from ogae_core.runs.reader import (
     Run,
     config_value,
+    experiment_kinds,
     filter_runs,
     is_finished,
     list_experiments,
@@ -82,11 +84,14 @@ __all__ = [
     "TMP_PREFIX",
     "Run",
     "RunWriter",
+    "StoreComparison",
     "code_version",
+    "compare_stores",
     "config_hash",
     "config_value",
     "create_run",
     "default_root",
+    "experiment_kinds",
     "filter_runs",
     "is_finished",
     "library_versions",
@@ -99,4 +104,5 @@ __all__ = [
     "run_exists",
     "run_id",
     "runs_table",
+    "strip_wall_clock",
 ]

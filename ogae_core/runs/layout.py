@@ -32,7 +32,14 @@ def default_root() -> Path:
     return Path(os.environ.get(RUNS_ENV) or "runs")
 
 
-def _check_name(kind: str, name: str) -> str:
+def check_name(kind: str, name: str) -> str:
+    """``name`` if it is a valid experiment or run directory name, else ``ValueError``.
+
+    Examples
+    --------
+    >>> check_name("experiment", "mnistc-3v8-quick")
+    'mnistc-3v8-quick'
+    """
     if not isinstance(name, str) or not _NAME.match(name) or name.startswith(TMP_PREFIX):
         raise ValueError(f"{kind} {name!r} is not a valid directory name (letters, digits, . _ = + -; no leading dot)")
     return name

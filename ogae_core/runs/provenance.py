@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ogae_core.checkout import source_checkout
-from ogae_core.runs.layout import LIBRARIES, _check_name
+from ogae_core.runs.layout import LIBRARIES, check_name
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -85,12 +85,9 @@ def run_id(config: Mapping[str, Any], name: str | None = None) -> str:
             parts.append(f"s{config['seed']}")
         name = "-".join(parts) or "run"
     slug = re.sub(r"[^A-Za-z0-9._=+-]+", "_", name).strip("._") or "run"
-    return _check_name("run id", f"{slug[:80]}-{config_hash(config)}")
+    return check_name("run id", f"{slug[:80]}-{config_hash(config)}")
 
 
-# Old private names still imported by runs/writer.py; remove once it imports to_jsonable and run_id.
-_default_run_id = run_id
-_jsonable = to_jsonable
 
 
 def code_version() -> str:
@@ -107,7 +104,7 @@ def code_version() -> str:
     >>> version == __version__ or len(version) >= 7
     True
     """
-    from ogae_core import __version__
+    from ogae_core.version import __version__
 
     root = source_checkout()
     if root is None or not (root / ".git").exists():

@@ -54,6 +54,12 @@ class Run:
         return "-".join(parts) or self.run_id
 
     @property
+    def kind(self) -> str | None:
+        """The experiment kind that wrote the run (``config["experiment_kind"]``), if recorded."""
+        value = self.config.get("experiment_kind")
+        return str(value) if value is not None else None
+
+    @property
     def seed(self) -> int | None:
         return self.config.get("seed", self.config.get("provenance", {}).get("seed"))
 
@@ -161,6 +167,24 @@ def list_runs(root: str | Path | None = None, experiment: str | None = None, **c
         if d.is_dir():
             runs.extend(read_run(r) for r in sorted(d.iterdir()) if is_finished(r))
     return filter_runs(runs, **criteria) if criteria else runs
+
+
+def experiment_kinds(runs: Iterable[Run]) -> dict[str, list[str]]:
+    """``{experiment: sorted experiment kinds of its runs}`` (read from the run store alone:
+    the dashboard lists kinds without importing any experiment code).
+
+    Examples
+    --------
+    >>> r = Run(Path("x"), "e", "x", {"experiment_kind": "mnistc"}, {})
+    >>> experiment_kinds([r])
+    {'e': ['mnistc']}
+    """
+    out: dict[str, set] = {}
+    for run in runs:
+        kinds = out.setdefault(run.experiment, set())
+        if run.kind is not None:
+            kinds.add(run.kind)
+    return {e: sorted(k) for e, k in sorted(out.items())}
 
 
 def config_value(config: Mapping[str, Any], key: str, default: Any = None) -> Any:

@@ -22,14 +22,15 @@ from ogae_core.runs.layout import (
     MODEL_FILE,
     SCORES_FILE,
     TMP_PREFIX,
-    _check_name,
+    check_name,
     default_root,
 )
-from ogae_core.runs.provenance import _default_run_id, _jsonable, provenance
+from ogae_core.runs.provenance import provenance, to_jsonable
+from ogae_core.runs.provenance import run_id as default_run_id
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(_jsonable(obj), indent=2, sort_keys=True, allow_nan=True)
+    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=True)
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text + "\n")
         fh.flush()
@@ -66,7 +67,7 @@ class RunWriter:
             raise FileExistsError(f"run {self.final_path} already exists; finished runs are never overwritten")
         experiment_dir.mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{run_id_}-", dir=experiment_dir))
-        full = dict(_jsonable(config))
+        full = dict(to_jsonable(config))
         full["provenance"] = provenance(seed, data_hash)
         full["run_id"] = run_id_
         self.config = full
@@ -89,7 +90,7 @@ class RunWriter:
         """Summary metrics (a JSON object)."""
         if not isinstance(metrics, Mapping):
             raise ValueError("metrics must be a mapping")
-        self._metrics = dict(_jsonable(metrics))
+        self._metrics = dict(to_jsonable(metrics))
 
     def write_model(
         self, tensors: Mapping[str, np.ndarray] | Callable[[Path], None], metadata_: Mapping[str, str] | None = None
@@ -204,8 +205,8 @@ class create_run:  # noqa: N801 - used as a context manager, reads like a functi
         data_hash: str | None = None,
         run_id: str | None = None,
     ):
-        self.experiment_dir = Path(root if root is not None else default_root()) / _check_name("experiment", experiment)
-        self.run_id = _check_name("run id", run_id) if run_id is not None else _default_run_id(config)
+        self.experiment_dir = Path(root if root is not None else default_root()) / check_name("experiment", experiment)
+        self.run_id = check_name("run id", run_id) if run_id is not None else default_run_id(config)
         self._args = (config, seed, data_hash)
         self.writer: RunWriter | None = None
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ogae_core import Detector
-from ogae_core.experiments import RunConfig, TaskSpec, pending_configs, run_sweep
+from ogae_core.experiments import RunConfig, RunFailed, TaskSpec, pending_configs, run_sweep
 from ogae_core.runs import TMP_PREFIX, list_runs
 
 TINY = TaskSpec(mnist_limit=1500, max_train=150, max_validation=60, max_test=60)
@@ -63,7 +63,10 @@ def test_failed_configuration_does_not_stop_the_sweep(tmp_path):
     good = _configs(1)[0]
     lines = []
     result = run_sweep([bad, good], tmp_path, "exp", executor="inline", log=lines.append)
-    assert not result.ok and list(result.failed) == [bad.run_id()] and "lam" in result.failed[bad.run_id()]
+    assert not result.ok and list(result.failed) == [bad.run_id()]
+    failure = result.failed[bad.run_id()]
+    assert isinstance(failure, RunFailed) and "lam" in failure.message and failure.message.startswith("ValueError")
+    assert "Traceback" in failure.traceback or "lam" in failure.traceback  # the tail of the traceback travels along
     assert [p.name for p in result.finished] == [good.run_id()]
     assert any("FAILED" in line for line in lines) and "1 failed" in result.summary()
     assert not (tmp_path / "exp" / bad.run_id()).exists()
@@ -98,7 +101,7 @@ def test_sweep_rejects_bad_options(tmp_path, kwargs, match):
 
 
 def test_sweep_rejects_non_configs(tmp_path):
-    with pytest.raises(ValueError, match="RunConfig"):
+    with pytest.raises(ValueError, match="experiment kind"):
         run_sweep([{"method": "ae"}], tmp_path, "exp", executor="inline", log=None)
 
 

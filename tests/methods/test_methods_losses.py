@@ -7,7 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from ogae_core.methods import (
+    AE,
     METHODS,
+    SAE,
     OgAE,
     OgAEConfig,
     Phase,
@@ -16,6 +18,7 @@ from ogae_core.methods import (
     hyperparameter_names,
     init_center,
     kl_divergence,
+    method_names,
     method_rows,
     similarity_term,
     soft_radius,
@@ -167,7 +170,7 @@ def test_ogae_total_and_terms():
     torch.testing.assert_close(out.total, out.terms["reconstruction"] + 0.5 * out.terms["guidance"])
     assert float(out.terms["compactor"]) == 0.0 and float(out.terms["expander"]) == float(out.terms["guidance"])
     assert 0 <= out.diagnostics["sv_fraction"] <= 1 and out.diagnostics["n_support"] >= 2
-    with pytest.raises(ValueError, match="nu \\* \\(batch_size // 2\\) >= 1"):
+    with pytest.raises(ValueError, match="nu \\* n must be >= 1 for OgAE"):
         OgAE(OgAEConfig(nu=0.03)).loss(_x(16), "both", 0)
 
 
@@ -293,3 +296,32 @@ def test_every_registered_method_has_a_working_default_loss():
         out = m.loss(_x(16), last, 0)
         assert torch.isfinite(out.total) and out.total.requires_grad
         assert cls.default_scoring in cls.scorings
+
+
+# ---------------------------------------------------------------------- declarations
+@pytest.mark.parametrize("name", method_names())
+def test_every_method_declares_what_the_trainer_and_detector_ask(name):
+    from ogae_core.methods import BATCH_LAYOUTS
+    from ogae_core.train import HISTORY_COLUMNS
+
+    cls = METHODS[name]
+    m = build_method(name)
+    assert cls.default_scoring in cls.scorings
+    assert cls.batch_layout in BATCH_LAYOUTS
+    assert set(cls.history_columns) <= set(HISTORY_COLUMNS), set(cls.history_columns) - set(HISTORY_COLUMNS)
+    for phase in m.phases(4):
+        weights = m.phase_weights(phase.name)
+        assert set(weights) <= {"expander_weight", "compactor_weight"}
+        assert bool(weights) == ("expander_weight" in cls.history_columns)
+    assert cls.scale_with_epochs({}, 8) == {}
+    assert m.min_batch_size() >= 1 and isinstance(m.min_batch_reason(), str)
+
+
+def test_ogae_declarations_follow_its_strategy():
+    m = OgAE(OgAEConfig(strategy="expander-then-compactor", switch_epoch=2))
+    assert [p.name for p in m.phases(5)] == ["expander", "compactor"]
+    assert m.phase_weights("compactor") == {"expander_weight": 0.0, "compactor_weight": 1.0}
+    assert OgAE.scale_with_epochs({"switch_epoch": 3, "lam": 0.1}, 7) == {"switch_epoch": 3, "lam": 0.1}
+    assert OgAE.scale_with_epochs({"switch_epoch": 3}, 12) == {"switch_epoch": 6}
+    assert OgAE.default_scoring == "ocsvm" and OgAE(OgAEConfig(nu=0.1)).min_batch_size() == 20
+    assert SAE.batch_layout == "pairs" and AE.batch_layout == "independent"

@@ -1,0 +1,92 @@
+"""A toy experiment kind, registered in a few dozen lines (importable, so that submitit's local
+worker processes can unpickle its configs and its group function).
+
+Each run "scores" 40 synthetic items: normal items ~ N(0, 1), anomalies ~ N(shift, 1).
+Configurations with the same seed share a "training". Setting ``OGAE_TOY_DIE_AFTER=k`` in the
+environment kills the worker process after ``k`` runs of a group (an interrupted sweep).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ogae_core.evaluation import auroc
+from ogae_core.experiments import ExperimentKind, RunFailed, RunFinished, register_kind
+from ogae_core.runs import config_hash, create_run, is_finished, list_runs, run_id
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    kind: ClassVar[str] = "toy"
+    shift: float = 1.0
+    seed: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"toy-shift{self.shift}"
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "label": self.label, "experiment_kind": self.kind}
+
+    def run_id(self) -> str:
+        return run_id(self.to_dict(), self.label)
+
+    def training_key(self) -> str:
+        return config_hash({"seed": self.seed, "experiment_kind": self.kind})
+
+
+def run_training_group(configs, runs_root=None, experiment="toy", *, device="cpu", threads=None, progress=False, log=True):
+    out, written = {}, 0
+    die_after = int(os.environ.get("OGAE_TOY_DIE_AFTER", "0"))
+    for cfg in configs:
+        path = Path(runs_root) / experiment / cfg.run_id()
+        if is_finished(path):
+            out[cfg.run_id()] = RunFinished(cfg.run_id(), path)
+            continue
+        if die_after and written >= die_after:
+            os._exit(3)  # a killed worker: no outcome for the rest of the group
+        try:
+            if cfg.shift < 0:
+                raise ValueError(f"shift must be >= 0; got {cfg.shift}")
+            rng = np.random.default_rng(cfg.seed)
+            label = np.r_[np.zeros(30, int), np.ones(10, int)]
+            score = rng.normal(size=40) + cfg.shift * label
+            with create_run(runs_root, experiment, cfg.to_dict(), seed=cfg.seed, run_id=cfg.run_id()) as w:
+                w.write_scores(pd.DataFrame({"score": score, "label": label}))
+                w.write_metrics({"test": {"auroc": auroc(label, score)}})
+            out[cfg.run_id()] = RunFinished(cfg.run_id(), w.final_path)
+            written += 1
+        except Exception as err:  # noqa: BLE001
+            out[cfg.run_id()] = RunFailed.from_exception(cfg.run_id(), err)
+    return out
+
+
+@dataclass
+class ToyReport:
+    table: pd.DataFrame
+
+    def render(self, fmt: str = "md") -> str:
+        return "toy report\n" + self.table.to_string(index=False)
+
+
+def report(runs_root, experiment, **options):
+    runs = list_runs(runs_root, experiment)
+    return ToyReport(pd.DataFrame([{"label": r.label, "seed": r.seed, "auroc": r.metrics["test"]["auroc"]} for r in runs]))
+
+
+def add_arguments(parser):
+    parser.add_argument("--shifts", nargs="+", type=float, default=[0.5, 1.0, 2.0])
+
+
+def configs_from_args(args):
+    return [ToyConfig(shift=s) for s in args.shifts], "toy"
+
+
+KIND = register_kind(ExperimentKind("toy", ToyConfig, run_training_group, "a toy kind (tests)", report=report,
+                                    add_arguments=add_arguments, configs_from_args=configs_from_args), replace=True)
