@@ -22,8 +22,7 @@ Examples
 ...     name = "constant-doc"
 ...     def __init__(self, value: float = 0.0):
 ...         self.value = value
-...     @abc.abstractmethod
-    def fit(self, train, early_stop=(), *, seed=0, progress=False):
+...     def fit(self, train, early_stop=(), *, seed=0, progress=False):
 ...         self.fitted_ = True
 ...         return self
 ...     def anomaly_map(self, volumes):
