@@ -9,7 +9,9 @@ exit, so that a program embedding a :class:`ogae_core.Detector` keeps its own se
 Samplers cut the training items into batches and fix their layout: a method declares the
 layout it needs (:attr:`ogae_core.methods.Method.batch_layout`), the trainer checks that
 the sampler provides it. :class:`ShuffledBatches` (the default) serves both layouts of
-Experiment 1.
+Experiment 1; :class:`PatchBatches` samples the patch banks of the brain-MRI patch models
+(random patches over training controls and locations every epoch, or pairs at the same voxel
+from two different controls for the siamese autoencoder).
 
 All are re-exported by :mod:`ogae_core.train`.
 """
@@ -25,7 +27,7 @@ import torch
 
 from ogae_core.validation import check_integer
 
-__all__ = ["ShuffledBatches", "batch_slices", "deterministic", "holdout_split", "images_to_tensor", "latent_spread",
+__all__ = ["PatchBatches", "ShuffledBatches", "batch_slices", "deterministic", "holdout_split", "images_to_tensor", "latent_spread",
            "resolve_device", "set_determinism"]
 
 
@@ -198,6 +200,105 @@ class ShuffledBatches:
         return [idx[a:b] for a, b in batch_slices(len(idx), batch_size)]
 
 
+class PatchBatches:
+    """Sampler of a patch bank laid out subject-major: item ``i`` is the patch of subject
+    ``i // n_locations`` centred on location ``i % n_locations`` (every subject has a patch at
+    every location; see :func:`ogae_core.volumes.patch_training.patch_bank`).
+
+    Every epoch draws ``patches_per_epoch`` patches afresh from ``generator`` (seeded by the
+    trainer), so that an epoch is "random patches over training controls and locations":
+
+    * ``pairs=False`` (layout ``"independent"``): patches drawn without replacement from the
+      given items (all of them when ``patches_per_epoch`` is ``None`` or larger);
+    * ``pairs=True`` (layout ``"pairs"``, the siamese autoencoder): each pair is a location
+      drawn uniformly and two *different* subjects drawn uniformly among the given items'
+      subjects; a batch is the first patches of its pairs followed by the second ones (item
+      ``j`` of the first half goes with item ``j`` of the second half). With a single subject
+      among the items (e.g. a hold-out of one control) the two patches come from two
+      different locations of that subject.
+
+    :meth:`ordered_batches` (hold-out losses) is deterministic: the first ``eval_items`` items
+    in order, or for pairs the same drawing with a fixed seed.
+
+    Parameters
+    ----------
+    n_locations : int
+        Locations per subject in the bank.
+    patches_per_epoch : int, optional
+        Patches per training epoch (``None``: every item once).
+    pairs : bool
+        Provide the ``"pairs"`` layout instead of ``"independent"``.
+    eval_items : int, optional
+        Most items of a hold-out evaluation (``None``: all).
+
+    Examples
+    --------
+    >>> import torch
+    >>> s = PatchBatches(n_locations=5, patches_per_epoch=8, pairs=True)
+    >>> b = s.epoch_batches(torch.arange(15), 4, torch.Generator().manual_seed(0))  # 3 subjects x 5 locations
+    >>> [len(x) for x in b]
+    [4, 4]
+    >>> first, second = b[0][:2], b[0][2:]
+    >>> bool((first % 5 == second % 5).all()), bool((first // 5 != second // 5).all())
+    (True, True)
+    >>> s.layouts
+    ('pairs',)
+    """
+
+    def __init__(self, n_locations: int, patches_per_epoch: int | None = None, pairs: bool = False,
+                 eval_items: int | None = None) -> None:
+        self.n_locations = check_integer("n_locations", n_locations, minimum=1)
+        self.patches_per_epoch = None if patches_per_epoch is None else check_integer(
+            "patches_per_epoch", patches_per_epoch, minimum=2 if pairs else 1)
+        self.pairs = bool(pairs)
+        self.eval_items = None if eval_items is None else check_integer("eval_items", eval_items, minimum=1)
+        self.layouts: tuple[str, ...] = ("pairs",) if self.pairs else ("independent",)
+
+    def _subjects(self, idx: torch.Tensor) -> torch.Tensor:
+        subjects = torch.unique(torch.div(idx, self.n_locations, rounding_mode="floor"))
+        if len(idx) != len(subjects) * self.n_locations:
+            raise ValueError(f"PatchBatches needs every location of each subject in the items; got {len(idx)} items "
+                             f"for {len(subjects)} subjects of {self.n_locations} locations")
+        return subjects
+
+    def _pair_batches(self, idx: torch.Tensor, n_items: int, batch_size: int,
+                      generator: torch.Generator) -> list[torch.Tensor]:
+        subjects = self._subjects(idx).cpu()
+        n_pairs = max(1, n_items // 2)
+        if len(subjects) >= 2:
+            loc = torch.randint(self.n_locations, (n_pairs,), generator=generator)
+            a = torch.randint(len(subjects), (n_pairs,), generator=generator)
+            b = (a + torch.randint(1, len(subjects), (n_pairs,), generator=generator)) % len(subjects)
+            first, second = subjects[a] * self.n_locations + loc, subjects[b] * self.n_locations + loc
+        else:
+            if self.n_locations < 2:
+                raise ValueError("pairs from a single subject need at least two locations")
+            loc = torch.randint(self.n_locations, (n_pairs,), generator=generator)
+            other = (loc + torch.randint(1, self.n_locations, (n_pairs,), generator=generator)) % self.n_locations
+            base = subjects[0] * self.n_locations
+            first, second = base + loc, base + other
+        first, second = first.to(idx.device), second.to(idx.device)
+        return [torch.cat([first[a:b], second[a:b]]) for a, b in batch_slices(n_pairs, max(1, batch_size // 2))]
+
+    def epoch_batches(self, idx: torch.Tensor, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+        """Index tensors of one training epoch's batches (drawn with ``generator``)."""
+        n = len(idx) if self.patches_per_epoch is None else min(self.patches_per_epoch, len(idx))
+        if self.pairs:
+            return self._pair_batches(idx, n, batch_size, generator)
+        self._subjects(idx)
+        chosen = idx[torch.randperm(len(idx), generator=generator)[:n].to(idx.device)]
+        return [chosen[a:b] for a, b in batch_slices(len(chosen), batch_size)]
+
+    def ordered_batches(self, idx: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+        """Deterministic batches of the items (hold-out losses, phase set-up)."""
+        n = len(idx) if self.eval_items is None else min(self.eval_items, len(idx))
+        if self.pairs:
+            return self._pair_batches(idx, n, batch_size, torch.Generator().manual_seed(0))
+        step = max(1, len(idx) // n)
+        chosen = idx[::step][:n]
+        return [chosen[a:b] for a, b in batch_slices(len(chosen), batch_size)]
+
+
 def latent_spread(z: torch.Tensor) -> float:
     """Mean squared distance between latent codes, averaged over dimensions: the mean over
     pairs ``i != j`` of ``||z_i - z_j||² / d`` (the paper's Fig. 6 "average pairwise
@@ -217,18 +318,22 @@ def latent_spread(z: torch.Tensor) -> float:
     return float(total / (n * (n - 1) * d))
 
 
-def images_to_tensor(X) -> torch.Tensor:
-    """Validate images and return float32 ``(N, 1, 28, 28)`` in [0, 1].
+def images_to_tensor(X, image_shape: tuple[int, int, int] = (1, 28, 28)) -> torch.Tensor:
+    """Validate images and return float32 ``(N, *image_shape)`` in [0, 1].
 
-    Accepts arrays or tensors of shape ``(N, 28, 28)`` or ``(N, 1, 28, 28)``, float in
-    [0, 1] or uint8 (divided by 255).
+    Accepts arrays or tensors of shape ``(N, H, W)`` or ``(N, 1, H, W)`` with ``(1, H, W) ==
+    image_shape`` (MNIST's ``(1, 28, 28)`` by default; ``(1, 15, 15)`` for the S-H2 patches,
+    see :attr:`ogae_core.methods.Method.input_shape`), float in [0, 1] or uint8 (divided by 255).
 
     Examples
     --------
     >>> import numpy as np
     >>> images_to_tensor(np.zeros((2, 28, 28), dtype=np.uint8)).shape
     torch.Size([2, 1, 28, 28])
+    >>> images_to_tensor(np.zeros((3, 15, 15), dtype=np.float32), (1, 15, 15)).shape
+    torch.Size([3, 1, 15, 15])
     """
+    image_shape = tuple(int(v) for v in image_shape)
     t = X.detach().cpu() if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
     if t.dtype == torch.uint8:
         t = t.float() / 255.0
@@ -237,8 +342,9 @@ def images_to_tensor(X) -> torch.Tensor:
     t = t.float()
     if t.dim() == 3:
         t = t.unsqueeze(1)
-    if t.dim() != 4 or tuple(t.shape[1:]) != (1, 28, 28):
-        raise ValueError(f"images must have shape (N, 28, 28) or (N, 1, 28, 28); got {tuple(np.shape(X))}")
+    if t.dim() != 4 or tuple(t.shape[1:]) != image_shape:
+        h, w = image_shape[1:]
+        raise ValueError(f"images must have shape (N, {h}, {w}) or (N, 1, {h}, {w}); got {tuple(np.shape(X))}")
     if t.shape[0] == 0:
         raise ValueError("no images given (N = 0)")
     if not torch.isfinite(t).all():

@@ -246,7 +246,7 @@ def train(
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs a checkpoint_dir")
     device = resolve_device(config.device)
-    X = images_to_tensor(X).to(device)
+    X = images_to_tensor(X, method.input_shape).to(device)
     method.to(device)
     if config.channels_last:
         method.to(memory_format=torch.channels_last)
@@ -254,7 +254,7 @@ def train(
         tr_np, va_np = holdout_split(X.shape[0], config.val_fraction, config.seed)
     else:
         n = X.shape[0]
-        X = torch.cat([X, images_to_tensor(X_val).to(device)])
+        X = torch.cat([X, images_to_tensor(X_val, method.input_shape).to(device)])
         tr_np, va_np = np.arange(n), np.arange(n, X.shape[0])
     tr_idx = torch.as_tensor(tr_np, device=device)
     va_idx = torch.as_tensor(va_np, device=device)

@@ -55,7 +55,7 @@ from ogae_core.methods.svdd import (
     soft_radius,
     squared_distance,
 )
-from ogae_core.nets import BackboneConfig
+from ogae_core.nets import BackboneConfig, PatchBackboneConfig, backbone_config_from_dict
 
 #: Registry: user-facing name -> method class.
 METHODS: dict[str, type[Method]] = {
@@ -86,7 +86,8 @@ def hyperparameter_names(name: str) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(get_method(name).Config))
 
 
-def build_method(name: str, hyperparameters: dict | None = None, backbone: BackboneConfig | dict | None = None) -> Method:
+def build_method(name: str, hyperparameters: dict | None = None,
+                 backbone: BackboneConfig | PatchBackboneConfig | dict | None = None) -> Method:
     """Instantiate method ``name`` with ``hyperparameters`` (unknown names raise).
 
     Parameters
@@ -95,13 +96,19 @@ def build_method(name: str, hyperparameters: dict | None = None, backbone: Backb
         Registered name.
     hyperparameters : dict, optional
         Fields of the method's ``Config`` dataclass.
-    backbone : BackboneConfig or dict, optional
-        Network options (``latent_dim``, ``widths``, ...).
+    backbone : BackboneConfig, PatchBackboneConfig or dict, optional
+        Network options (``latent_dim``, ``widths``, ...); a dict with ``"kind": "patch"``
+        builds the S-H2 patch network (see :func:`ogae_core.nets.backbone_config_from_dict`).
+
+    Examples
+    --------
+    >>> build_method("sae", backbone={"kind": "patch"}).backbone_config.latent_dim
+    400
     """
     cls = get_method(name)
     config = cls.Config.from_dict(dict(hyperparameters or {}))
     if isinstance(backbone, dict):
-        backbone = BackboneConfig.from_dict(backbone)
+        backbone = backbone_config_from_dict(backbone)
     return cls(config, backbone)
 
 

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ogae_core.nets import BackboneConfig, MnistBackbone
+from ogae_core.nets import BackboneConfig, PatchBackboneConfig, build_backbone
 from ogae_core.validation import check_real
 
 #: Batch layouts a method may declare (see :attr:`Method.batch_layout`).
@@ -160,9 +160,11 @@ class Method(nn.Module):
     ----------
     config : MethodConfig, optional
         Hyperparameters (the subclass's ``Config``); defaults when omitted.
-    backbone : BackboneConfig, optional
-        Network options; :meth:`adapt_backbone` then enforces what the method needs
-        (bias-free, variational).
+    backbone : BackboneConfig or PatchBackboneConfig, optional
+        Network options; the config's type chooses the network (the S-H1 MNIST backbone by
+        default, the S-H2 patch network of Experiment 2 for a
+        :class:`~ogae_core.nets.PatchBackboneConfig`, see :func:`ogae_core.nets.build_backbone`);
+        :meth:`adapt_backbone` then enforces what the method needs (bias-free, variational).
     """
 
     name: ClassVar[str] = ""
@@ -178,17 +180,31 @@ class Method(nn.Module):
     #: trainer's own); :data:`COMMON_HISTORY_COLUMNS` hold those every method fills.
     history_columns: ClassVar[dict] = COMMON_HISTORY_COLUMNS
 
-    def __init__(self, config: MethodConfig | None = None, backbone: BackboneConfig | None = None) -> None:
+    def __init__(self, config: MethodConfig | None = None,
+                 backbone: BackboneConfig | PatchBackboneConfig | None = None) -> None:
         super().__init__()
         config = config if config is not None else self.Config()
         if not isinstance(config, self.Config):
             raise TypeError(f"{self.name} expects a {self.Config.__name__}; got {type(config).__name__}")
         self.config = config
         self.backbone_config = self.adapt_backbone(backbone or BackboneConfig())
-        self.backbone = MnistBackbone(self.backbone_config)
+        self.backbone = build_backbone(self.backbone_config)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Shape ``(C, H, W)`` of one input item: ``(1, 28, 28)`` on the MNIST backbone,
+        ``(1, p, p)`` on the patch network (what the trainer validates its inputs against).
+
+        Examples
+        --------
+        >>> from ogae_core.methods import build_method
+        >>> build_method("ae").input_shape, build_method("ae", backbone={"kind": "patch"}).input_shape
+        ((1, 28, 28), (1, 15, 15))
+        """
+        return tuple(getattr(self.backbone_config, "input_shape", (1, 28, 28)))
 
     @classmethod
-    def adapt_backbone(cls, cfg: BackboneConfig) -> BackboneConfig:
+    def adapt_backbone(cls, cfg: BackboneConfig | PatchBackboneConfig) -> BackboneConfig | PatchBackboneConfig:
         """The backbone this method trains: forces ``bias`` / ``variational`` as required."""
         return dataclasses.replace(cfg, bias=not cls.bias_free, variational=cls.variational, decoder=True)
 
