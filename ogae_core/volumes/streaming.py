@@ -1,0 +1,181 @@
+"""Full-volume scoring of the patch models, streamed slice by slice (paper §V, issue 14 item 4).
+
+A voxel's score is the decision value of the patch centred on it (stride 1, per axial slice).
+
+* :func:`localized_slice_decisions` -- one axial slice: encode the reference (training)
+  controls' patches around the slice's voxels, fit one OCSVM per voxel
+  (:class:`ogae_core.ocsvm.LocalizedOCSVM`, on the codes of every reference control at the
+  voxel and its in-plane neighbourhood), score every target subject's patch at that voxel,
+  and drop the models. Voxels go through in chunks of at most ``chunk_memory`` bytes of
+  training codes, so memory is bounded by one slice's codes (reference and targets) whatever
+  the number of slices;
+* :func:`localized_decision_maps` -- every slice of several target subjects (the models of a
+  slice are fitted once for all targets), with a progress bar per slice;
+* :func:`patient_specific_decision_map` -- one OCSVM per subject fitted on a seeded sample of
+  that subject's own codes (:class:`ogae_core.ocsvm.OneClassSVM`, standardized codes),
+  scoring every brain voxel slice by slice;
+* :func:`subject_score` -- the subject-level score: the 98th percentile of the anomaly map
+  (= minus the 2nd percentile of the decision values, as the paper) over the brain without
+  the ventricles.
+
+Decision values have scikit-learn's sign (higher = more normal); anomaly maps are their
+negatives (higher = more anomalous), NaN outside the brain.
+
+Examples
+--------
+>>> neighbourhood_offsets(1).shape
+(9, 2)
+>>> import numpy as np
+>>> amap = np.full((2, 2, 1), np.nan, np.float32); amap[:, :, 0] = [[1.0, 2.0], [3.0, 4.0]]
+>>> brain = np.ones((2, 2, 1), bool); vent = np.zeros_like(brain); vent[1, 1] = True
+>>> round(subject_score(amap, brain, vent, q=100.0), 3)
+3.0
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ogae_core.methods import Method
+from ogae_core.ocsvm import OneClassSVM
+from ogae_core.validation import check_integer, check_nu_times_n
+from ogae_core.volumes.patch_training import encode_patches, patches_at
+
+__all__ = ["localized_decision_maps", "localized_slice_decisions", "neighbourhood_offsets",
+           "patient_specific_decision_map", "subject_score"]
+
+#: Default bound (bytes) on the float32 training codes gathered for one chunk of voxels.
+CHUNK_MEMORY = 256 * 2**20
+
+
+def neighbourhood_offsets(radius: int) -> np.ndarray:
+    """In-plane offsets ``(dx, dy)`` of the ``(2 r + 1)^2`` square neighbourhood (centre first)."""
+    radius = check_integer("neighbourhood radius", radius, minimum=0)
+    r = np.arange(-radius, radius + 1)
+    offsets = np.stack(np.meshgrid(r, r, indexing="ij"), -1).reshape(-1, 2)
+    centre = np.flatnonzero((offsets == 0).all(1))
+    return np.concatenate([offsets[centre], np.delete(offsets, centre, 0)])
+
+
+def _neighbour_grid(xy: np.ndarray, shape: tuple[int, int], radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct in-plane voxels ``D`` needed by the neighbourhoods of ``xy`` (clipped to the
+    slice), and ``(V, O)`` positions in ``D`` of each voxel's neighbours."""
+    offsets = neighbourhood_offsets(radius)
+    nb = xy[:, None, :] + offsets[None]
+    nb[..., 0] = nb[..., 0].clip(0, shape[0] - 1)
+    nb[..., 1] = nb[..., 1].clip(0, shape[1] - 1)
+    flat = nb[..., 0] * shape[1] + nb[..., 1]
+    needed, positions = np.unique(flat, return_inverse=True)
+    return np.column_stack([needed // shape[1], needed % shape[1]]), positions.reshape(flat.shape)
+
+
+def localized_slice_decisions(method: Method, reference_slices: list, target_slices: list, xy: np.ndarray, *,
+                              nu: float, gamma="scale", radius: int = 1, patch_size: int = 15,
+                              device=None, chunk_memory: int = CHUNK_MEMORY) -> np.ndarray:
+    """Decision values ``(len(target_slices), len(xy))`` of the voxels ``xy`` of one slice.
+
+    Voxel ``v``'s OCSVM is fitted on the codes of every reference slice's patches centred on
+    ``v`` and its ``(2 radius + 1)^2`` in-plane neighbours (clipped at the slice border), so
+    ``n = len(reference_slices) * (2 radius + 1)^2`` points, standardized per voxel, RBF width
+    ``gamma`` resolved per voxel (``"scale"``: ``1 / (d Var)``).
+
+    Raises
+    ------
+    ValueError
+        ``nu * n < 1``, no reference slice, or NaN codes.
+    """
+    from ogae_core.ocsvm import LocalizedOCSVM
+
+    if not reference_slices:
+        raise ValueError("localized OCSVMs need at least one training control")
+    n = len(reference_slices) * len(neighbourhood_offsets(radius))
+    check_nu_times_n(nu, n, f"each voxel's localized OCSVM ({len(reference_slices)} training controls x "
+                            f"{len(neighbourhood_offsets(radius))} neighbourhood voxels)")
+    out = np.empty((len(target_slices), len(xy)), np.float64)
+    if len(xy) == 0:
+        return out
+    shape = reference_slices[0].shape
+    needed, positions = _neighbour_grid(xy, shape, radius)
+    ref = torch.stack([encode_patches(method, patches_at(s, needed, patch_size)) for s in reference_slices])
+    tgt = torch.stack([encode_patches(method, patches_at(s, xy, patch_size)) for s in target_slices])  # (m, V, d)
+    d = ref.shape[-1]
+    rows = max(1, int(chunk_memory) // (n * d * 4))
+    for a in range(0, len(xy), rows):
+        pos = torch.from_numpy(positions[a:a + rows])                       # (C, O)
+        codes = ref[:, pos].permute(1, 0, 2, 3).reshape(len(pos), n, d)     # (C, n_ref * O, d)
+        model = LocalizedOCSVM(nu=nu, gamma=gamma, standardize=True, device=device).fit(codes)
+        out[:, a:a + len(pos)] = model.decision_function(tgt[:, a:a + len(pos)].permute(1, 0, 2)).cpu().numpy().T
+        del model, codes
+    return out
+
+
+def localized_decision_maps(method: Method, reference_t1: list, targets: list, *, nu: float, gamma="scale",
+                            radius: int = 1, patch_size: int = 15, device=None,
+                            chunk_memory: int = CHUNK_MEMORY, progress: bool = False) -> list:
+    """Decision maps (float32, NaN outside each target's brain) of several target subjects.
+
+    ``reference_t1``: the training controls' T1 volumes; ``targets``: ``(t1, brain)`` pairs on
+    the same grid. Streams over axial slices; the models of a slice are fitted once, on the
+    union of the targets' brain voxels of that slice, and discarded after scoring.
+    """
+    maps = [np.full(t1.shape, np.nan, np.float32) for t1, _ in targets]
+    n_slices = targets[0][0].shape[2] if targets else 0
+    for z in tqdm(range(n_slices), desc="slices (localized OCSVMs)", disable=not progress, unit="slice"):
+        union = np.zeros(targets[0][1].shape[:2], bool)
+        for _, brain in targets:
+            union |= brain[:, :, z]
+        xy = np.argwhere(union)
+        if len(xy) == 0:
+            continue
+        dec = localized_slice_decisions(method, [r[:, :, z] for r in reference_t1], [t[:, :, z] for t, _ in targets],
+                                        xy, nu=nu, gamma=gamma, radius=radius, patch_size=patch_size,
+                                        device=device, chunk_memory=chunk_memory)
+        for i, (_, brain) in enumerate(targets):
+            inside = brain[xy[:, 0], xy[:, 1], z]
+            maps[i][xy[inside, 0], xy[inside, 1], z] = dec[i, inside]
+    return maps
+
+
+def patient_specific_decision_map(method: Method, t1: np.ndarray, brain: np.ndarray, *, nu: float,
+                                  gamma="scale", n_samples: int = 2000, seed: int = 0, patch_size: int = 15,
+                                  device=None, progress: bool = False) -> np.ndarray:
+    """Decision map (float32, NaN outside the brain) of one subject's patient-specific OCSVM.
+
+    The OCSVM (:class:`ogae_core.ocsvm.OneClassSVM`, RBF) is fitted on the codes of
+    ``n_samples`` brain voxels of the subject drawn with ``seed`` (all of them when fewer),
+    standardized per feature with the sample's mean and standard deviation (constant
+    features: scale 1), and scores every brain voxel, slice by slice.
+    """
+    voxels = np.argwhere(brain)
+    if len(voxels) == 0:
+        raise ValueError("the subject's brain mask is empty")
+    n_samples = check_integer("n_samples", n_samples, minimum=1)
+    pick = np.sort(np.random.default_rng(seed).choice(len(voxels), size=min(n_samples, len(voxels)), replace=False))
+    check_nu_times_n(nu, len(pick), f"the patient-specific OCSVM on {len(pick)} of the subject's codes")
+    sample = voxels[pick]
+    codes = []
+    for z in np.unique(sample[:, 2]):
+        sel = sample[:, 2] == z
+        codes.append(encode_patches(method, patches_at(t1[:, :, z], sample[sel, :2], patch_size)))
+    train = torch.cat(codes).double().numpy()
+    mean, scale = train.mean(0), train.std(0)
+    scale[scale == 0] = 1.0
+    model = OneClassSVM(nu=nu, gamma=gamma, device=device).fit((train - mean) / scale)
+    out = np.full(t1.shape, np.nan, np.float32)
+    for z in tqdm(range(t1.shape[2]), desc="slices (patient-specific OCSVM)", disable=not progress, unit="slice"):
+        xy = np.argwhere(brain[:, :, z])
+        if len(xy):
+            z_codes = encode_patches(method, patches_at(t1[:, :, z], xy, patch_size)).double().numpy()
+            out[xy[:, 0], xy[:, 1], z] = model.decision_function((z_codes - mean) / scale)
+    return out
+
+
+def subject_score(anomaly_map: np.ndarray, brain: np.ndarray, ventricles: np.ndarray, q: float = 98.0) -> float:
+    """Subject-level score: the ``q``-th percentile of the anomaly map over the brain without the
+    ventricles (``q = 98``: minus the 2nd percentile of the decision values, the paper's rule)."""
+    values = anomaly_map[brain & ~ventricles]
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        raise ValueError("no finite score in the brain outside the ventricles")
+    return float(np.percentile(values, q))
