@@ -1,0 +1,399 @@
+"""Batched localized one-class SVMs: V independent RBF OCSVMs, one per voxel location.
+
+:class:`LocalizedOCSVM` fits ``V`` problems of ``n`` training codes in ``d`` dimensions
+at once (codes of shape ``(V, n, d)``) with the exact solver
+:func:`ogae_core.ocsvm.solve_dual`, and scores each voxel's test codes ``(V, m, d)``
+with its own model. Every voxel's decision function equals what
+:class:`sklearn.svm.OneClassSVM` (RBF kernel, same ``nu``, the voxel's ``gamma``)
+fitted on that voxel's codes would give, with scikit-learn's sign and scale::
+
+    decision_function(x)[v] = sum_j dual_coef_[v, j] k_v(sv_[v, j], x) - offset_[v]
+
+(libsvm scaling: ``0 <= dual_coef <= 1``, ``sum = nu n``; higher = more normal).
+The solver is exact (KKT residual <= 1e-8), so the agreement with scikit-learn is
+limited by libsvm's own stopping tolerance (about 1e-7 relative at ``tol=1e-10``).
+
+Computation
+-----------
+Voxels are processed in chunks (at most ``max_memory`` bytes of working memory per
+chunk). For each chunk the codes are converted to float64 on ``device``, optionally
+standardized per voxel and feature, the ``(B, n, n)`` Gram matrices come from one
+``torch.bmm`` (squared distances from its diagonal), and ``solve_dual`` solves the
+``B`` duals in one call (the compiled CPU engine on the CPU, the torch engine on
+CUDA). There is no Python loop over voxels. Scoring uses ``torch.baddbmm`` the same way.
+
+Storage
+-------
+The model keeps only what scoring needs, in a padded layout: ``support_vectors_``
+``(V, s, d)`` holds each voxel's support vectors first (in training order), padded to
+``s = max n_SV`` with zero vectors whose ``dual_coef_`` is 0. Support vectors are stored
+*unstandardized* in the dtype of the training codes (float32 codes stay float32: exact
+copies, half the memory); everything else (coefficients, offsets, gamma,
+standardization statistics) is float64, and all arithmetic is float64.
+"""
+from __future__ import annotations
+
+import numbers
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+
+from ogae_core.ocsvm.solver import solve_dual
+from ogae_core.validation import check_integer, check_nu_times_n, check_real
+
+__all__ = ["LocalizedOCSVM"]
+
+_GAMMA_RULES = ("scale", "auto")
+_STORAGE = {torch.float32: torch.float32, torch.float64: torch.float64}
+
+
+class LocalizedOCSVM(BaseEstimator):
+    """V independent RBF one-class SVMs fitted and scored in batch (one per voxel).
+
+    Parameters
+    ----------
+    nu : float, default=0.5
+        In ``(0, 1]``; ``nu * n >= 1`` is required for ``n`` training codes per voxel
+        (scikit-learn's default 0.5; sweep it on validation data).
+    gamma : {"scale", "auto"} or float, default="scale"
+        RBF width. ``"scale"`` is ``1 / (d * Var(X_v))`` and ``"auto"`` ``1 / d``, resolved
+        *per voxel* on that voxel's (standardized, if ``standardize``) training codes
+        ``X_v``, exactly as scikit-learn resolves it for that voxel's problem. On
+        standardized codes ``"scale"`` equals ``"auto"`` unless some features are constant.
+    standardize : bool, default=True
+        Standardize each voxel's codes per feature with the mean and the (population)
+        standard deviation of its training codes before the kernel, as
+        ``sklearn.preprocessing.StandardScaler`` fitted per voxel (constant features get
+        scale 1); test codes get the same transform. The decision values then equal
+        ``make_pipeline(StandardScaler(), OneClassSVM(...))`` fitted per voxel.
+    device : str or torch.device, optional
+        Where the kernels and the solver run; default ``"cuda"`` when available, else
+        ``"cpu"``. The fitted arrays live there too.
+    max_memory : int, default=64 MiB
+        Working memory (bytes) of one chunk of voxels, fit and scoring; it bounds the
+        chunk size (at least one voxel per chunk), not the fitted model nor the inputs.
+        Larger chunks help on a GPU.
+
+    Attributes
+    ----------
+    support_vectors_ : torch.Tensor of shape (V, s, d)
+        Support vectors per voxel (padded layout, see the module docstring), in the
+        training codes' dtype (float32 or float64; other dtypes become float64).
+    dual_coef_ : torch.Tensor of shape (V, s), float64
+        libsvm scaling, 0 on padding.
+    n_support_ : torch.Tensor of shape (V,), int64
+    offset_ : torch.Tensor of shape (V,), float64
+        libsvm's rho per voxel.
+    gamma_ : torch.Tensor of shape (V,), float64
+    mean_, scale_ : torch.Tensor of shape (V, d), float64, or None
+        Standardization statistics (None without ``standardize``).
+    n_voxels_, n_samples_fit_, n_features_in_ : int
+        V, n and d of the training codes.
+    n_iter_ : int
+        Most active-set iterations over all voxels.
+    n_fallback_ : int
+        Voxels whose dual needed the solver's libsvm fallback.
+
+    Examples
+    --------
+    >>> import torch
+    >>> codes = torch.randn(3, 20, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> model = LocalizedOCSVM(nu=0.2, device="cpu").fit(codes)
+    >>> test = torch.zeros(3, 2, 5, dtype=torch.float64)
+    >>> test[:, 1] = 8.0  # far from every voxel's training codes
+    >>> model.decision_function(test).shape
+    torch.Size([3, 2])
+    >>> (model.anomaly_score(test)[:, 1] > model.anomaly_score(test)[:, 0]).tolist()
+    [True, True, True]
+    """
+
+    def __init__(
+        self,
+        nu: float = 0.5,
+        gamma: float | str = "scale",
+        standardize: bool = True,
+        device: str | torch.device | None = None,
+        max_memory: int = 64 * 2**20,
+    ) -> None:
+        self.nu = nu
+        self.gamma = gamma
+        self.standardize = standardize
+        self.device = device
+        self.max_memory = max_memory
+
+    # ------------------------------------------------------------------ checks
+    def _checked_params(self) -> tuple[float, torch.device]:
+        nu = check_real("nu", self.nu, 0.0, 1.0, strict_minimum=True)
+        if isinstance(self.gamma, str):
+            if self.gamma not in _GAMMA_RULES:
+                raise ValueError(f"gamma must be 'scale', 'auto' or a real number > 0; got {self.gamma!r}")
+        else:
+            check_real("gamma", self.gamma, 0.0, strict_minimum=True)
+        if not isinstance(self.standardize, (bool, np.bool_)):
+            raise ValueError(f"standardize must be True or False; got {self.standardize!r}")
+        check_integer("max_memory", self.max_memory, minimum=1)
+        return nu, _resolve_device(self.device)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "offset_"):
+            raise ValueError("this LocalizedOCSVM is not fitted yet; call fit(codes) first")
+
+    # --------------------------------------------------------------------- fit
+    def fit(self, codes, y=None) -> "LocalizedOCSVM":
+        """Fit one OCSVM per voxel on ``codes`` of shape ``(V, n, d)``; ``y`` is ignored.
+
+        ``codes`` is a NumPy array or a torch tensor (any device); float32 codes are
+        read chunk by chunk and never copied whole to float64.
+
+        Returns
+        -------
+        LocalizedOCSVM
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            Bad parameters, codes that are not 3-D with ``V, n, d >= 1``, ``nu * n < 1``,
+            or NaN/infinite codes (the first bad voxel is named).
+        """
+        nu, device = self._checked_params()
+        codes = _as_tensor("codes", codes)
+        V, n, d = codes.shape
+        check_nu_times_n(nu, n, f"each voxel's OCSVM of n={n} training codes")
+        storage = _STORAGE.get(codes.dtype, torch.float64)
+        rows = _chunk_voxels(self.max_memory, per_voxel=8 * (3 * n * d + 6 * n * n + 2 * d))
+        parts = []
+        for start in range(0, V, rows):
+            x = _chunk_on_device(codes, start, rows, device, storage, "codes")
+            parts.append(_fit_chunk(x, nu, self.gamma, bool(self.standardize)))
+        self._set_state(parts, V, n, d)
+        return self
+
+    def _set_state(self, parts: list[dict], V: int, n: int, d: int) -> None:
+        s = max(p["sv"].shape[1] for p in parts)
+        self.support_vectors_ = torch.cat([_pad(p["sv"], s) for p in parts])
+        self.dual_coef_ = torch.cat([_pad(p["coef"], s) for p in parts])
+        self.n_support_ = torch.cat([p["n_sv"] for p in parts])
+        self.offset_ = torch.cat([p["offset"] for p in parts])
+        self.gamma_ = torch.cat([p["gamma"] for p in parts])
+        if self.standardize:
+            self.mean_ = torch.cat([p["mean"] for p in parts])
+            self.scale_ = torch.cat([p["scale"] for p in parts])
+        else:
+            self.mean_ = self.scale_ = None
+        self.n_voxels_, self.n_samples_fit_, self.n_features_in_ = V, n, d
+        self.n_iter_ = max(p["n_iter"] for p in parts)
+        self.n_fallback_ = sum(p["n_fallback"] for p in parts)
+
+    # ----------------------------------------------------------------- scoring
+    def decision_function(self, codes):
+        """Per-voxel decision values of test codes ``(V, m, d)`` -> ``(V, m)``.
+
+        scikit-learn's sign and scale: positive inside the voxel's boundary (inliers),
+        higher = more normal. Returns a float64 NumPy array for NumPy input, a float64
+        tensor on the model's device for tensor input.
+
+        Raises
+        ------
+        ValueError
+            Unfitted model, codes that are not 3-D, V or d other than at fit, NaN codes.
+        """
+        self._check_fitted()
+        _, device = self._checked_params()
+        numpy_in = not isinstance(codes, torch.Tensor)
+        codes = _as_tensor("test codes", codes)
+        V, m, d = codes.shape[0], codes.shape[1], codes.shape[2]
+        if V != self.n_voxels_ or d != self.n_features_in_:
+            raise ValueError(
+                f"test codes have shape {tuple(codes.shape)} (V={V}, d={d}) but the model was fitted on "
+                f"V={self.n_voxels_} voxels of d={self.n_features_in_} features"
+            )
+        state = self._state_on(device)
+        s = state["sv"].shape[1]
+        rows = _chunk_voxels(self.max_memory, per_voxel=8 * (2 * m * d + 2 * s * d + 3 * m * s + 2 * d))
+        out = torch.empty(V, m, dtype=torch.float64, device=device)
+        for start in range(0, V, rows):
+            x = _chunk_on_device(codes, start, rows, device, torch.float64, "test codes")
+            chunk = {k: (None if v is None else v[start:start + rows]) for k, v in state.items()}
+            out[start:start + rows] = _decision_chunk(x, chunk)
+        return out.cpu().numpy() if numpy_in else out
+
+    def _state_on(self, device: torch.device) -> dict:
+        state = dict(sv=self.support_vectors_, coef=self.dual_coef_, offset=self.offset_,
+                     gamma=self.gamma_, mean=self.mean_, scale=self.scale_)
+        return {k: (None if v is None else v.to(device)) for k, v in state.items()}
+
+    def score_samples(self, codes):
+        """``decision_function(codes) + offset_`` per voxel (higher = more normal), as scikit-learn."""
+        f = self.decision_function(codes)
+        offset = self.offset_.to(f.device) if isinstance(f, torch.Tensor) else self.offset_.cpu().numpy()
+        return f + offset[:, None]
+
+    def anomaly_score(self, codes):
+        """``-decision_function(codes)``: higher = more anomalous (the project's convention)."""
+        return -self.decision_function(codes)
+
+    def predict(self, codes):
+        """+1 for inliers (``decision_function >= 0``), -1 for outliers, per voxel."""
+        f = self.decision_function(codes)
+        if isinstance(f, torch.Tensor):
+            return torch.where(f >= 0, 1, -1)
+        return np.where(f >= 0, 1, -1)
+
+    # ------------------------------------------------------------- persistence
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the fitted model to directory ``path`` (safetensors + JSON, no pickle).
+
+        See :mod:`ogae_core.ocsvm.localized_io` for the layout (support vectors stored
+        ragged: no padding on disk). Raises ``FileExistsError`` if ``path`` is not empty
+        and ``overwrite`` is false.
+        """
+        from ogae_core.ocsvm.localized_io import save_localized
+
+        self._check_fitted()
+        return save_localized(self, Path(path), overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | torch.device | None = None) -> "LocalizedOCSVM":
+        """Read a model written by :meth:`save`; ``device`` overrides the saved one.
+
+        Raises ``FileNotFoundError`` or ``ValueError`` on missing, corrupt or inconsistent files.
+        """
+        from ogae_core.ocsvm.localized_io import load_localized
+
+        return load_localized(cls, Path(path), device=device)
+
+
+# ---------------------------------------------------------------------- helpers
+def _resolve_device(device) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be a torch device name such as 'cpu' or 'cuda:0'; got {device!r}") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but CUDA is not available")
+    return dev
+
+
+def _as_tensor(name: str, codes) -> torch.Tensor:
+    """``codes`` as a 3-D floating tensor (no copy for NumPy float arrays and tensors)."""
+    if isinstance(codes, torch.Tensor):
+        t = codes.detach()
+    else:
+        try:
+            arr = np.asarray(codes)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name} must be an array of shape (V, n, d); got {type(codes).__name__}") from err
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+            raise ValueError(f"{name} must hold real numbers; got dtype {arr.dtype}")
+        t = torch.from_numpy(arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64))
+    if t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"{name} must hold real numbers; got dtype {t.dtype}")
+    if t.dim() != 3:
+        raise ValueError(f"{name} must have shape (V, n, d) (3 dimensions); got shape {tuple(t.shape)}")
+    if min(t.shape) < 1:
+        raise ValueError(f"{name} must have V, n, d >= 1; got shape {tuple(t.shape)}")
+    return t
+
+
+def _chunk_voxels(max_memory: int, per_voxel: int) -> int:
+    return max(1, int(max_memory) // max(1, per_voxel))
+
+
+def _chunk_on_device(codes: torch.Tensor, start: int, rows: int, device: torch.device,
+                     dtype: torch.dtype, name: str) -> torch.Tensor:
+    """Voxels ``start:start+rows`` on ``device`` in ``dtype``; refuses NaN/infinite codes."""
+    x = codes[start:start + rows].to(device=device, dtype=dtype)
+    finite = torch.isfinite(x).flatten(1).all(1)
+    if not bool(finite.all()):
+        first = start + int((~finite).nonzero()[0, 0])
+        raise ValueError(f"{name} contain NaN or infinite values (first at voxel {first})")
+    return x
+
+
+def _standardization(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-voxel, per-feature mean and scale of ``(B, n, d)`` float64 codes, as
+    ``StandardScaler``: population std, scale 1 for (numerically) constant features."""
+    n = x.shape[1]
+    mean = x.mean(1)
+    var = x.var(1, unbiased=False)
+    eps = torch.finfo(torch.float64).eps
+    constant = var <= n * eps * var + (n * mean * eps) ** 2
+    scale = torch.where(constant, torch.ones_like(var), var.sqrt())
+    return mean, scale
+
+
+def _voxel_gamma(z: torch.Tensor, gamma) -> torch.Tensor:
+    """gamma per voxel ``(B,)`` for the (standardized) training codes ``z`` ``(B, n, d)``."""
+    B, _, d = z.shape
+    if gamma == "auto":
+        return torch.full((B,), 1.0 / d, dtype=torch.float64, device=z.device)
+    if gamma == "scale":
+        var = z.flatten(1).var(1, unbiased=False)
+        return torch.where(var > 0, 1.0 / (d * var), torch.ones_like(var))
+    return torch.full((B,), float(gamma), dtype=torch.float64, device=z.device)
+
+
+def _self_kernel(z: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """RBF Gram matrices ``(B, n, n)`` of ``z`` ``(B, n, d)``: one bmm, distances from its
+    diagonal, exactly symmetric with a unit diagonal."""
+    G = torch.bmm(z, z.transpose(1, 2))
+    sq_norm = G.diagonal(dim1=1, dim2=2).clone()
+    sq = G.mul_(-2.0).add_(sq_norm.unsqueeze(2)).add_(sq_norm.unsqueeze(1))
+    sq = sq.add_(sq.transpose(1, 2).clone()).mul_(0.5)
+    sq.diagonal(dim1=1, dim2=2).zero_()
+    return sq.clamp_min_(0.0).mul_(-gamma.view(-1, 1, 1)).exp_()
+
+
+def _fit_chunk(x: torch.Tensor, nu: float, gamma_rule, standardize: bool) -> dict:
+    """Fit the OCSVMs of one chunk ``x`` ``(B, n, d)`` (storage dtype, on the device)."""
+    B, n, d = x.shape
+    z = x.to(torch.float64)
+    part: dict = {}
+    if standardize:
+        part["mean"], part["scale"] = _standardization(z)
+        z = (z - part["mean"].unsqueeze(1)) / part["scale"].unsqueeze(1)
+    gamma = _voxel_gamma(z, gamma_rule)
+    with torch.no_grad():
+        sol = solve_dual(_self_kernel(z, gamma), nu)
+    del z
+    scale = nu * n  # paper scaling -> libsvm scaling
+    alpha = sol.alpha.to(torch.float64)
+    support = alpha > 0
+    n_sv = support.sum(1)
+    s = int(n_sv.max())
+    # support vectors first, in training order (a stable sort of the "not a SV" flag)
+    order = torch.sort((~support).to(torch.int8), dim=1, stable=True).indices[:, :s]
+    valid = torch.arange(s, device=x.device).unsqueeze(0) < n_sv.unsqueeze(1)
+    coef = torch.where(valid, alpha.gather(1, order) * scale, torch.zeros((), dtype=torch.float64, device=x.device))
+    sv = x.gather(1, order.unsqueeze(2).expand(B, s, d)) * valid.unsqueeze(2).to(x.dtype)
+    part.update(sv=sv, coef=coef, n_sv=n_sv, offset=sol.rho.to(torch.float64) * scale, gamma=gamma,
+                n_iter=int(sol.n_iter), n_fallback=int(sol.n_fallback))
+    return part
+
+
+def _pad(t: torch.Tensor, s: int) -> torch.Tensor:
+    """Zero-pad dimension 1 of ``t`` to ``s``."""
+    if t.shape[1] == s:
+        return t
+    shape = list(t.shape)
+    shape[1] = s - t.shape[1]
+    return torch.cat([t, t.new_zeros(shape)], dim=1)
+
+
+def _decision_chunk(x: torch.Tensor, state: dict) -> torch.Tensor:
+    """Decision values ``(B, m)`` of float64 test codes ``x`` ``(B, m, d)`` for one chunk."""
+    sv = state["sv"].to(torch.float64)
+    if state["mean"] is not None:
+        mean, scale = state["mean"].unsqueeze(1), state["scale"].unsqueeze(1)
+        x = (x - mean) / scale
+        sv = (sv - mean) / scale
+    x_sq = (x * x).sum(2, keepdim=True)
+    sv_sq = (sv * sv).sum(2).unsqueeze(1)
+    sq = torch.baddbmm(x_sq + sv_sq, x, sv.transpose(1, 2), alpha=-2.0)
+    K = sq.clamp_min_(0.0).mul_(-state["gamma"].view(-1, 1, 1)).exp_()
+    return torch.bmm(K, state["coef"].unsqueeze(2)).squeeze(2) - state["offset"].unsqueeze(1)
