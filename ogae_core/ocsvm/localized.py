@@ -24,29 +24,30 @@ CUDA). There is no Python loop over voxels. Scoring uses ``torch.baddbmm`` the s
 
 Storage
 -------
-The model keeps only what scoring needs, in a padded layout: ``support_vectors_``
-``(V, s, d)`` holds each voxel's support vectors first (in training order), padded to
-``s = max n_SV`` with zero vectors whose ``dual_coef_`` is 0. Support vectors are stored
-*unstandardized* in the dtype of the training codes (float32 codes stay float32: exact
-copies, half the memory); everything else (coefficients, offsets, gamma,
-standardization statistics) is float64, and all arithmetic is float64.
+A fitted model is a padded layout: ``support_vectors_`` ``(V, k, d)`` and ``dual_coef_``
+``(V, k)``, where rows with a zero coefficient are padding. After :meth:`LocalizedOCSVM.fit`,
+``support_vectors_`` *is* the training codes (``k = n``, a reference, not a copy, unless
+``copy=True``: copying V n d codes costs more than fitting them on a 2-core CPU) and
+the coefficients of non-support vectors are 0. :meth:`LocalizedOCSVM.save` writes only
+the support vectors (ragged: concatenated, with ``n_support_`` per voxel) and
+:meth:`LocalizedOCSVM.load` pads them to ``k = max n_SV``. Support vectors keep the dtype
+of the training codes (float32 codes stay float32, exact); everything else (coefficients,
+offsets, gamma, standardization statistics) is float64, and all arithmetic is float64.
 """
 from __future__ import annotations
 
-import numbers
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ogae_core.ocsvm.solver import solve_dual
+from ogae_core.ocsvm import solve_dual
 from ogae_core.validation import check_integer, check_nu_times_n, check_real
 
 __all__ = ["LocalizedOCSVM"]
 
 _GAMMA_RULES = ("scale", "auto")
-_STORAGE = {torch.float32: torch.float32, torch.float64: torch.float64}
 
 
 class LocalizedOCSVM(BaseEstimator):
@@ -71,18 +72,23 @@ class LocalizedOCSVM(BaseEstimator):
     device : str or torch.device, optional
         Where the kernels and the solver run; default ``"cuda"`` when available, else
         ``"cpu"``. The fitted arrays live there too.
-    max_memory : int, default=64 MiB
+    max_memory : int, default=16 MiB
         Working memory (bytes) of one chunk of voxels, fit and scoring; it bounds the
         chunk size (at least one voxel per chunk), not the fitted model nor the inputs.
-        Larger chunks help on a GPU.
+        Small chunks reuse the same memory (fast on a CPU); larger ones help on a GPU.
+    copy : bool, default=False
+        Copy the training codes at fit. By default the model keeps a reference to them
+        (as scikit-learn's neighbors estimators do): do not modify them in place while
+        the model is in use.
 
     Attributes
     ----------
-    support_vectors_ : torch.Tensor of shape (V, s, d)
-        Support vectors per voxel (padded layout, see the module docstring), in the
-        training codes' dtype (float32 or float64; other dtypes become float64).
-    dual_coef_ : torch.Tensor of shape (V, s), float64
-        libsvm scaling, 0 on padding.
+    support_vectors_ : torch.Tensor of shape (V, k, d)
+        Support vectors per voxel in the padded layout of the module docstring (after
+        fit: the training codes, on their own device), in the training codes' dtype
+        (float32 or float64; other dtypes become a float64 copy).
+    dual_coef_ : torch.Tensor of shape (V, k), float64
+        libsvm scaling, 0 on padding (and on training codes that are not support vectors).
     n_support_ : torch.Tensor of shape (V,), int64
     offset_ : torch.Tensor of shape (V,), float64
         libsvm's rho per voxel.
@@ -115,13 +121,15 @@ class LocalizedOCSVM(BaseEstimator):
         gamma: float | str = "scale",
         standardize: bool = True,
         device: str | torch.device | None = None,
-        max_memory: int = 64 * 2**20,
+        max_memory: int = 16 * 2**20,
+        copy: bool = False,
     ) -> None:
         self.nu = nu
         self.gamma = gamma
         self.standardize = standardize
         self.device = device
         self.max_memory = max_memory
+        self.copy = copy
 
     # ------------------------------------------------------------------ checks
     def _checked_params(self) -> tuple[float, torch.device]:
@@ -131,8 +139,9 @@ class LocalizedOCSVM(BaseEstimator):
                 raise ValueError(f"gamma must be 'scale', 'auto' or a real number > 0; got {self.gamma!r}")
         else:
             check_real("gamma", self.gamma, 0.0, strict_minimum=True)
-        if not isinstance(self.standardize, (bool, np.bool_)):
-            raise ValueError(f"standardize must be True or False; got {self.standardize!r}")
+        for name in ("standardize", "copy"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
         check_integer("max_memory", self.max_memory, minimum=1)
         return nu, _resolve_device(self.device)
 
@@ -162,20 +171,22 @@ class LocalizedOCSVM(BaseEstimator):
         codes = _as_tensor("codes", codes)
         V, n, d = codes.shape
         check_nu_times_n(nu, n, f"each voxel's OCSVM of n={n} training codes")
-        storage = _STORAGE.get(codes.dtype, torch.float64)
+        if codes.dtype not in (torch.float32, torch.float64):
+            codes = codes.to(torch.float64)
+        elif self.copy:
+            codes = codes.clone()
         rows = _chunk_voxels(self.max_memory, per_voxel=8 * (3 * n * d + 6 * n * n + 2 * d))
         parts = []
         for start in range(0, V, rows):
-            x = _chunk_on_device(codes, start, rows, device, storage, "codes")
-            parts.append(_fit_chunk(x, nu, self.gamma, bool(self.standardize)))
-        self._set_state(parts, V, n, d)
+            x = codes[start:start + rows].to(device=device, dtype=torch.float64)
+            parts.append(_fit_chunk(x, nu, self.gamma, bool(self.standardize), start))
+        self._set_state(codes, parts)
         return self
 
-    def _set_state(self, parts: list[dict], V: int, n: int, d: int) -> None:
-        s = max(p["sv"].shape[1] for p in parts)
-        self.support_vectors_ = torch.cat([_pad(p["sv"], s) for p in parts])
-        self.dual_coef_ = torch.cat([_pad(p["coef"], s) for p in parts])
-        self.n_support_ = torch.cat([p["n_sv"] for p in parts])
+    def _set_state(self, codes: torch.Tensor, parts: list[dict]) -> None:
+        self.support_vectors_ = codes
+        self.dual_coef_ = torch.cat([p["coef"] for p in parts])
+        self.n_support_ = (self.dual_coef_ > 0).sum(1)
         self.offset_ = torch.cat([p["offset"] for p in parts])
         self.gamma_ = torch.cat([p["gamma"] for p in parts])
         if self.standardize:
@@ -183,7 +194,7 @@ class LocalizedOCSVM(BaseEstimator):
             self.scale_ = torch.cat([p["scale"] for p in parts])
         else:
             self.mean_ = self.scale_ = None
-        self.n_voxels_, self.n_samples_fit_, self.n_features_in_ = V, n, d
+        self.n_voxels_, self.n_samples_fit_, self.n_features_in_ = codes.shape
         self.n_iter_ = max(p["n_iter"] for p in parts)
         self.n_fallback_ = sum(p["n_fallback"] for p in parts)
 
@@ -210,20 +221,17 @@ class LocalizedOCSVM(BaseEstimator):
                 f"test codes have shape {tuple(codes.shape)} (V={V}, d={d}) but the model was fitted on "
                 f"V={self.n_voxels_} voxels of d={self.n_features_in_} features"
             )
-        state = self._state_on(device)
-        s = state["sv"].shape[1]
-        rows = _chunk_voxels(self.max_memory, per_voxel=8 * (2 * m * d + 2 * s * d + 3 * m * s + 2 * d))
-        out = torch.empty(V, m, dtype=torch.float64, device=device)
-        for start in range(0, V, rows):
-            x = _chunk_on_device(codes, start, rows, device, torch.float64, "test codes")
-            chunk = {k: (None if v is None else v[start:start + rows]) for k, v in state.items()}
-            out[start:start + rows] = _decision_chunk(x, chunk)
-        return out.cpu().numpy() if numpy_in else out
-
-    def _state_on(self, device: torch.device) -> dict:
+        k = self.support_vectors_.shape[1]
+        rows = _chunk_voxels(self.max_memory, per_voxel=8 * (2 * m * d + 2 * k * d + 3 * m * k + 2 * d))
         state = dict(sv=self.support_vectors_, coef=self.dual_coef_, offset=self.offset_,
                      gamma=self.gamma_, mean=self.mean_, scale=self.scale_)
-        return {k: (None if v is None else v.to(device)) for k, v in state.items()}
+        out = torch.empty(V, m, dtype=torch.float64, device=device)
+        for start in range(0, V, rows):
+            x = codes[start:start + rows].to(device=device, dtype=torch.float64)
+            chunk = {key: (None if v is None else v[start:start + rows].to(device))
+                     for key, v in state.items()}
+            out[start:start + rows] = _decision_chunk(x, chunk, start)
+        return out.cpu().numpy() if numpy_in else out
 
     def score_samples(self, codes):
         """``decision_function(codes) + offset_`` per voxel (higher = more normal), as scikit-learn."""
@@ -247,7 +255,7 @@ class LocalizedOCSVM(BaseEstimator):
         """Write the fitted model to directory ``path`` (safetensors + JSON, no pickle).
 
         See :mod:`ogae_core.ocsvm.localized_io` for the layout (support vectors stored
-        ragged: no padding on disk). Raises ``FileExistsError`` if ``path`` is not empty
+        ragged: only the support vectors, no padding on disk). Raises ``FileExistsError`` if ``path`` is not empty
         and ``overwrite`` is false.
         """
         from ogae_core.ocsvm.localized_io import save_localized
@@ -263,7 +271,25 @@ class LocalizedOCSVM(BaseEstimator):
         """
         from ogae_core.ocsvm.localized_io import load_localized
 
-        return load_localized(cls, Path(path), device=device)
+        params, fitted, state = load_localized(Path(path))
+        if device is not None:
+            params["device"] = str(device)
+        try:
+            model = cls(**params)
+        except TypeError as err:
+            raise ValueError(f"{path}: unknown parameters in the saved model ({err})") from err
+        _, dev = model._checked_params()
+        model.support_vectors_ = state["support_vectors"].to(dev)
+        model.dual_coef_ = state["dual_coef"].to(dev)
+        model.n_support_ = state["n_support"].to(dev)
+        model.offset_, model.gamma_ = state["offset"].to(dev), state["gamma"].to(dev)
+        model.mean_ = state["mean"].to(dev) if "mean" in state else None
+        model.scale_ = state["scale"].to(dev) if "scale" in state else None
+        model.n_voxels_ = fitted["n_voxels_"]
+        model.n_samples_fit_ = fitted["n_samples_fit_"]
+        model.n_features_in_ = fitted["n_features_in_"]
+        model.n_iter_, model.n_fallback_ = fitted["n_iter_"], fitted["n_fallback_"]
+        return model
 
 
 # ---------------------------------------------------------------------- helpers
@@ -304,96 +330,93 @@ def _chunk_voxels(max_memory: int, per_voxel: int) -> int:
     return max(1, int(max_memory) // max(1, per_voxel))
 
 
-def _chunk_on_device(codes: torch.Tensor, start: int, rows: int, device: torch.device,
-                     dtype: torch.dtype, name: str) -> torch.Tensor:
-    """Voxels ``start:start+rows`` on ``device`` in ``dtype``; refuses NaN/infinite codes."""
-    x = codes[start:start + rows].to(device=device, dtype=dtype)
-    finite = torch.isfinite(x).flatten(1).all(1)
+def _check_finite(sq_norm: torch.Tensor, start: int, name: str) -> None:
+    """Refuse NaN/infinite codes, seen in their squared norms ``(B, k)`` (no extra pass)."""
+    finite = torch.isfinite(sq_norm).all(1)
     if not bool(finite.all()):
         first = start + int((~finite).nonzero()[0, 0])
-        raise ValueError(f"{name} contain NaN or infinite values (first at voxel {first})")
-    return x
+        raise ValueError(f"{name} contain NaN or infinite values (or values too large to square in "
+                         f"float64), first at voxel {first}")
 
 
-def _standardization(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-voxel, per-feature mean and scale of ``(B, n, d)`` float64 codes, as
+def _standardize_chunk(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(z - mean) / scale`` per voxel and feature, with the mean and scale of
     ``StandardScaler``: population std, scale 1 for (numerically) constant features."""
-    n = x.shape[1]
-    mean = x.mean(1)
-    var = x.var(1, unbiased=False)
+    n = z.shape[1]
+    mean = z.mean(1)
+    c = z - mean.unsqueeze(1)
+    var = torch.linalg.vector_norm(c, dim=1).square_().div_(n)
     eps = torch.finfo(torch.float64).eps
     constant = var <= n * eps * var + (n * mean * eps) ** 2
     scale = torch.where(constant, torch.ones_like(var), var.sqrt())
-    return mean, scale
+    return c.div_(scale.unsqueeze(1)), mean, scale
 
 
-def _voxel_gamma(z: torch.Tensor, gamma) -> torch.Tensor:
-    """gamma per voxel ``(B,)`` for the (standardized) training codes ``z`` ``(B, n, d)``."""
-    B, _, d = z.shape
+def _voxel_gamma(z: torch.Tensor, sq_norm: torch.Tensor, gamma) -> torch.Tensor:
+    """gamma per voxel ``(B,)`` for the (standardized) training codes ``z`` ``(B, n, d)``.
+
+    ``"scale"`` needs the variance of all ``n d`` entries: from the squared norms (the
+    Gram diagonal) and the sums, with the two-pass formula where that would cancel.
+    """
+    B, n, d = z.shape
     if gamma == "auto":
         return torch.full((B,), 1.0 / d, dtype=torch.float64, device=z.device)
-    if gamma == "scale":
-        var = z.flatten(1).var(1, unbiased=False)
-        return torch.where(var > 0, 1.0 / (d * var), torch.ones_like(var))
-    return torch.full((B,), float(gamma), dtype=torch.float64, device=z.device)
+    if gamma != "scale":
+        return torch.full((B,), float(gamma), dtype=torch.float64, device=z.device)
+    mean = z.sum((1, 2)) / (n * d)
+    mean_sq = sq_norm.sum(1) / (n * d)
+    var = mean_sq - mean * mean
+    cancels = ~(mean_sq <= 1e3 * var)
+    if bool(cancels.any()):
+        idx = cancels.nonzero().squeeze(1)
+        zc = z[idx] - mean[idx].view(-1, 1, 1)
+        var[idx] = torch.linalg.vector_norm(zc.flatten(1), dim=1).square() / (n * d)
+    return torch.where(var > 0, 1.0 / (d * var), torch.ones_like(var))
 
 
-def _self_kernel(z: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-    """RBF Gram matrices ``(B, n, n)`` of ``z`` ``(B, n, d)``: one bmm, distances from its
-    diagonal, exactly symmetric with a unit diagonal."""
+def _self_kernel(z: torch.Tensor, gamma_rule, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """RBF Gram matrices ``(B, n, n)`` of ``z`` ``(B, n, d)`` and the gammas ``(B,)``: one
+    bmm, squared distances from its diagonal, exactly symmetric with a unit diagonal."""
     G = torch.bmm(z, z.transpose(1, 2))
     sq_norm = G.diagonal(dim1=1, dim2=2).clone()
+    _check_finite(sq_norm, start, "codes")
+    gamma = _voxel_gamma(z, sq_norm, gamma_rule)
     sq = G.mul_(-2.0).add_(sq_norm.unsqueeze(2)).add_(sq_norm.unsqueeze(1))
     sq = sq.add_(sq.transpose(1, 2).clone()).mul_(0.5)
     sq.diagonal(dim1=1, dim2=2).zero_()
-    return sq.clamp_min_(0.0).mul_(-gamma.view(-1, 1, 1)).exp_()
+    return sq.clamp_min_(0.0).mul_(-gamma.view(-1, 1, 1)).exp_(), gamma
 
 
-def _fit_chunk(x: torch.Tensor, nu: float, gamma_rule, standardize: bool) -> dict:
-    """Fit the OCSVMs of one chunk ``x`` ``(B, n, d)`` (storage dtype, on the device)."""
-    B, n, d = x.shape
-    z = x.to(torch.float64)
+def _fit_chunk(z: torch.Tensor, nu: float, gamma_rule, standardize: bool, start: int) -> dict:
+    """Fit the OCSVMs of one chunk of float64 codes ``z`` ``(B, n, d)`` (on the device).
+
+    Returns the libsvm-scaled coefficients ``(B, n)`` (0 off the support), offsets,
+    gammas, standardization statistics and solver counters.
+    """
+    n = z.shape[1]
     part: dict = {}
     if standardize:
-        part["mean"], part["scale"] = _standardization(z)
-        z = (z - part["mean"].unsqueeze(1)) / part["scale"].unsqueeze(1)
-    gamma = _voxel_gamma(z, gamma_rule)
-    with torch.no_grad():
-        sol = solve_dual(_self_kernel(z, gamma), nu)
+        z, part["mean"], part["scale"] = _standardize_chunk(z)
+    K, gamma = _self_kernel(z, gamma_rule, start)
     del z
+    with torch.no_grad():
+        sol = solve_dual(K, nu)
     scale = nu * n  # paper scaling -> libsvm scaling
-    alpha = sol.alpha.to(torch.float64)
-    support = alpha > 0
-    n_sv = support.sum(1)
-    s = int(n_sv.max())
-    # support vectors first, in training order (a stable sort of the "not a SV" flag)
-    order = torch.sort((~support).to(torch.int8), dim=1, stable=True).indices[:, :s]
-    valid = torch.arange(s, device=x.device).unsqueeze(0) < n_sv.unsqueeze(1)
-    coef = torch.where(valid, alpha.gather(1, order) * scale, torch.zeros((), dtype=torch.float64, device=x.device))
-    sv = x.gather(1, order.unsqueeze(2).expand(B, s, d)) * valid.unsqueeze(2).to(x.dtype)
-    part.update(sv=sv, coef=coef, n_sv=n_sv, offset=sol.rho.to(torch.float64) * scale, gamma=gamma,
-                n_iter=int(sol.n_iter), n_fallback=int(sol.n_fallback))
+    part.update(coef=sol.alpha.to(torch.float64) * scale, offset=sol.rho.to(torch.float64) * scale,
+                gamma=gamma, n_iter=int(sol.n_iter), n_fallback=int(sol.n_fallback))
     return part
 
 
-def _pad(t: torch.Tensor, s: int) -> torch.Tensor:
-    """Zero-pad dimension 1 of ``t`` to ``s``."""
-    if t.shape[1] == s:
-        return t
-    shape = list(t.shape)
-    shape[1] = s - t.shape[1]
-    return torch.cat([t, t.new_zeros(shape)], dim=1)
-
-
-def _decision_chunk(x: torch.Tensor, state: dict) -> torch.Tensor:
+def _decision_chunk(x: torch.Tensor, state: dict, start: int) -> torch.Tensor:
     """Decision values ``(B, m)`` of float64 test codes ``x`` ``(B, m, d)`` for one chunk."""
     sv = state["sv"].to(torch.float64)
     if state["mean"] is not None:
         mean, scale = state["mean"].unsqueeze(1), state["scale"].unsqueeze(1)
-        x = (x - mean) / scale
-        sv = (sv - mean) / scale
-    x_sq = (x * x).sum(2, keepdim=True)
-    sv_sq = (sv * sv).sum(2).unsqueeze(1)
-    sq = torch.baddbmm(x_sq + sv_sq, x, sv.transpose(1, 2), alpha=-2.0)
+        x = (x - mean).div_(scale)
+        sv = (sv - mean).div_(scale)
+    x_sq = torch.linalg.vector_norm(x, dim=2).square_()
+    _check_finite(x_sq, start, "test codes")
+    sv_sq = torch.linalg.vector_norm(sv, dim=2).square_()
+    sq = torch.baddbmm((x_sq.unsqueeze(2) + sv_sq.unsqueeze(1)), x, sv.transpose(1, 2), alpha=-2.0)
     K = sq.clamp_min_(0.0).mul_(-state["gamma"].view(-1, 1, 1)).exp_()
     return torch.bmm(K, state["coef"].unsqueeze(2)).squeeze(2) - state["offset"].unsqueeze(1)
