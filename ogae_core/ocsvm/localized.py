@@ -314,10 +314,8 @@ class LocalizedOCSVM(BaseEstimator):
         model.offset_, model.gamma_ = state["offset"].to(dev), state["gamma"].to(dev)
         model.mean_ = state["mean"].to(dev) if "mean" in state else None
         model.scale_ = state["scale"].to(dev) if "scale" in state else None
-        sv = model.support_vectors_.to(torch.float64)
-        if model.mean_ is not None:
-            sv = (sv - model.mean_.unsqueeze(1)) / model.scale_.unsqueeze(1)
-        model.support_sq_norms_ = torch.linalg.vector_norm(sv, dim=2).square_()
+        model.support_sq_norms_ = _standardized_sq_norms(model.support_vectors_, model.mean_, model.scale_,
+                                                         model._chunk_memory(dev))
         model.n_voxels_ = fitted["n_voxels_"]
         model.n_samples_fit_ = fitted["n_samples_fit_"]
         model.n_features_in_ = fitted["n_features_in_"]
@@ -441,6 +439,19 @@ def _fit_chunk(z: torch.Tensor, k_out: torch.Tensor, nu: float, gamma_rule, stan
     part.update(coef=sol.alpha.to(torch.float64) * scale, offset=sol.rho.to(torch.float64) * scale,
                 gamma=gamma, n_iter=int(sol.n_iter), n_fallback=int(sol.n_fallback))
     return part
+
+
+def _standardized_sq_norms(sv: torch.Tensor, mean, scale, max_memory: int) -> torch.Tensor:
+    """Squared norms ``(V, k)`` of the (standardized) support vectors, chunk by chunk."""
+    V, k, d = sv.shape
+    out = torch.empty(V, k, dtype=torch.float64, device=sv.device)
+    rows = _chunk_voxels(max_memory, per_voxel=8 * k * d)
+    for start in range(0, V, rows):
+        z = sv[start:start + rows].to(torch.float64)
+        if mean is not None:
+            z = (z - mean[start:start + rows].unsqueeze(1)).div_(scale[start:start + rows].unsqueeze(1))
+        out[start:start + rows] = torch.linalg.vector_norm(z, dim=2).square_()
+    return out
 
 
 def _decision_chunk(x: torch.Tensor, sv: torch.Tensor, k_out: torch.Tensor, state: dict, start: int) -> torch.Tensor:

@@ -193,11 +193,12 @@ def load_localized(path: Path) -> tuple[dict, dict, dict[str, torch.Tensor]]:
     _check_arrays(path, arrays, V, n, d, bool(params.get("standardize")))
     n_sv = arrays["n_support"]
     s = int(n_sv.max())
-    slot = torch.arange(s).unsqueeze(0) < n_sv.unsqueeze(1)  # (V, s): True where a SV goes
-    sv = torch.zeros(V, s, d, dtype=arrays["support_vectors"].dtype)
-    sv[slot] = arrays["support_vectors"]
-    coef = torch.zeros(V, s, dtype=torch.float64)
-    coef[slot] = arrays["dual_coef"].to(torch.float64)
+    slot = (torch.arange(s).unsqueeze(0) < n_sv.unsqueeze(1)).flatten().nonzero().squeeze(1)  # where SVs go
+    sv = torch.zeros(V * s, d, dtype=arrays["support_vectors"].dtype)
+    sv.index_copy_(0, slot, arrays["support_vectors"])
+    coef = torch.zeros(V * s, dtype=torch.float64)
+    coef.index_copy_(0, slot, arrays["dual_coef"].to(torch.float64))
+    sv, coef = sv.view(V, s, d), coef.view(V, s)
     state = {"support_vectors": sv, "dual_coef": coef, "n_support": n_sv,
              "offset": arrays["offset"].to(torch.float64), "gamma": arrays["gamma"].to(torch.float64)}
     if params.get("standardize"):

@@ -216,7 +216,8 @@ def test_bad_parameters(params, match):
         LocalizedOCSVM(**{"device": "cpu", **params}).fit(_codes(seed=13)[0])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the CPU tests run the same torch code with device='cpu')")
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="needs a CUDA device (the CPU tests run the same torch code with device='cpu')")
 def test_cuda_equals_sklearn_and_cpu():
     train, test = _codes(seed=14, dtype=np.float32)
     gpu = LocalizedOCSVM(nu=0.2, device="cuda").fit(torch.from_numpy(train).cuda())
