@@ -25,10 +25,13 @@ Chunk buffers are allocated once per call and reused (fresh memory costs page fa
 that, on a small shared VM, took as long as the arithmetic).
 
 Speed (``benchmarks/bench_localized.py``, V = 2,000 voxels, d = 400, m = 12 test codes,
-2-core shared CPU, against a loop of ``sklearn.svm.OneClassSVM`` fit + decision_function):
-n = 16 runs 12-24x faster, n = 60 about 4-8x (the 60 x 60 x 400 Gram matrices in float64
-BLAS are then most of the work; the ratio depends on how busy the machine is). Working
-memory per voxel is about ``8 (n d + 4 n^2)`` bytes during fit.
+float32 codes, 2-core shared CPU, against a loop of ``sklearn.svm.OneClassSVM`` fit +
+decision_function, measured in the same run): n = 16 is 11-24x faster; n = 60 only
+3.6-8x. At n = 60 libsvm spends ~0.9 ms per voxel, half of it on the same 1.4 M
+multiply-adds of the 60 x 60 kernel that we do in float64 BLAS (~0.08 ms per voxel on one
+core), and the exact solve (~0.04 ms) and the scoring (~0.05 ms) come on top, so the
+ratio is bounded near 5x per core on this CPU. Working memory per voxel is about
+``8 (n d + 4 n^2)`` bytes during fit.
 
 Storage
 -------
