@@ -350,7 +350,11 @@ def _as_tensor(name: str, codes) -> torch.Tensor:
             raise ValueError(f"{name} must be an array of shape (V, n, d); got {type(codes).__name__}") from err
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
             raise ValueError(f"{name} must hold real numbers; got dtype {arr.dtype}")
-        t = torch.from_numpy(arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64))
+        if arr.dtype not in (np.float32, np.float64):
+            arr = arr.astype(np.float64)
+        elif any(step < 0 for step in arr.strides):  # torch.from_numpy refuses negative strides
+            arr = arr.copy()
+        t = torch.from_numpy(arr)
     if t.is_complex() or t.dtype == torch.bool:
         raise ValueError(f"{name} must hold real numbers; got dtype {t.dtype}")
     if t.dim() != 3:

@@ -91,6 +91,18 @@ def test_chunking_does_not_change_the_result():
     np.testing.assert_allclose(one.offset_.numpy(), big.offset_.numpy(), rtol=1e-12)
 
 
+def test_reversed_and_integer_arrays_are_accepted():
+    train, test = _codes(seed=15)
+    reversed_model = LocalizedOCSVM(nu=0.5, device="cpu").fit(train[::-1])  # negative strides
+    np.testing.assert_allclose(reversed_model.decision_function(test[::-1])[::-1],
+                               LocalizedOCSVM(nu=0.5, device="cpu").fit(train).decision_function(test), rtol=1e-10)
+    ints = np.round(train * 10).astype(np.int64)
+    model = LocalizedOCSVM(nu=0.5, device="cpu").fit(ints)
+    assert model.support_vectors_.dtype == torch.float64
+    f_ref, *_ = _sklearn(ints.astype(np.float64), test, 0.5, "scale", True)
+    assert _max_rel(model.decision_function(test), f_ref) <= 1e-6
+
+
 def test_tensor_in_tensor_out_and_constant_feature():
     train, test = _codes(seed=6)
     train[:, :, 0] = 1.5  # a constant feature: StandardScaler gives it scale 1
