@@ -210,7 +210,8 @@ class PatchBatches:
 
     * ``pairs=False`` (layout ``"independent"``): patches drawn without replacement from the
       given items (all of them when ``patches_per_epoch`` is ``None`` or larger);
-    * ``pairs=True`` (layout ``"pairs"``, the siamese autoencoder): each pair is a location
+    * ``pairs=True`` (layout ``"pairs"``, the siamese autoencoder): ``patches_per_epoch // 2``
+      pairs (``len(items) // 2`` when ``None``) drawn with replacement; each pair is a location
       drawn uniformly and two *different* subjects drawn uniformly among the given items'
       subjects; a batch is the first patches of its pairs followed by the second ones (item
       ``j`` of the first half goes with item ``j`` of the second half). With a single subject
@@ -282,9 +283,9 @@ class PatchBatches:
 
     def epoch_batches(self, idx: torch.Tensor, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
         """Index tensors of one training epoch's batches (drawn with ``generator``)."""
+        if self.pairs:  # pairs are drawn with replacement: any number per epoch
+            return self._pair_batches(idx, self.patches_per_epoch or len(idx), batch_size, generator)
         n = len(idx) if self.patches_per_epoch is None else min(self.patches_per_epoch, len(idx))
-        if self.pairs:
-            return self._pair_batches(idx, n, batch_size, generator)
         self._subjects(idx)
         chosen = idx[torch.randperm(len(idx), generator=generator)[:n].to(idx.device)]
         return [chosen[a:b] for a, b in batch_slices(len(chosen), batch_size)]
