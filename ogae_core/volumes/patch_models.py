@@ -177,7 +177,8 @@ class PatchModelDetector(VolumeDetector):
                 backbone=backbone, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                 patches_per_epoch=self.patches_per_epoch, eval_patches=self.eval_patches, patience=self.patience,
                 seed=seed, device=self.device, progress=progress)
-        self.network_.to("cpu")
+        # the trainer leaves the weights channels-last; a contiguous CPU copy scores as the saved one will
+        self.network_.to("cpu").to(memory_format=torch.contiguous_format)
         self.seed_ = int(seed)
         self.shape_ = tuple(int(s) for s in vols[0].t1.shape)
         self.z_start_ = int(vols[0].z_start)

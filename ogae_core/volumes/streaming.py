@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from ogae_core.methods import Method
 from ogae_core.ocsvm import OneClassSVM
+from ogae_core.ocsvm.estimator import NATIVE_MAX_N
 from ogae_core.validation import check_integer, check_nu_times_n
 from ogae_core.volumes.patch_training import encode_patches, patches_at
 
@@ -145,7 +146,9 @@ def patient_specific_decision_map(method: Method, t1: np.ndarray, brain: np.ndar
     The OCSVM (:class:`ogae_core.ocsvm.OneClassSVM`, RBF) is fitted on the codes of
     ``n_samples`` brain voxels of the subject drawn with ``seed`` (all of them when fewer),
     standardized per feature with the sample's mean and standard deviation (constant
-    features: scale 1), and scores every brain voxel, slice by slice.
+    features: scale 1), and scores every brain voxel, slice by slice. The dual is solved exactly
+    (``solver="native"``) up to :data:`ogae_core.ocsvm.estimator.NATIVE_MAX_N` samples, by
+    libsvm (``tol=1e-6``) beyond.
     """
     voxels = np.argwhere(brain)
     if len(voxels) == 0:
@@ -161,7 +164,8 @@ def patient_specific_decision_map(method: Method, t1: np.ndarray, brain: np.ndar
     train = torch.cat(codes).double().numpy()
     mean, scale = train.mean(0), train.std(0)
     scale[scale == 0] = 1.0
-    model = OneClassSVM(nu=nu, gamma=gamma, device=device).fit((train - mean) / scale)
+    solver = "native" if len(train) <= NATIVE_MAX_N else "libsvm"  # exact dual when it fits, else libsvm
+    model = OneClassSVM(nu=nu, gamma=gamma, solver=solver, tol=1e-6, device=device).fit((train - mean) / scale)
     out = np.full(t1.shape, np.nan, np.float32)
     for z in tqdm(range(t1.shape[2]), desc="slices (patient-specific OCSVM)", disable=not progress, unit="slice"):
         xy = np.argwhere(brain[:, :, z])
