@@ -1,0 +1,167 @@
+"""Patch models of Experiment 2 (issue 14's speed goals), measured in one run on one machine.
+
+Rows:
+
+* ``S-H2 training step``: one Adam step of OgAE (per-batch exact OCSVM guidance, the current
+  OgAE defaults) vs the plain AE on batches of 100 random 15x15 patches, channels-last as the
+  trainer; median of interleaved blocks. Goal: OgAE <= 1.2x the AE step (ratio = AE / OgAE >= 0.83).
+* ``localized scoring, n = 16 x 9`` and ``n = 16 x 1``: the streamed work of the ``full`` cohort
+  per test volume, measured on ``slices`` axial slices of the ``default`` cohort (same grid,
+  same 16 training controls, 24 test subjects; the ``default`` slab's slices are among the
+  largest, so the extrapolation is conservative): per slice, encode the training controls'
+  patches, fit every localized OCSVM (union of the test subjects' brain voxels), encode and
+  score every test subject (:func:`ogae_core.volumes.streaming.localized_decision_maps`). The
+  time per fitted voxel is extrapolated to the ``full`` cohort's voxels (1.613 M brain voxels
+  per volume x the measured union / brain ratio), then divided by the 24 test volumes
+  (amortized). Reference: the same work by a scikit-learn loop
+  (``make_pipeline(StandardScaler(), OneClassSVM(nu, gamma="scale"))`` fit per voxel,
+  ``decision_function`` on the 24 test codes) timed on a sample of voxels and extrapolated the
+  same way (codes gathered beforehand, so the reference excludes encoding: ours does not).
+  Goal: <= 60 s per test volume amortized on the 2-core CPU; peak memory (max RSS of the
+  process) <= 4 GB.
+
+A full-cohort run (``python -m ogae_core.volumes.run --cohort full``) takes hours on 2 cores
+with n = 144; this benchmark states its extrapolation. The network is trained for one short
+epoch (the cost of fitting and scoring barely depends on training).
+"""
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+
+import numpy as np
+import torch
+
+FULL_BRAIN_VOXELS = 1_613_334  # supratentorial voxels per volume on the paper's grid (mri-facts)
+GOAL_SECONDS = 60.0
+
+
+def _step_timer(name: str, x: torch.Tensor):
+    from ogae_core.methods import build_method
+
+    torch.manual_seed(0)
+    method = build_method(name, {}, {"kind": "patch"}).to(memory_format=torch.channels_last)
+    method.train()
+    opt = torch.optim.Adam(method.parameters(), lr=1e-3)
+    phase = method.phases(10)[-1].name
+
+    def step() -> None:
+        out = method.loss(x, phase, 0)
+        opt.zero_grad(set_to_none=True)
+        out.total.backward()
+        opt.step()
+
+    return step
+
+
+def bench_training_step(blocks: int = 5, steps: int = 20) -> dict:
+    """OgAE vs AE training step on the S-H2 network (see the module docstring)."""
+    x = torch.rand(100, 1, 15, 15, generator=torch.Generator().manual_seed(0)).contiguous(
+        memory_format=torch.channels_last)
+    timers = {name: _step_timer(name, x) for name in ("ae", "ogae")}
+    for t in timers.values():
+        t()  # warm-up
+    times: dict = {name: [] for name in timers}
+    for _ in range(blocks):
+        for name, t in timers.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                t()
+            times[name].append((time.perf_counter() - t0) / steps)
+    ae, ogae = statistics.median(times["ae"]), statistics.median(times["ogae"])
+    return {"benchmark": "mri_models", "case": "S-H2 training step, batch 100 (OgAE vs AE)", "ours": ogae * 1e3,
+            "reference": ae * 1e3, "unit": "ms/step", "ratio": ae / ogae, "goal": "OgAE <= 1.2x AE (ratio >= 0.83)"}
+
+
+def _default_setup(quick: bool):
+    from ogae_core.data.mri import load_cohort
+    from ogae_core.volumes import build_volume_detector
+
+    cohort = load_cohort("default")
+    train, stop = cohort.split_training(seed=0)
+    tests = cohort.by_role("test_control") + cohort.by_role("patient")
+    det = build_volume_detector("sae-loc", {"epochs": 1, "patches_per_epoch": 2000, "pool_locations": 2000,
+                                            "eval_patches": 500, "device": "cpu"}).fit(train, stop, seed=0)
+    vols = [s.load() for s in tests]
+    return det, vols
+
+
+def _sklearn_per_voxel(det, vols, z: int, xy: np.ndarray, radius: int, sample: int) -> float:
+    """Seconds per voxel of the scikit-learn loop (fit + score the test subjects) on a sample."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import OneClassSVM
+
+    from ogae_core.volumes.patch_training import encode_patches, patches_at
+    from ogae_core.volumes.streaming import neighbourhood_offsets
+
+    pick = xy[np.random.default_rng(0).choice(len(xy), size=min(sample, len(xy)), replace=False)]
+    X, Y = vols[0].t1.shape[:2]
+    offsets = neighbourhood_offsets(radius)
+    train_codes, test_codes = [], []
+    for p in pick:
+        nb = np.clip(p + offsets, 0, [X - 1, Y - 1])
+        train_codes.append(np.concatenate([encode_patches(det.network_, patches_at(r[:, :, z], nb)).numpy()
+                                           for r in det.reference_t1_]))
+        test_codes.append(np.stack([encode_patches(det.network_, patches_at(v.t1[:, :, z], p[None]))[0].numpy()
+                                    for v in vols]))
+    t0 = time.perf_counter()
+    for tr, te in zip(train_codes, test_codes):
+        make_pipeline(StandardScaler(), OneClassSVM(nu=det.nu, gamma="scale")).fit(tr).decision_function(te)
+    return (time.perf_counter() - t0) / len(pick)
+
+
+def bench_localized_cohort(det, vols, radius: int, slices: list, sample: int, max_voxels: int | None) -> dict:
+    """One localized-scoring row (see the module docstring)."""
+    from ogae_core.volumes.streaming import localized_slice_decisions, neighbourhood_offsets
+
+    n = len(det.reference_t1_) * len(neighbourhood_offsets(radius))
+    nu = max(det.nu, 1.0 / n)
+    det.nu = nu
+    ours = voxels = brain = union_total = 0.0
+    ref_per_voxel = []
+    for z in slices:
+        union = np.zeros(vols[0].t1.shape[:2], bool)
+        for v in vols:
+            union |= v.brain[:, :, z]
+        xy = np.argwhere(union)
+        brain += float(np.mean([v.brain[:, :, z].sum() for v in vols]))
+        union_total += len(xy)
+        if max_voxels:
+            xy = xy[:max_voxels]
+        t0 = time.perf_counter()
+        localized_slice_decisions(det.network_, [r[:, :, z] for r in det.reference_t1_], [v.t1[:, :, z] for v in vols],
+                                  xy, nu=nu, radius=radius, device="cpu")
+        ours += time.perf_counter() - t0
+        voxels += len(xy)
+        ref_per_voxel.append(_sklearn_per_voxel(det, vols, z, xy, radius, sample))
+    union_ratio = union_total / brain  # fitted voxels (union of the test brains) per brain voxel
+    full_voxels = FULL_BRAIN_VOXELS * union_ratio
+    ours_per_volume = ours / voxels * full_voxels / len(vols)
+    ref_per_volume = float(np.mean(ref_per_voxel)) * full_voxels / len(vols)
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    return {"benchmark": "mri_models",
+            "case": (f"full cohort, localized n = {len(det.reference_t1_)} x {len(neighbourhood_offsets(radius))}, "
+                     f"{len(vols)} test volumes, extrapolated from {int(voxels)} voxels of {len(slices)} slice(s); "
+                     f"peak RSS {peak_gb:.2f} GB (goal <= 4 GB)"),
+            "ours": ours_per_volume, "reference": ref_per_volume, "unit": "s per test volume (amortized)",
+            "ratio": ref_per_volume / ours_per_volume, "goal": f"<= {GOAL_SECONDS:.0f} s per test volume"}
+
+
+def run(quick: bool = False) -> list[dict]:
+    """Rows for ``benchmarks/run_all.py``."""
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    rows = [bench_training_step(blocks=3 if quick else 5, steps=10 if quick else 20)]
+    det, vols = _default_setup(quick)
+    slices = [4] if quick else [2, 5]
+    for radius in (1, 0):
+        rows.append(bench_localized_cohort(det, vols, radius, slices, sample=30 if quick else 100,
+                                           max_voxels=1500 if quick else None))
+    return rows
+
+
+if __name__ == "__main__":
+    from benchmarks.run_all import format_table
+
+    print(format_table(run(quick=True)))
