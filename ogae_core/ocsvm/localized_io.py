@@ -36,9 +36,9 @@ def _versions() -> dict[str, str]:
     import numpy
     import sklearn
 
-    import ogae_core
+    from ogae_core.version import __version__
 
-    return {"ogae_core": getattr(ogae_core, "__version__", "unknown"), "torch": torch.__version__,
+    return {"ogae_core": __version__, "torch": torch.__version__,
             "scikit-learn": sklearn.__version__, "numpy": numpy.__version__}
 
 
