@@ -66,3 +66,4 @@ __all__ = [
     "solve_dual_rbf",
     "standardize",
 ]
+from ogae_core.ocsvm.localized import LocalizedOCSVM  # noqa: E402
