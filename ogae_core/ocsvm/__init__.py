@@ -55,6 +55,7 @@ from ogae_core.ocsvm.guidance import GuidanceOutput, guidance_loss
 from ogae_core.ocsvm.estimator import OneClassSVM  # noqa: E402
 
 __all__ = [
+    "LocalizedOCSVM",
     "DualSolution",
     "GuidanceOutput",
     "OneClassSVM",
