@@ -56,13 +56,14 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/ --no-browser --ip=$(LAB_IP) --port=$(LAB_PORT) $(LAB_ROOT)
 
 # System packages of the optional tests (root, Debian/Ubuntu): Chromium for the dashboard's
-# browser test, SLURM and munge for the local-cluster sweep tests. `make test` never installs
+# browser test, SLURM (with slurmdbd on MariaDB, for sacct) and munge for the local-cluster
+# sweep tests. `make test` never installs
 # them; without them those tests are skipped with this command as the reason.
 system-deps:
 	@test "$$(id -u)" = 0 || { echo "error: make system-deps needs root (it runs apt-get)"; exit 1; }
-	@command -v apt-get >/dev/null 2>&1 || { echo "error: apt-get not found; install chromium, slurm-wlm (slurmctld, slurmd) and munge with your package manager"; exit 1; }
+	@command -v apt-get >/dev/null 2>&1 || { echo "error: apt-get not found; install chromium, slurm-wlm (slurmctld, slurmd), slurmdbd, mariadb-server and munge with your package manager"; exit 1; }
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium slurm-wlm munge
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium slurm-wlm slurmdbd mariadb-server munge
 
 clean-venv:
 	rm -rf $(VENV)

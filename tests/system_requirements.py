@@ -21,7 +21,7 @@ import os
 import pytest
 
 REQUIRE_ENV = "OGAE_REQUIRE_SYSTEM_TESTS"
-INSTALL_COMMAND = "make system-deps (as root: apt-get install chromium slurm-wlm munge)"
+INSTALL_COMMAND = "make system-deps (as root: apt-get install chromium slurm-wlm slurmdbd mariadb-server munge)"
 
 
 def system_tests_required(environ=None) -> bool:
