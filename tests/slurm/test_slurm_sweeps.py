@@ -123,15 +123,24 @@ def test_cancelled_job_is_reported_and_the_rerun_resubmits_only_what_is_missing(
 
 
 @pytest.mark.xfail(strict=True, reason="needs typed sweep outcomes (issue 11 point 4)")
-def test_failing_job_shows_its_error_not_only_a_log_path(slurm_env, tmp_path):
+def test_failing_job_shows_its_error_not_only_a_log_path(slurm_env, tmp_path, monkeypatch):
     """A job that dies before its runs start (here: its MNIST folder is missing — only the jobs
-    get that variable, through sbatch's --export) must show the error's last lines, not a log path."""
+    get that variable, through sbatch's --export) must show the error's last lines, not a log path,
+    in the sweep result and in the command's output."""
+    from ogae_core.experiments import preset_configs, run_sweep
+
     missing = tmp_path / "no-mnist-here"
+    expected = f"MNIST directory {missing} does not exist"
+    monkeypatch.setenv("SBATCH_EXPORT", f"ALL,OGAE_MNIST_DIR={missing}")
+    configs = preset_configs("smoke", methods=["ae-recons"])
+    result = run_sweep(configs, tmp_path / "api", EXPERIMENT, executor="slurm", slurm={"cpus": 1}, log=None)
+    assert not result.ok and expected in str(result.failed[configs[0].run_id()])
+
     env = {**slurm_env, "SBATCH_EXPORT": f"ALL,OGAE_MNIST_DIR={missing}"}
     out = ogae(bench(tmp_path / "runs", "--methods", "ae-recons", *slurm()), env, timeout=600)
     assert out.returncode != 0
     assert not finished_runs(tmp_path / "runs")
-    assert f"MNIST directory {missing} does not exist" in out.stdout, out.stdout
+    assert expected in out.stdout, out.stdout
 
 
 def test_no_wait_submission_then_a_later_command_collects(slurm_cluster, slurm_env, tmp_path):
