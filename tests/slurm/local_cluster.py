@@ -55,7 +55,7 @@ def why_unavailable() -> str | None:
     """A sentence saying why no local cluster can start here, or None when it can."""
     missing = missing_programs()
     if missing:
-        return f"SLURM/munge not installed ({', '.join(missing)} missing); install with: {INSTALL_HINT}"
+        return f"SLURM/munge/MariaDB not installed ({', '.join(missing)} missing)"
     if os.geteuid() != 0:
         return "the local SLURM cluster needs root (slurmd launches jobs as the submitting user)"
     return None
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     reason = why_unavailable()
     if reason:
-        print(reason, file=sys.stderr)
+        print(f"{reason}; install with: {INSTALL_HINT}", file=sys.stderr)
         return 2
     with LocalSlurmCluster(argv[0]) as cluster:
         print(f"export SLURM_CONF={cluster.conf}   # node {cluster.node} idle; Ctrl-C stops the cluster", flush=True)
