@@ -74,12 +74,32 @@ def empty_state(root: Path, what: str = "runs") -> None:
     st.info(f"No {what} found in `{root}`. {MAKE_RUNS_HINT}")
 
 
+def latest_experiment(runs: Sequence[store.Run]) -> str | None:
+    """The experiment whose newest run was finished last (None when there are no runs).
+
+    Runs are ranked by the modification time of their ``FINISHED`` marker (written last, when
+    the run is committed); an experiment counts by its most recent run.
+
+    Examples
+    --------
+    >>> latest_experiment([]) is None
+    True
+    """
+    newest: dict[str, float] = {}
+    for r in runs:
+        stamp = _stamp(r.path / store.FINISHED)
+        newest[r.experiment] = max(stamp, newest.get(r.experiment, float("-inf")))
+    return max(newest, key=newest.__getitem__) if newest else None
+
+
 def choose_experiment(runs: Sequence[store.Run], key: str = "experiment") -> str:
-    """Sidebar select box of the experiments present in ``runs`` (latest choice kept), each
-    shown with its experiment kind as recorded in the run store."""
+    """Sidebar select box of the experiments present in ``runs``, alphabetical, each shown with
+    its experiment kind as recorded in the run store, opening on the most recently written one
+    (:func:`latest_experiment`); the user's later choice is kept."""
     kinds = store.experiment_kinds(runs)
     experiments = sorted(kinds)
-    return st.sidebar.selectbox("Experiment", experiments, key=key,
+    latest = latest_experiment(runs)
+    return st.sidebar.selectbox("Experiment", experiments, index=experiments.index(latest), key=key,
                                 format_func=lambda e: f"{e} ({', '.join(kinds[e])})" if kinds[e] else e)
 
 
@@ -108,7 +128,7 @@ def default_selection(runs: Sequence[store.Run]) -> list[store.Run]:
     """
     from ogae_core.runs.selection import selected_runs
 
-    scored = [r for r in runs if _validation_auroc(r) > float("-inf")]
+    scored = [r for r in runs if validation_auroc(r) > float("-inf")]
     chosen = selected_runs(scored) if scored else {}
     out = []
     for r in runs:
@@ -119,7 +139,27 @@ def default_selection(runs: Sequence[store.Run]) -> list[store.Run]:
     return out
 
 
-def _validation_auroc(run: store.Run) -> float:
+def default_names(named_runs: dict[str, store.Run]) -> list[str]:
+    """Display names of :func:`default_selection` over ``named_runs`` (computed once: linear).
+
+    Examples
+    --------
+    >>> default_names({})
+    []
+    """
+    chosen = {id(r) for r in default_selection(list(named_runs.values()))}
+    return [name for name, r in named_runs.items() if id(r) in chosen]
+
+
+def validation_auroc(run: store.Run) -> float:
+    """The run's validation AUROC from ``metrics.json`` (``-inf`` when it has none).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> validation_auroc(store.Run(Path("x"), "e", "x", {}, {"validation": {"auroc": 0.75}}))
+    0.75
+    """
     value = store.config_value(run.metrics, "validation.auroc")
     return float(value) if isinstance(value, (int, float)) else float("-inf")
 
