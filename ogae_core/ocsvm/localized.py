@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ogae_core.ocsvm import solve_dual
+from ogae_core.ocsvm.solver import solve_dual
 from ogae_core.validation import check_integer, check_nu_times_n, check_real
 
 __all__ = ["LocalizedOCSVM"]

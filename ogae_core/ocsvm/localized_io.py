@@ -24,22 +24,13 @@ from typing import Any
 import torch
 
 from ogae_core.atomic import atomic_write_dir
+from ogae_core.ocsvm.persistence import saved_with_versions
 
 FORMAT = "ogae-localized-ocsvm"
 VERSION = 1
 PARAMS_FILE = "localized_ocsvm.json"
 ARRAYS_FILE = "arrays.safetensors"
 _REQUIRED = ("support_vectors", "dual_coef", "n_support", "offset", "gamma")
-
-
-def _versions() -> dict[str, str]:
-    import numpy
-    import sklearn
-
-    import ogae_core
-
-    return {"ogae_core": getattr(ogae_core, "__version__", "unknown"), "torch": torch.__version__,
-            "scikit-learn": sklearn.__version__, "numpy": numpy.__version__}
 
 
 def ragged_arrays(model) -> dict[str, torch.Tensor]:
@@ -95,7 +86,7 @@ def save_localized(model, path: Path, *, overwrite: bool = False) -> Path:
             "n_iter_": int(model.n_iter_),
             "n_fallback_": int(model.n_fallback_),
         },
-        "versions": _versions(),
+        "versions": saved_with_versions(),
     }
 
     def write(tmp: Path) -> None:

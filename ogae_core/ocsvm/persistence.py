@@ -30,7 +30,8 @@ ARRAYS_FILE = "arrays.safetensors"
 _ARRAY_KEYS = ("support_vectors_", "support_", "dual_coef_", "offset_")
 
 
-def _versions() -> dict[str, str]:
+def saved_with_versions() -> dict[str, str]:
+    """Versions recorded beside a saved model: ogae_core, scikit-learn, torch, numpy."""
     import sklearn
     import torch
 
@@ -85,7 +86,7 @@ def save_estimator(est, path: Path, *, overwrite: bool = False) -> Path:
                 [str(f) for f in est.feature_names_in_] if hasattr(est, "feature_names_in_") else None
             ),
         },
-        "versions": _versions(),
+        "versions": saved_with_versions(),
     }
     arrays = {
         "support_vectors_": np.ascontiguousarray(est.support_vectors_, dtype=np.float64),
