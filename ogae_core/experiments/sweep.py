@@ -46,6 +46,7 @@ remains); finished runs stay. SLURM jobs are not cancelled: the message names th
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,6 +245,10 @@ def run_group_job(run_group: Callable[..., Mapping[str, Any]], group: Sequence[A
     """
     from ogae_core.runs import is_finished, release_claim
 
+    if os.environ.get("SUBMITIT_EXECUTOR") == "local":  # a local worker: interruptible by the driver's SIGINT
+        import signal                                   # even when started with SIGINT ignored
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     exp_dir = Path(runs_root) / experiment
     key = group[0].training_key()
     claim = _wait_for_claim(exp_dir, key, time_limit_s, claim_poll_s)
@@ -263,6 +268,9 @@ def run_group_job(run_group: Callable[..., Mapping[str, Any]], group: Sequence[A
         return _settle(outcomes, exp_dir, before)
     finally:
         release_claim(exp_dir, key, claim)
+
+
+_SUBMITIT_INFO = re.compile(r"^submitit (INFO|DEBUG) \(")
 
 
 def job_failure(run_id: str, err: BaseException, stderr: str = "", log_path: str | Path | None = None) -> RunFailed:
@@ -291,10 +299,11 @@ def job_failure(run_id: str, err: BaseException, stderr: str = "", log_path: str
         message = "\n".join(lines[start:]) or f"{type(err).__name__}: job failed"
         detail = tail(body)
     else:
-        err_tail = tail(stderr or text.split("-" * 40, 1)[-1])
+        raw = stderr or text.split("-" * 40, 1)[-1]
+        err_tail = tail("\n".join(ln for ln in raw.splitlines() if not _SUBMITIT_INFO.match(ln)))
         first = text.strip().splitlines()[1] if len(text.strip().splitlines()) > 1 else text.strip()
         state = first[first.find("(state"):] if "(state" in first else ""
-        last = err_tail.splitlines()[-1].strip() if err_tail.strip() else "no error output"
+        last = err_tail.splitlines()[-1].strip() if err_tail.strip() else "no error output (killed?)"
         message = f"the job stopped without a result {state}: {last}".replace("  ", " ")
         detail = err_tail
     if log_path is not None:
@@ -329,7 +338,7 @@ class _Progress:
             else:
                 outcome = (outcomes or {}).get(rid) or RunFailed(rid, "no result for this configuration")
             if isinstance(outcome, RunFailed) and is_finished(self.exp_dir / rid):
-                outcome = RunFinished(rid, self.exp_dir / rid, preexisting=True)  # another process made it
+                outcome = RunFinished(rid, self.exp_dir / rid)  # written before its job failed (or by another process)
             if isinstance(outcome, RunFinished):
                 (result.skipped if outcome.preexisting else result.finished).append(Path(outcome.path))
             else:
@@ -370,9 +379,16 @@ def _run_inline(groups, pending, root, experiment, result, progress, run_kwargs,
             outcomes = run_group_job(kind_of(group[0]).run_training_group, group, str(root), experiment,
                                      time_limit_s=time_limit_s, **run_kwargs)
         except KeyboardInterrupt:
-            raise SweepInterrupted(f"interrupted: the run in progress was discarded; {len(result.finished)} run(s) "
-                                   "finished before are kept. Run the same command again to resume.") from None
+            raise SweepInterrupted(
+                f"interrupted: the run in progress was discarded; {_count_finished(root / experiment, pending)} of "
+                f"the {len(pending)} run(s) to do are finished and kept. Run the same command again to resume.") from None
         progress.record(group, pending, outcomes, None, result)
+
+
+def _count_finished(exp_dir: Path, run_ids) -> int:
+    from ogae_core.runs import is_finished
+
+    return sum(is_finished(exp_dir / rid) for rid in run_ids)
 
 
 def _collect(job, group, pending, progress, result) -> None:
@@ -400,29 +416,35 @@ def _child_pids(pid: int) -> list[int]:
     return out
 
 
-def stop_local_jobs(jobs: Sequence[Any], grace_s: float = 10.0) -> None:
+def stop_local_jobs(jobs: Sequence[Any], grace_s: float = 5.0) -> None:
     """Stop submitit local jobs and their workers.
 
-    Each job's controller gets SIGINT (it stops its worker: SIGINT, then SIGKILL after a
-    second; a worker interrupted mid-write leaves no run, at most a hidden partial
-    directory). Controllers still alive after ``grace_s`` are killed with their workers.
+    Each worker (or, where its pid cannot be found, its controller) gets SIGINT: the worker stops its run (a run interrupted
+    mid-write leaves no run, at most a hidden partial directory), releases its claim and
+    exits. Workers and controllers still alive after ``grace_s`` (e.g. started with SIGINT
+    ignored) are killed with SIGKILL.
     """
     import signal
 
+    def send(pid: int, sig: int) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    workers = {job.job_id: _child_pids(int(job.job_id)) for job in jobs}
     for job in jobs:
-        job.cancel(check=False)
+        for pid in workers[job.job_id]:
+            send(pid, signal.SIGINT)  # its controller then ends by itself
+        if not workers[job.job_id]:
+            job.cancel(check=False)  # SIGINT to the controller (no worker found, e.g. no /proc)
     deadline = time.monotonic() + grace_s
     while any(not job.done() for job in jobs) and time.monotonic() < deadline:
         time.sleep(0.1)
     for job in jobs:
-        if job.done():
-            continue
-        controller = int(job.job_id)
-        for pid in [*_child_pids(controller), controller]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if not job.done():
+            for pid in [*workers[job.job_id], *_child_pids(int(job.job_id)), int(job.job_id)]:
+                send(pid, signal.SIGKILL)
     deadline = time.monotonic() + grace_s
     while any(not job.done() for job in jobs) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -478,9 +500,10 @@ def _run_local(groups, pending, root, experiment, result, progress, run_kwargs, 
     except BaseException as err:
         stop_local_jobs([job for job, _ in running])  # an interrupted driver takes its workers down
         if isinstance(err, KeyboardInterrupt):
+            kept = _count_finished(exp_dir, pending)
             raise SweepInterrupted(
                 f"interrupted: stopped {len(running)} local job(s) (their unfinished runs were discarded); "
-                f"{len(result.finished)} run(s) finished before are kept in {exp_dir}. "
+                f"{kept} of the {len(pending)} run(s) to do are finished and kept in {exp_dir}. "
                 "Run the same command again to resume.") from None
         raise
 
