@@ -352,7 +352,7 @@ class _Progress:
         if isinstance(outcome, RunFailed):
             lines = outcome.message.strip().splitlines() or ["(no message)"]
             log(f"[{k}/{n}] FAILED {cfg.label} seed {cfg.seed}: {lines[-1]}")
-            detail = [ln for ln in outcome.traceback.splitlines() if ln.strip()]
+            detail = [ln for ln in outcome.traceback.splitlines() if ln.strip(" ^~")]  # no caret-only lines
             while detail and detail[-1].strip() in {ln.strip() for ln in lines}:
                 detail.pop()
             if detail and detail == self.last_detail:
