@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from ogae_core.experiments import RunFailed, RunFinished, run_sweep
-from ogae_core.experiments.sweep import InvalidConfigError, job_failure, run_group_job
+from ogae_core.experiments.jobs import job_failure, run_group_job
+from ogae_core.experiments.sweep import InvalidConfigError
 from ogae_core.runs import claim_path, holder, list_runs, live_claims, release_claim, try_claim
 from ogae_core.runs.claims import STALE_GRACE_S, Claim, pid_alive, read_claim
 
