@@ -8,6 +8,9 @@ limit. The job removes the file when it ends (finished, failed or interrupted).
 A claim that exists is **held** unless it is **stale**:
 
 * its host is this machine and its pid is no longer alive (a killed local job), or
+* it was made by a SLURM job (``slurm_job``) that ``squeue`` no longer lists (a cancelled or
+  failed job on another node; checked at most every :data:`SLURM_CHECK_S` seconds per job,
+  and only where ``squeue`` exists), or
 * it is older than its own time limit plus :data:`STALE_GRACE_S` (a job past its time limit
   has been stopped by its executor; this is how claims of jobs on other hosts, e.g. SLURM
   nodes, expire), or
@@ -36,7 +39,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,16 +51,21 @@ CLAIMS_DIR = ".claims"
 #: Seconds added to a claim's time limit before it counts as stale (and the age after which
 #: an unreadable claim or takeover file counts as stale).
 STALE_GRACE_S = 60.0
+#: Seconds an answer of ``squeue`` about a claim's SLURM job is reused.
+SLURM_CHECK_S = 30.0
+_SQUEUE_ANSWERS: dict[str, tuple[float, bool | None]] = {}
 
 
 @dataclass(frozen=True)
 class Claim:
-    """Who trains a group: process id, host name, start time (epoch seconds), time limit (s)."""
+    """Who trains a group: process id, host name, start time (epoch seconds), time limit (s),
+    and the SLURM job (``<array>_<task>`` or job id; empty outside SLURM)."""
 
     pid: int
     host: str
     started: float
     time_limit_s: float
+    slurm_job: str = ""
 
     def describe(self) -> str:
         """``pid 123 on host node1 since 2026-12-01 05:12:00 UTC``."""
@@ -93,7 +103,8 @@ def read_claim(path: str | Path) -> Claim | None:
     """The claim stored in ``path``; ``None`` when it does not exist or cannot be read."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return Claim(int(data["pid"]), str(data["host"]), float(data["started"]), float(data["time_limit_s"]))
+        return Claim(int(data["pid"]), str(data["host"]), float(data["started"]), float(data["time_limit_s"]),
+                     str(data.get("slurm_job", "")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -111,7 +122,37 @@ def is_stale(claim: Claim, now: float | None = None) -> bool:
     now = time.time() if now is None else now
     if claim.host == socket.gethostname() and not pid_alive(claim.pid):
         return True
+    if claim.slurm_job and slurm_job_gone(claim.slurm_job):
+        return True
     return now - claim.started > claim.time_limit_s + STALE_GRACE_S
+
+
+def current_slurm_job() -> str:
+    """This process's SLURM job (``<array job>_<task>`` for an array task), or ``""``."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID", "")
+
+
+def slurm_job_gone(job: str) -> bool | None:
+    """True when ``squeue`` no longer lists SLURM job ``job``; ``None`` when it cannot tell
+    (no ``squeue`` here, no answer). Answers are reused for :data:`SLURM_CHECK_S` seconds."""
+    cached = _SQUEUE_ANSWERS.get(job)
+    if cached is not None and time.monotonic() - cached[0] < SLURM_CHECK_S:
+        return cached[1]
+    answer: bool | None = None
+    if shutil.which("squeue") is not None:
+        try:
+            out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            out = None
+        if out is not None and out.returncode == 0:
+            answer = not out.stdout.strip()
+        elif out is not None and "invalid job id" in out.stderr.lower():
+            answer = True
+    _SQUEUE_ANSWERS[job] = (time.monotonic(), answer)
+    return answer
 
 
 def _file_age(path: Path) -> float:
@@ -167,7 +208,7 @@ def try_claim(experiment_dir: str | Path, key: str, time_limit_s: float) -> Clai
     """
     path = claim_path(experiment_dir, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mine = Claim(os.getpid(), socket.gethostname(), time.time(), float(time_limit_s))
+    mine = Claim(os.getpid(), socket.gethostname(), time.time(), float(time_limit_s), current_slurm_job())
     for _ in range(2):
         if _create_exclusive(path, json.dumps(asdict(mine))):
             return mine

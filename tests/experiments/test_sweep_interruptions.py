@@ -93,6 +93,27 @@ def test_claim_of_a_live_process_on_another_host_within_its_time_limit_holds(tmp
     assert try_claim(tmp_path, "k", time_limit_s=60) is None and holder(tmp_path, "k").host == "some-slurm-node"
 
 
+@pytest.mark.parametrize(("queue", "stale"), [("", True), ("RUNNING", False)])
+def test_claim_of_a_slurm_job_on_another_node_is_stale_once_squeue_no_longer_lists_it(tmp_path, monkeypatch,
+                                                                                      queue, stale):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    squeue = bin_dir / "squeue"
+    squeue.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'calls'}\nprintf '{queue}'\n")
+    squeue.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    job = f"4242_{int(stale)}"  # one job id per case: squeue answers are reused for a while
+    path = claim_path(tmp_path, "k")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(Claim(1, "some-slurm-node", time.time(), 3600.0, job).__dict__))
+    assert (holder(tmp_path, "k") is None) is stale
+    assert (tmp_path / "calls").read_text().split() == ["-h", "-j", job, "-o", "%T"]
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    mine = try_claim(tmp_path, "k", time_limit_s=60)
+    assert (mine is not None and mine.slurm_job == "77_3") is stale
+
+
 # ------------------------------------------------------------------ in-process behaviour
 def test_invalid_configuration_is_refused_before_anything_starts(tmp_path):
     configs = [ToyConfig(shift=1.0), ToyConfig(shift=5000.0, seed=1)]
