@@ -122,7 +122,6 @@ def test_cancelled_job_is_reported_and_the_rerun_resubmits_only_what_is_missing(
     assert {rid: (after[rid].path / store.FINISHED).read_text() for rid in before} == stamp  # not redone
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="needs typed sweep outcomes (issue 11 point 4)")
 def test_failing_job_shows_its_error_not_only_a_log_path(slurm_env, tmp_path, monkeypatch):
     """A job that dies before its runs start (here: its MNIST folder is missing — only the jobs
     get that variable, through sbatch's --export) must show the error's last lines, not a log path,
