@@ -29,7 +29,7 @@ from ogae_core.data.corruptions import CORRUPTIONS, corrupt
 from ogae_core.data.manifests import load_manifest, manifest_digest, tasks_manifest
 from ogae_core.data.mnist import MNIST, cache_dir, load_mnist
 
-__all__ = ["Split", "MnistCTask", "mnistc_task", "SPLITS"]
+__all__ = ["Split", "MnistCTask", "mnistc_task", "SPLITS", "check_corruption_names"]
 
 SPLITS = ("train", "early_stop", "validation", "test")
 _FORMAT = 1  # bump when the cached layout changes (code changes are hashed into the key)
@@ -106,7 +106,20 @@ class MnistCTask:
         return pd.concat([getattr(self, s).to_frame().assign(split=s) for s in SPLITS], ignore_index=True)
 
 
-def _check_corruptions(names: Sequence[str], what: str) -> tuple[str, ...]:
+def check_corruption_names(names: Sequence[str] | str, what: str) -> tuple[str, ...]:
+    """``names`` as a tuple if every one is a known MNIST-C corruption, listed once, else ``ValueError``.
+
+    ``what`` names the parameter in the message (e.g. ``"--train-corruptions"``).
+
+    Examples
+    --------
+    >>> check_corruption_names(["identity", "stripe"], "--train-corruptions")
+    ('identity', 'stripe')
+    >>> check_corruption_names(["stripes"], "--test-corruptions")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown --test-corruptions ['stripes']; choose from identity, shot_noise, impulse_noise, glass_blur, motion_blur, shear, scale, rotate, brightness, translate, stripe, fog, spatter, dotted_line, zigzag, canny_edges
+    """
     names = (names,) if isinstance(names, str) else tuple(names)
     if not names:
         raise ValueError(f"{what} must list at least one corruption")
@@ -114,7 +127,7 @@ def _check_corruptions(names: Sequence[str], what: str) -> tuple[str, ...]:
     if bad:
         raise ValueError(f"unknown {what} {bad}; choose from {', '.join(CORRUPTIONS)}")
     if len(set(names)) != len(names):
-        raise ValueError(f"{what} lists a corruption twice: {names}")
+        raise ValueError(f"{what} lists a corruption twice: {list(names)}")
     return names
 
 
@@ -278,9 +291,9 @@ def mnistc_task(
             raise ValueError(f"{name} must be a digit 0..9, got {v!r}")
     if normal == anomaly:
         raise ValueError("normal and anomaly digits must differ")
-    train_c = _check_corruptions(d["train_corruptions"] if train_corruptions is None else train_corruptions,
+    train_c = check_corruption_names(d["train_corruptions"] if train_corruptions is None else train_corruptions,
                                  "train_corruptions")
-    test_c = _check_corruptions(d["test_corruptions"] if test_corruptions is None else test_corruptions,
+    test_c = check_corruption_names(d["test_corruptions"] if test_corruptions is None else test_corruptions,
                                 "test_corruptions")
     seed = int(d.get("seed", 0)) if seed is None else seed
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:

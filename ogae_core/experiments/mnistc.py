@@ -40,6 +40,7 @@ from ogae_core.experiments.items import (  # noqa: F401 - re-exported
 )
 from ogae_core.experiments.kinds import ExperimentKind, RunFailed, RunFinished, RunOutcome, register_kind
 from ogae_core.validation import check_integer
+from ogae_core.data.tasks import check_corruption_names
 from ogae_core.experiments.mnistc_config import RUNTIME_KEYS, RunConfig, TaskSpec, default_label  # noqa: F401 - re-exported
 
 SPLITS_SCORED = ("validation", "test")
@@ -249,31 +250,6 @@ def run_summary(run) -> str:
     shared = f" (network of {m['trained_in']})" if m.get("trained_in") else ""
     return (f"train {m.get('train_seconds', float('nan')):.1f} s{shared}, "
             f"validation AUROC {m.get('validation', {}).get('auroc', float('nan')):.3f}")
-
-
-def check_corruption_names(names, what: str) -> tuple[str, ...]:
-    """``names`` as a tuple if every one is a corruption of the MNIST-C manifest, else ``ValueError``.
-
-    Examples
-    --------
-    >>> check_corruption_names(["identity", "stripe"], "--train-corruptions")
-    ('identity', 'stripe')
-    >>> check_corruption_names(["stripes"], "--test-corruptions")
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown --test-corruptions ['stripes']; choose from identity, shot_noise, impulse_noise, glass_blur, motion_blur, shear, scale, rotate, brightness, translate, stripe, fog, spatter, dotted_line, zigzag, canny_edges
-    """
-    from ogae_core.data import CORRUPTIONS
-
-    names = (names,) if isinstance(names, str) else tuple(names)
-    if not names:
-        raise ValueError(f"{what} must list at least one corruption")
-    bad = [n for n in names if n not in CORRUPTIONS]
-    if bad:
-        raise ValueError(f"unknown {what} {bad}; choose from {', '.join(CORRUPTIONS)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"{what} lists a corruption twice: {list(names)}")
-    return names
 
 
 def validate(config: RunConfig) -> None:
