@@ -1,0 +1,167 @@
+"""The brain-MRI report of one experiment: Tables II and III and the secondary analyses, from the run store.
+
+:func:`mri_frames` gathers the tidy per-subject frames of an experiment's runs (one row per
+method, seed and subject); :func:`mri_report` turns them into :class:`MriReport` (the kind's
+``report`` hook, used by ``ogae report``, notebook 04 and the README tables).
+
+Examples
+--------
+>>> mri_report("/nonexistent", "mri-smoke")  # doctest: +IGNORE_EXCEPTION_DETAIL
+Traceback (most recent call last):
+ValueError: experiment 'mri-smoke' has no finished MRI run in /nonexistent
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ogae_core.evaluation.mri import AGGREGATIONS
+from ogae_core.evaluation.mri_tables import (
+    MriTable,
+    aggregation_table,
+    classification_table,
+    localization_table,
+    secondary_table,
+    size_tables,
+)
+
+__all__ = ["PAPER_ORDER", "MriFrames", "MriReport", "frame_markdown", "mri_frames", "mri_report", "mri_runs"]
+
+#: Row order of the paper's tables, then the reference.
+PAPER_ORDER = ("ae-unet", "vqvae-transformer", "sae-loc", "sae-ps", "ogae-loc", "wm-prior")
+FORMATS = ("md", "html", "latex")
+
+
+@dataclass
+class MriFrames:
+    """Tidy frames of an experiment: ``subjects`` (scores.parquet rows), ``voxels``
+    (voxel_metrics), ``lesions`` and ``pooled`` (metrics.json), each with ``method, seed, run_id``."""
+
+    subjects: pd.DataFrame
+    voxels: pd.DataFrame
+    lesions: pd.DataFrame
+    pooled: pd.DataFrame
+    runs: list
+
+
+def mri_runs(runs_root: str | Path | None, experiment: str) -> list:
+    """Finished runs of the MRI kind in ``experiment`` (``ValueError`` when none)."""
+    from ogae_core.runs import default_root, list_runs
+
+    root = Path(runs_root) if runs_root is not None else default_root()
+    runs = [r for r in list_runs(root, experiment) if r.kind == "mri"]
+    if not runs:
+        raise ValueError(f"experiment {experiment!r} has no finished MRI run in {root}")
+    return runs
+
+
+def mri_frames(runs_root: str | Path | None, experiment: str) -> MriFrames:
+    """Read every MRI run of ``experiment`` into :class:`MriFrames`."""
+    runs = mri_runs(runs_root, experiment)
+    subjects, voxels, lesions, pooled = [], [], [], []
+    for r in runs:
+        tag = {"method": r.label, "seed": r.seed, "run_id": r.run_id}
+        subjects.append(r.scores().assign(**tag))
+        for name, out in (("voxel_metrics.parquet", voxels), ("lesions.parquet", lesions)):
+            if r.has(name):
+                out.append(pd.read_parquet(r.path / name).assign(**tag))
+        p = r.metrics.get("pooled", {})
+        pooled.append({**tag, "pooled_aupr": p.get("aupr"), "pooled_best_dice": p.get("best_dice")})
+    cat = lambda parts: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()  # noqa: E731
+    return MriFrames(cat(subjects), cat(voxels), cat(lesions), pd.DataFrame(pooled), runs)
+
+
+def frame_markdown(frame: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub Markdown table (index first; no extra dependency).
+
+    Examples
+    --------
+    >>> print(frame_markdown(pd.DataFrame({"q98": ["0.90"]}, index=["ogae-loc"])), end="")
+    | Method | q98 |
+    |:---|:---:|
+    | ogae-loc | 0.90 |
+    """
+    if frame.empty:
+        return "(no data)\n"
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(["Method", *cols]) + " |", "|" + "|".join([":---"] + [":---:"] * len(cols)) + "|"]
+    for idx, row in frame.iterrows():
+        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.tolist()]
+        lines.append("| " + " | ".join([str(idx), *cells]).replace("\n", " ") + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _order(methods: Sequence[str]) -> list[str]:
+    return [m for m in PAPER_ORDER if m in methods] + sorted(m for m in methods if m not in PAPER_ORDER)
+
+
+@dataclass
+class MriReport:
+    """Tables II (classification) and III (localization, brain and white matter) and the secondary analyses."""
+
+    experiment: str
+    classification: MriTable
+    localization: MriTable
+    localization_wm: MriTable | None
+    aggregations: pd.DataFrame
+    by_load: pd.DataFrame
+    by_lesion_size: pd.DataFrame
+    secondary: pd.DataFrame
+    frames: MriFrames
+
+    def sections(self) -> list[tuple[str, str, object]]:
+        """``(title, caption, table)`` in display order."""
+        out = [("Table II — classification (test controls vs patients)", self.classification.caption,
+                self.classification.table),
+               ("Table III — localization", self.localization.caption, self.localization.table)]
+        if self.localization_wm is not None:
+            out.append(("Table III (white matter only) — localization restricted to white matter",
+                        self.localization_wm.caption, self.localization_wm.table))
+        out += [("Classification AUROC by subject-score rule", "The paper: aggregation choices change little.",
+                 self.aggregations),
+                ("Localization AUPR by lesion-load tercile", "Patients split in thirds by lesion load.", self.by_load),
+                ("Lesion-wise detection rate by lesion size",
+                 "A connected lesion is detected when one voxel is above the patient's 98 % quantile.",
+                 self.by_lesion_size),
+                ("Secondary (peers') metrics", "Pooled over all patients' voxels; best Dice at the oracle threshold.",
+                 self.secondary),
+                ("Localization statistics (Kruskal–Wallis + Dunn, and the paired Friedman + Wilcoxon)", "",
+                 self.localization.stats.round(4))]
+        return out
+
+    def render(self, fmt: str = "md") -> str:
+        """The report as Markdown, HTML or LaTeX."""
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
+        parts = []
+        for title, caption, table in self.sections():
+            if fmt == "md":
+                body = table.to_markdown() if not isinstance(table, pd.DataFrame) else frame_markdown(table)
+                parts.append(f"### {title}\n\n{caption}\n\n{body}\n")
+            elif fmt == "html":
+                body = table.to_html()
+                parts.append(f"<h3>{html.escape(title)}</h3><p>{html.escape(caption)}</p>{body}")
+            else:
+                body = table.to_latex() if not isinstance(table, pd.DataFrame) else table.to_latex()
+                parts.append(f"% {title}\n{body}")
+        head = f"# {self.experiment}\n\n" if fmt == "md" else ""
+        return head + "\n".join(parts)
+
+
+def mri_report(runs_root: str | Path | None, experiment: str, *, n_boot: int = 1000, seed: int = 0) -> MriReport:
+    """The report of one MRI experiment (see :class:`MriReport`)."""
+    f = mri_frames(runs_root, experiment)
+    order = _order(list(pd.unique(f.subjects["method"])))
+    cls = classification_table(f.subjects, n_boot=n_boot, seed=seed, order=order)
+    loc = localization_table(f.voxels, order=order)
+    wm = None
+    if "wm_aupr" in f.voxels.columns and f.voxels["wm_aupr"].notna().any():
+        wm = localization_table(f.voxels, prefix="wm_", order=order, what="white matter (minus ventricles)")
+    aggs = aggregation_table(f.subjects, list(AGGREGATIONS), order=order)
+    by_load, by_size = size_tables(f.voxels, f.lesions, order=order)
+    secondary = secondary_table(f.pooled, f.voxels, order=order)
+    return MriReport(experiment, cls, loc, wm, aggs, by_load, by_size, secondary, f)
