@@ -123,7 +123,8 @@ def _order(frame: pd.DataFrame, order: Sequence[str] | None) -> list[str]:
 
 
 def classification_table(subjects: pd.DataFrame, *, score: str = "score", n_boot: int = 1000, seed: int = 0,
-                         alpha: float = SIGNIFICANCE_LEVEL, order: Sequence[str] | None = None) -> MriTable:
+                         alpha: float = SIGNIFICANCE_LEVEL, order: Sequence[str] | None = None,
+                         rule: str = "q98 of the anomaly map without the ventricles") -> MriTable:
     """Table II: subject classification (test controls vs patients).
 
     Parameters
@@ -159,7 +160,7 @@ def classification_table(subjects: pd.DataFrame, *, score: str = "score", n_boot
         stats = boot.rename(columns={"model": "method"})
     n_pat, n_ctl = int(labels.sum()), int(len(labels) - labels.sum())
     caption = (f"Classification, {n_ctl} test controls vs {n_pat} patients (patients positive); subject score = "
-               f"{score}; mean ± sd over training seeds. Bold: best (highest bootstrap mean); underlined: not "
+               f"{rule}; mean ± sd over training seeds. Bold: best (highest bootstrap mean); underlined: not "
                f"significantly worse (paired bootstrap over subjects, {n_boot} resamples, on subject scores "
                f"averaged over seeds; Bonferroni, p < {alpha}). Chance AUPR = share of patients.")
     return _build(per_seed, stats, PAPER_METRICS, order, {"auroc": 0.5, "auroc30": 0.5, "aupr": n_pat / len(labels)},

@@ -29,7 +29,8 @@ from ogae_core.evaluation.mri_tables import (
     size_tables,
 )
 
-__all__ = ["PAPER_ORDER", "MriFrames", "MriReport", "frame_markdown", "mri_frames", "mri_report", "mri_runs"]
+__all__ = ["PAPER_ORDER", "MriFrames", "MriReport", "frame_markdown", "mri_frames", "mri_report", "mri_runs",
+           "paper_comparison", "paper_tables"]
 
 #: Row order of the paper's tables, then the reference.
 PAPER_ORDER = ("ae-unet", "vqvae-transformer", "sae-loc", "sae-ps", "ogae-loc", "wm-prior")
@@ -121,7 +122,11 @@ class MriReport:
         if self.localization_wm is not None:
             out.append(("Table III (white matter only) — localization restricted to white matter",
                         self.localization_wm.caption, self.localization_wm.table))
-        out += [("Classification AUROC by subject-score rule", "The paper: aggregation choices change little.",
+        out += [("Table II beside the paper", "Ours: mean ± sd over training seeds on the simulated cohort.",
+                 paper_comparison(self, "classification")),
+                ("Table III beside the paper", "Ours: brain minus ventricles, lesion label 1 by default.",
+                 paper_comparison(self, "localization")),
+                ("Classification AUROC by subject-score rule", "The paper: aggregation choices change little.",
                  self.aggregations),
                 ("Localization AUPR by lesion-load tercile", "Patients split in thirds by lesion load.", self.by_load),
                 ("Lesion-wise detection rate by lesion size",
@@ -156,7 +161,9 @@ def mri_report(runs_root: str | Path | None, experiment: str, *, n_boot: int = 1
     """The report of one MRI experiment (see :class:`MriReport`)."""
     f = mri_frames(runs_root, experiment)
     order = _order(list(pd.unique(f.subjects["method"])))
-    cls = classification_table(f.subjects, n_boot=n_boot, seed=seed, order=order)
+    rules = sorted({str(r.config.get("evaluation", {}).get("aggregation", "q98")) for r in f.runs})
+    cls = classification_table(f.subjects, n_boot=n_boot, seed=seed, order=order,
+                               rule=" / ".join(rules) + " (see evaluation.mri.AGGREGATIONS)")
     loc = localization_table(f.voxels, order=order)
     wm = None
     if "wm_aupr" in f.voxels.columns and f.voxels["wm_aupr"].notna().any():
@@ -165,3 +172,53 @@ def mri_report(runs_root: str | Path | None, experiment: str, *, n_boot: int = 1
     by_load, by_size = size_tables(f.voxels, f.lesions, order=order)
     secondary = secondary_table(f.pooled, f.voxels, order=order)
     return MriReport(experiment, cls, loc, wm, aggs, by_load, by_size, secondary, f)
+
+
+def paper_tables() -> dict:
+    """The paper's Tables II and III (``data_manifests/paper_tables_mri.yaml``), checked.
+
+    Examples
+    --------
+    >>> t = paper_tables()
+    >>> t["localization"]["values"]["ogae-loc"], t["columns"]
+    ([0.61, 0.72, 0.066], ['auroc', 'auroc30', 'aupr'])
+    """
+    from ogae_core.data.manifests import load_manifest
+
+    m = load_manifest("paper_tables_mri")
+    if m.get("columns") != ["auroc", "auroc30", "aupr"]:
+        raise ValueError(f"paper_tables_mri.yaml: columns must be [auroc, auroc30, aupr]; got {m.get('columns')}")
+    for task in ("classification", "localization"):
+        for method, vals in m[task]["values"].items():
+            if method not in m["methods"] or len(vals) != 3 or not all(0 <= v <= 1 for v in vals):
+                raise ValueError(f"paper_tables_mri.yaml: {task} row {method!r} must name a method and hold "
+                                 f"three values in [0, 1]; got {vals}")
+    return m
+
+
+def paper_comparison(report: "MriReport", task: str = "localization") -> pd.DataFrame:
+    """Ours (mean ± sd over seeds) beside the paper's numbers, one row per method of either.
+
+    ``task``: ``classification`` (Table II) or ``localization`` (Table III).
+    """
+    if task not in ("classification", "localization"):
+        raise ValueError(f"task must be 'classification' or 'localization'; got {task!r}")
+    paper = paper_tables()
+    ours = (report.classification if task == "classification" else report.localization).table
+    rows = {}
+    methods = [m for m in ours.models if m != "chance"]
+    for method in _order(list(dict.fromkeys(methods + list(paper[task]["values"])))):
+        row = {}
+        for k, metric in enumerate(paper["columns"]):
+            col = next((c for c in ours.columns if c[1].lower().startswith(metric + " ") or c[1].lower() == metric),
+                       None)
+            cell = ours.cells.get((method, col)) if col is not None else None
+            row[f"{metric.upper()} ours"] = cell.text if cell is not None else "–"
+            vals = paper[task]["values"].get(method)
+            row[f"{metric.upper()} paper"] = f"{vals[k]:g}" if vals else "–"
+        rows[method] = row
+    rows["chance"] = {f"{m.upper()} {w}": ("0.5" if m != "aupr" else
+                                           (f"{paper[task]['chance_aupr']:g}" if w == "paper" else
+                                            ours.cells[("chance", ours.columns[2])].text))
+                      for m in paper["columns"] for w in ("ours", "paper")}
+    return pd.DataFrame.from_dict(rows, orient="index")
