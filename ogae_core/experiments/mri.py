@@ -60,7 +60,7 @@ from ogae_core.experiments.kinds import ExperimentKind, RunFailed, RunFinished, 
 from ogae_core.experiments.mri_config import MriConfig, MriEvalSpec
 
 __all__ = ["COHORTS", "MAPS_DIR", "MODEL_DIR", "MriConfig", "MriEvalSpec", "evaluate_subject", "full_grid_map",
-           "load_mri_cohort", "mri_configs", "run_mri", "run_training_group"]
+           "load_mri_cohort", "mri_configs", "registered_methods", "run_mri", "run_training_group"]
 
 #: Cohort presets of ``ogae bench mri --cohort``.
 COHORTS = ("smoke", "default", "full", "paper")
@@ -365,6 +365,19 @@ def default_methods() -> list[str]:
     from ogae_core.volumes import volume_method_names
 
     return list(volume_method_names())
+
+
+def registered_methods(methods: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(registered, missing)``: the names of ``methods`` that the registry knows, and the others
+    (notebooks run whatever exists; the CLI refuses unknown names).
+
+    Examples
+    --------
+    >>> registered_methods(["wm-prior", "no-such-method"])
+    (['wm-prior'], ['no-such-method'])
+    """
+    known = set(default_methods())
+    return [m for m in methods if m in known], [m for m in methods if m not in known]
 
 
 def mri_configs(cohort: str = "smoke", methods: Sequence[str] | None = None, seeds: Sequence[int] = (0,), *,

@@ -27,7 +27,8 @@ from typing import Any, ClassVar, Mapping
 from ogae_core.evaluation.mri import AGGREGATIONS, DEFAULT_AGGREGATION
 from ogae_core.validation import check_integer
 
-__all__ = ["COHORT_OPTIONS", "MriConfig", "MriEvalSpec", "scoring_params", "shares_training", "training_family"]
+__all__ = ["COHORT_OPTIONS", "MriConfig", "MriEvalSpec", "normalised_cohort_options", "scoring_params", "shares_training",
+           "training_family"]
 
 #: Simulated-cohort overrides a config may carry (see ``ogae_core.data.mri.preset_config``).
 COHORT_OPTIONS = ("seed", "site_balanced", "confound")
@@ -103,6 +104,27 @@ def scoring_params(method: str) -> tuple[str, ...]:
     return tuple(getattr(cls, "scoring_params", ())) if cls is not None and shares_training(cls) else ()
 
 
+def normalised_cohort_options(cohort: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Cohort options without the ones that change nothing (``None``, ``False``, or the preset's
+    own value), sorted, so that equal data give equal run ids.
+
+    Examples
+    --------
+    >>> normalised_cohort_options("smoke", {"seed": 0, "site_balanced": False, "confound": True})
+    {'confound': True}
+    """
+    out = {k: v for k, v in sorted(dict(options).items()) if v is not None and v is not False}
+    if str(cohort).endswith(".csv"):
+        return out
+    from ogae_core.data.mri.manifest import preset_config
+
+    try:
+        preset = preset_config(cohort)
+    except ValueError:
+        return out  # an unknown preset fails when the cohort is loaded, with the manifest's message
+    return {k: v for k, v in out.items() if preset.get(k) != v}
+
+
 @dataclass(frozen=True)
 class MriConfig:
     """One MRI method trained on one cohort with one seed.
@@ -150,7 +172,7 @@ class MriConfig:
         if not isinstance(self.evaluation, MriEvalSpec):
             object.__setattr__(self, "evaluation", MriEvalSpec(**dict(self.evaluation)))
         object.__setattr__(self, "hyperparameters", dict(sorted(dict(self.hyperparameters).items())))
-        object.__setattr__(self, "cohort_options", dict(sorted(dict(self.cohort_options).items())))
+        object.__setattr__(self, "cohort_options", normalised_cohort_options(self.cohort, self.cohort_options))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready resolved config (the run id is a hash of it)."""

@@ -30,7 +30,7 @@ from ogae_core.evaluation.mri_tables import (
 )
 
 __all__ = ["PAPER_ORDER", "MriFrames", "MriReport", "frame_markdown", "mri_frames", "mri_report", "mri_runs",
-           "paper_comparison", "paper_tables"]
+           "fig3", "one_run_per_method", "paper_comparison", "paper_tables", "subject_maps"]
 
 #: Row order of the paper's tables, then the reference.
 PAPER_ORDER = ("ae-unet", "vqvae-transformer", "sae-loc", "sae-ps", "ogae-loc", "wm-prior")
@@ -222,3 +222,87 @@ def paper_comparison(report: "MriReport", task: str = "localization") -> pd.Data
                                             ours.cells[("chance", ours.columns[2])].text))
                       for m in paper["columns"] for w in ("ours", "paper")}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def one_run_per_method(runs: Sequence) -> dict:
+    """``{label: run}`` with the lowest seed of each label, in the paper's row order."""
+    best: dict = {}
+    for r in sorted(runs, key=lambda r: (r.seed if r.seed is not None else 0, r.run_id)):
+        best.setdefault(r.label, r)
+    return {m: best[m] for m in _order(list(best))}
+
+
+def subject_maps(runs: Sequence, subject_id: str) -> dict:
+    """Each run's anomaly map of ``subject_id`` on the full grid: ``{label: float32 array}``."""
+    import nibabel as nib
+    import numpy as np
+
+    out = {}
+    for label, r in one_run_per_method(runs).items():
+        scores = r.scores().set_index("subject_id")
+        if subject_id in scores.index and "map" in scores.columns:
+            out[label] = np.asarray(nib.load(r.path / scores.loc[subject_id, "map"]).dataobj, dtype=np.float32)
+    return out
+
+
+def fig3(runs_root: str | Path | None, experiment: str, path: str | Path, subject: str | None = None,
+         quantile: float = 0.02) -> Path:
+    """Write a Fig. 3-like PNG: one axial slice of a patient (default: the median lesion load),
+    T1 + ground truth, each method's map, and the maps thresholded at the top ``quantile``.
+
+    The slice is the one with most lesion voxels (the central slice of a slab preset otherwise).
+    The cohort must be on this machine (``ogae data mri --cohort NAME``).
+    """
+    import numpy as np
+
+    from ogae_core.data.mri import load_cohort
+    from ogae_core.viz.mri import fig3_png, volume_slice
+
+    runs = mri_runs(runs_root, experiment)
+    first = runs[0]
+    scores = first.scores()
+    patients = scores[scores.label == 1].sort_values("lesion_cm3")
+    if subject is None:
+        if patients.empty:
+            raise ValueError(f"experiment {experiment!r} has no patient to show")
+        subject = str(patients.iloc[len(patients) // 2]["subject_id"])
+    cohort = load_cohort(first.config["cohort"], build=False, **(first.config.get("cohort_options") or {}))
+    vols = cohort.subject(subject).load(verify=False)
+    labels = first.config.get("evaluation", {}).get("lesion_labels", [1])
+    lesion = np.isin(vols.labels, labels) & vols.brain
+    per_slice = lesion.sum(axis=(0, 1))
+    z = int(np.argmax(per_slice)) if per_slice.any() else vols.t1.shape[2] // 2
+    maps = {k: volume_slice(m, "axial", vols.z_start + z) for k, m in subject_maps(runs, subject).items()}
+    title = (f"{experiment}: patient {subject} ({vols.lesion_cm3:.1f} cm³ of lesions), axial z = "
+             f"{float(vols.affine[2, 3] + z):.0f} mm; bottom: top {quantile:.0%} of each map")
+    return fig3_png(path, volume_slice(vols.t1, "axial", z), volume_slice(lesion, "axial", z), maps,
+                    quantile=quantile, title=title)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ogae_core.experiments.mri_report --experiment E [--runs-root R] [--fig3 PNG] [--out MD]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m ogae_core.experiments.mri_report", description=main.__doc__)
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--runs-root", default=None)
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--fig3", default=None, help="write a Fig. 3-like PNG here")
+    p.add_argument("--subject", default=None, help="patient of the figure (default: median lesion load)")
+    p.add_argument("--out", default=None, help="write the Markdown report here (default: print it)")
+    args = p.parse_args(argv)
+    if args.fig3:
+        print(f"wrote {fig3(args.runs_root, args.experiment, args.fig3, args.subject)}")
+    text = mri_report(args.runs_root, args.experiment, n_boot=args.n_boot).render("md")
+    if args.out:
+        from ogae_core.atomic import atomic_write_file
+
+        atomic_write_file(Path(args.out), lambda tmp: tmp.write_text(text))
+        print(f"wrote {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

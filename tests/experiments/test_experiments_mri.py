@@ -184,3 +184,31 @@ def test_cli_bench_mri_runs_in_worker_processes(tmp_path):
     assert len(runs) == 1 and (runs[0].path / MAPS_DIR).is_dir()
     again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "1 skipped" in again.stdout
+
+
+def test_default_cohort_options_do_not_change_the_run_id():
+    assert MriConfig("wm-prior", cohort="smoke", cohort_options={"seed": 0, "site_balanced": False}).run_id() == \
+        MriConfig("wm-prior", cohort="smoke").run_id()
+    assert MriConfig("wm-prior", cohort="smoke", cohort_options={"seed": 1}).run_id() != MriConfig("wm-prior", cohort="smoke").run_id()
+
+
+@pytest.mark.slow
+def test_notebook_04_runs_in_smoke_mode_under_papermill(tmp_path):
+    import nbformat
+
+    from ogae_core.experiments import execute_notebooks
+    from ogae_core.experiments.notebooks import notebook_paths, parameters_cell
+
+    path = next(p for p in notebook_paths() if p.name == "04_brain_mri.ipynb")
+    params = parameters_cell(path)
+    assert params["smoke"] is False and "wm-prior" in params["methods"] and params["cohort"] == "default"
+    written = execute_notebooks(tmp_path / "reports", smoke=True, kernel="python3", notebooks=[path],
+                                parameters={"runs_root": str(tmp_path / "runs")})
+    nb = nbformat.read(str(written[0]), as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the Fig. 3-like figure
+    assert any("application/vnd.plotly.v1+json" in o.get("data", {}) for o in outputs)
+    html = written[0].with_suffix(".html").read_text()
+    assert "Table II" in html and "Table III" in html and "<table" in html
+    assert list_runs(tmp_path / "runs", "mri-smoke")
