@@ -88,8 +88,11 @@ def frame_markdown(frame: pd.DataFrame) -> str:
     """
     if frame.empty:
         return "(no data)\n"
+    if isinstance(frame.index, pd.RangeIndex):  # no row names: the columns say it all
+        frame = frame.set_index(frame.columns[0])
     cols = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(["Method", *cols]) + " |", "|" + "|".join([":---"] + [":---:"] * len(cols)) + "|"]
+    head = "Method" if frame.index.name in (None, "method") else str(frame.index.name)
+    lines = ["| " + " | ".join([head, *cols]) + " |", "|" + "|".join([":---"] + [":---:"] * len(cols)) + "|"]
     for idx, row in frame.iterrows():
         cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.tolist()]
         lines.append("| " + " | ".join([str(idx), *cells]).replace("\n", " ") + " |")
