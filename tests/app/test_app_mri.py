@@ -107,3 +107,67 @@ def test_missing_cohort_keeps_the_maps_and_warns(mri_store, monkeypatch, tmp_pat
     at = _run(mri_store, monkeypatch)
     assert any("not on this machine" in w.value for w in at.warning)
     assert at.get("plotly_chart")
+
+
+@pytest.mark.browser
+def test_brain_mri_page_renders_in_chromium(mri_store, tmp_path):
+    """The running dashboard's Brain MRI page draws the overlay (headless Chromium, as the
+    browser smoke test of the other pages; OGAE_SKIP_BROWSER=1 skips it on request)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.app.test_app_browser import CHROMIUM
+
+    if os.environ.get("OGAE_SKIP_BROWSER") == "1":
+        pytest.skip("OGAE_SKIP_BROWSER=1: browser smoke test skipped on request")
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} not found: install chromium or set OGAE_SKIP_BROWSER=1"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, store.RUNS_ENV: str(mri_store), "HOME": str(tmp_path),
+           "OGAE_CACHE": str(Path.home() / ".cache" / "ogae")}
+    home = PAGE.parents[1] / "Home.py"
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(home), "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "streamlit did not start"
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.3)
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(url + "/Brain_MRI", wait_until="domcontentloaded", timeout=60_000)
+                chart = page.wait_for_selector("[data-testid='stPlotlyChart'] .js-plotly-plot .main-svg",
+                                               timeout=90_000)
+                assert chart.is_visible()
+                assert page.locator("[data-testid='stException']").count() == 0
+                assert page.get_by_text("Download NIfTI").count() >= 1
+                assert not errors, errors
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
