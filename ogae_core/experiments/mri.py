@@ -44,7 +44,9 @@ detector class that offers the hook
 shares its training with the others of its family (``sae-loc`` and ``sae-ps``). A resumed group
 loads the network from a finished run of the group (``model/``). A class may also offer
 ``preset_params(cohort) -> dict`` (classmethod): hyperparameter defaults for a cohort preset
-(e.g. fewer epochs on ``smoke``), overridden by the config's ``hyperparameters``.
+(e.g. fewer epochs on ``smoke``), overridden by the config's ``hyperparameters``. A detector whose
+``__init__`` takes ``device`` gets the sweep's device (``cuda`` on SLURM with GPUs) unless the
+config sets it (``device`` is then part of ``get_params()``, not of the run id).
 """
 from __future__ import annotations
 
@@ -186,13 +188,20 @@ def run_metrics(scores: pd.DataFrame, voxels: pd.DataFrame, pooled: tuple[list, 
 
 
 # ----------------------------------------------------------------------------- one run
-def _params(cfg: MriConfig) -> dict:
+def _params(cfg: MriConfig, device: str = "cpu") -> dict:
+    """The detector's keyword arguments: its ``preset_params(cohort)``, the config's
+    hyperparameters, and the sweep's ``device`` when the detector takes one and the config does not set it."""
+    import inspect
+
     from ogae_core.volumes import get_volume_method
 
     cls = get_volume_method(cfg.method)
     preset = getattr(cls, "preset_params", None)
     defaults = dict(preset(cfg.cohort)) if callable(preset) else {}
-    return {**defaults, **cfg.hyperparameters}
+    params = {**defaults, **cfg.hyperparameters}
+    if "device" in inspect.signature(cls.__init__).parameters and "device" not in params:
+        params["device"] = device
+    return params
 
 
 def _history(det, train_seconds: float) -> pd.DataFrame:
@@ -250,7 +259,9 @@ def _write_run(cfg: MriConfig, det, cohort, root: Path | None, experiment: str, 
         metrics.update({"train_seconds": train_seconds, "score_seconds": t_score, "n_train": n_train,
                         "n_early_stop": n_early, "n_test": len(subjects), "training_key": cfg.training_key(),
                         "trained_in": trained_in, "cohort": cohort.name, "slab": cohort.info.get("slab"),
-                        "method": cfg.method, "warnings": list(getattr(det, "warnings_", []))})
+                        "method": cfg.method, "warnings": list(getattr(det, "warnings_", [])),
+                        "params": {k: v for k, v in det.get_params().items() if isinstance(v, (int, float, str, bool))
+                                   or v is None}})
         w.write_metrics(metrics)
     return w.final_path
 
@@ -279,11 +290,11 @@ def _load_trained(run_path: Path):
     return det, float(run.metrics.get("train_seconds", 0.0)), run.metrics.get("trained_in") or run.run_id
 
 
-def _train_or_reuse(cfg: MriConfig, base, train, early, progress: bool):
+def _train_or_reuse(cfg: MriConfig, base, train, early, progress: bool, device: str = "cpu"):
     """A fitted detector for ``cfg``: trained anew (``base`` None), the same detector, or ``base``'s network reused."""
     from ogae_core.volumes import build_volume_detector, get_volume_method
 
-    params = _params(cfg)
+    params = _params(cfg, device)
     if base is None:
         return build_volume_detector(cfg.method, params).fit(train, early, seed=cfg.seed, progress=progress)
     if base.name == cfg.method and base.get_params() == {**base.get_params(), **params}:
@@ -342,7 +353,7 @@ def run_training_group(configs: Sequence[MriConfig | Mapping[str, Any]], runs_ro
         try:
             t0 = time.perf_counter()
             try:
-                det = _train_or_reuse(c, base, train, early, progress)
+                det = _train_or_reuse(c, base, train, early, progress, device)
             except Exception as err:  # noqa: BLE001
                 if base is None:
                     failure = RunFailed.from_exception(rid, err)
