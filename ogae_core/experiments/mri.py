@@ -62,7 +62,8 @@ from ogae_core.experiments.kinds import ExperimentKind, RunFailed, RunFinished, 
 from ogae_core.experiments.mri_config import MriConfig, MriEvalSpec
 
 __all__ = ["COHORTS", "MAPS_DIR", "MODEL_DIR", "MriConfig", "MriEvalSpec", "evaluate_subject", "full_grid_map",
-           "load_mri_cohort", "mri_configs", "registered_methods", "run_mri", "run_training_group"]
+           "load_mri_cohort", "mri_configs", "registered_methods", "run_mri", "run_training_group",
+           "scored_subjects"]
 
 #: Cohort presets of ``ogae bench mri --cohort``.
 COHORTS = ("smoke", "default", "full", "paper")
@@ -205,11 +206,52 @@ def _params(cfg: MriConfig, device: str = "cpu") -> dict:
 
 
 def _history(det, train_seconds: float) -> pd.DataFrame:
+    """The detector's ``history_`` (rows, a DataFrame, or an object with ``.history``) as a frame
+    with an ``epoch`` column; one row ``{epoch: 0, seconds}`` when it has none."""
     hist = getattr(det, "history_", None)
-    frame = pd.DataFrame(hist) if hist is not None and len(hist) else pd.DataFrame()
+    hist = getattr(hist, "history", hist)
+    try:
+        frame = hist.copy() if isinstance(hist, pd.DataFrame) else pd.DataFrame(list(hist or []))
+    except (TypeError, ValueError):
+        frame = pd.DataFrame()
     if frame.empty or "epoch" not in frame.columns:
         frame = pd.DataFrame({"epoch": [0], "seconds": [train_seconds]})
     return frame
+
+
+#: Voxels of test subjects scored together (detectors with a batch method fit their localized
+#: models once per batch): about 200 MB of float32 maps.
+SCORE_BATCH_VOXELS = 50_000_000
+
+
+def scored_subjects(det, subjects: Sequence, batch_voxels: int = SCORE_BATCH_VOXELS):
+    """Yield ``(subject, volumes, anomaly map, seconds)`` for every subject, in order.
+
+    Subjects are loaded and scored in batches of at most ``batch_voxels`` voxels: through the
+    detector's ``anomaly_maps(volumes)`` or ``decision_maps(volumes)`` (negated) when it has one
+    (e.g. localized OCSVMs fitted once per batch), else ``anomaly_map`` per subject.
+    """
+    batch: list = []
+    size = 0
+    for i, s in enumerate(subjects):
+        vols = s.load()
+        batch.append((s, vols))
+        size += vols.t1.size
+        if size >= batch_voxels or i == len(subjects) - 1:
+            t0 = time.perf_counter()
+            volumes = [v for _, v in batch]
+            if callable(getattr(det, "anomaly_maps", None)):
+                maps = list(det.anomaly_maps(volumes))
+            elif callable(getattr(det, "decision_maps", None)):
+                maps = [-np.asarray(m, np.float32) for m in det.decision_maps(volumes)]
+            else:
+                maps = [det.anomaly_map(v) for v in volumes]
+            seconds = (time.perf_counter() - t0) / len(batch)
+            if len(maps) != len(batch):
+                raise ValueError(f"{det.name}: {len(maps)} maps for {len(batch)} subjects")
+            for (subj, v), m in zip(batch, maps):
+                yield subj, v, m, seconds
+            batch, size = [], 0
 
 
 def _write_run(cfg: MriConfig, det, cohort, root: Path | None, experiment: str, train_seconds: float,
@@ -228,11 +270,9 @@ def _write_run(cfg: MriConfig, det, cohort, root: Path | None, experiment: str, 
         det.save(w.path / MODEL_DIR)
         w.write_history(_history(det, train_seconds))
         (w.path / MAPS_DIR).mkdir()
-        for s in subjects:
-            vols = s.load()
-            t0 = time.perf_counter()
-            amap = _check_map(det.anomaly_map(vols), vols, cfg.method, s.subject_id)
-            t_score += time.perf_counter() - t0
+        for s, vols, raw, seconds in scored_subjects(det, subjects):
+            t_score += seconds
+            amap = _check_map(raw, vols, cfg.method, s.subject_id)
             row, vox, les = evaluate_subject(amap, vols, s, spec)
             if cfg.save_maps:
                 full, affine = full_grid_map(amap, vols.z_start, cohort.grid)

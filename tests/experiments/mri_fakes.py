@@ -85,3 +85,20 @@ class FakeBroken(_DarkBase):
 
     def fit(self, train, early_stop=(), *, seed=0, progress=False):
         raise RuntimeError("fake-broken cannot train")
+
+
+BATCHES: list[int] = []
+
+
+@register_volume_method
+class FakeBatch(_DarkBase):
+    """``fake-dark`` scored through a batch ``decision_maps`` (higher = more normal); records batch sizes."""
+
+    name = "fake-batch"
+
+    def anomaly_map(self, volumes):
+        raise AssertionError("the experiment kind must use decision_maps")
+
+    def decision_maps(self, volumes):
+        BATCHES.append(len(volumes))
+        return [-FakeDark.anomaly_map(self, v) for v in volumes]

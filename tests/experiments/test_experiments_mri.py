@@ -212,3 +212,22 @@ def test_notebook_04_runs_in_smoke_mode_under_papermill(tmp_path):
     html = written[0].with_suffix(".html").read_text()
     assert "Table II" in html and "Table III" in html and "<table" in html
     assert list_runs(tmp_path / "runs", "mri-smoke")
+
+
+def test_batch_decision_maps_are_used_and_negated(tmp_path, mri_store):
+    root, _, _ = mri_store
+    mri_fakes.BATCHES.clear()
+    cfg = MriConfig("fake-batch", cohort="smoke")
+    out = run_training_group([cfg], tmp_path, "mri-smoke")
+    assert out[cfg.run_id()].ok, out[cfg.run_id()]
+    assert mri_fakes.BATCHES == [6]  # the 3 test controls and 3 patients in one batch
+    batch = read_run(out[cfg.run_id()].path).scores()
+    dark = next(r for r in list_runs(root, "mri-smoke") if r.label == "fake-dark" and r.seed == 0).scores()
+    np.testing.assert_allclose(batch["score"], dark["score"], rtol=1e-6)
+    mri_fakes.BATCHES.clear()
+    from ogae_core.experiments.mri import scored_subjects
+
+    det = mri_fakes.FakeBatch().fit(load_mri_cohort(cfg).by_role("train_control"))
+    subjects = load_mri_cohort(cfg).by_role("patient")
+    got = list(scored_subjects(det, subjects, batch_voxels=1))
+    assert [s.subject_id for s, *_ in got] == [s.subject_id for s in subjects] and mri_fakes.BATCHES == [1, 1, 1]
