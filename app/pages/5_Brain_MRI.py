@@ -10,6 +10,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 import dashboard_lib as lib  # noqa: E402
+from ogae_core.evaluation.mri import PAPER_ORDER  # noqa: E402
 from ogae_core.viz.mri import PLANES, overlay_figure, quantile_threshold, volume_slice  # noqa: E402
 
 st.set_page_config(page_title="OgAE · Brain MRI", layout="wide")
@@ -25,9 +26,11 @@ experiment = lib.choose_experiment(runs, key="mri_experiment")
 runs = [r for r in runs if r.experiment == experiment]
 named = lib.display_names(runs)
 first_seed = {}
-for name, r in named.items():
+for name, r in sorted(named.items(), key=lambda item: (item[1].seed or 0, item[0])):
     first_seed.setdefault(r.label, name)
-chosen = st.sidebar.multiselect("Methods (side by side)", list(named), default=list(first_seed.values())[:4],
+rank = {m: i for i, m in enumerate(PAPER_ORDER)}
+default = sorted(first_seed, key=lambda label: (rank.get(label, len(rank)), label))[:6]
+chosen = st.sidebar.multiselect("Methods (side by side)", list(named), default=[first_seed[m] for m in default],
                                 key="mri_methods")
 if not chosen:
     st.info("Choose at least one method in the sidebar.")

@@ -37,6 +37,7 @@ from ogae_core.evaluation.metrics import all_metrics
 __all__ = [
     "AGGREGATIONS",
     "DEFAULT_AGGREGATION",
+    "PAPER_ORDER",
     "SIZE_BINS_MM3",
     "WM_THRESHOLD",
     "best_dice",
@@ -48,6 +49,9 @@ __all__ = [
     "subject_score",
     "subject_scores",
 ]
+
+#: Row order of the paper's Tables II and III, then the white-matter reference.
+PAPER_ORDER: tuple[str, ...] = ("ae-unet", "vqvae-transformer", "sae-loc", "sae-ps", "ogae-loc", "wm-prior")
 
 #: Subject-score rules: name -> (statistic, exclude the ventricles).
 AGGREGATIONS: dict[str, tuple[str, bool]] = {

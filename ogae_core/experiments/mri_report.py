@@ -19,7 +19,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from ogae_core.evaluation.mri import AGGREGATIONS
+from ogae_core.evaluation.mri import AGGREGATIONS, PAPER_ORDER
 from ogae_core.evaluation.mri_tables import (
     MriTable,
     aggregation_table,
@@ -32,8 +32,6 @@ from ogae_core.evaluation.mri_tables import (
 __all__ = ["PAPER_ORDER", "MriFrames", "MriReport", "frame_markdown", "mri_frames", "mri_report", "mri_runs",
            "fig3", "one_run_per_method", "paper_comparison", "paper_tables", "subject_maps"]
 
-#: Row order of the paper's tables, then the reference.
-PAPER_ORDER = ("ae-unet", "vqvae-transformer", "sae-loc", "sae-ps", "ogae-loc", "wm-prior")
 FORMATS = ("md", "html", "latex")
 
 
