@@ -40,14 +40,19 @@ def _store(root: Path, cohort: str) -> None:
 
 
 def run(quick: bool = False) -> list[dict]:
-    """First render vs slice change of the Brain MRI page (see module docstring)."""
+    """First render vs slice change of the Brain MRI page (see module docstring); the temporary
+    run store is removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="ogae-bench-mri-") as tmp:
+        return _run(Path(tmp), quick)
+
+
+def _run(root: Path, quick: bool) -> list[dict]:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     from ogae_core.viz.mri import overlay_figure, volume_slice
 
     cohort = "smoke" if quick else "default"
-    root = Path(tempfile.mkdtemp(prefix="ogae-bench-mri-"))
     _store(root, cohort)
     old = os.environ.get("OGAE_RUNS")
     os.environ["OGAE_RUNS"] = str(root)
