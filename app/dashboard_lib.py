@@ -183,3 +183,54 @@ def bootstrap(named_runs: dict[str, store.Run], n: int, seed: int, by_corruption
     paths = tuple(str(r.path) for r in named_runs.values())
     key = tuple(_stamp(Path(p) / store.SCORES_FILE) for p in paths)
     return _bootstrap(key, paths, names, int(n), int(seed), by_corruption)
+
+
+# ----------------------------------------------------------------------------- brain MRI (page 5)
+MRI_RUNS_HINT = ("Create brain-MRI runs with **`ogae bench mri --cohort smoke`** (or `--cohort default`), "
+                 "or point the sidebar at another runs directory.")
+
+
+@st.cache_resource(show_spinner=False, max_entries=48)
+def _mri_map(path: str, mtime: float):
+    import nibabel as nib
+    import numpy as np
+
+    img = nib.load(path)
+    return np.asarray(img.dataobj, dtype=np.float32), img.affine
+
+
+def mri_map(path: Path):
+    """A NIfTI score map (float32 array, affine), cached on (path, mtime); the arrays are shared, read-only."""
+    data, affine = _mri_map(str(path), _stamp(path))
+    data.setflags(write=False)
+    return data, affine
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _mri_subject(cohort: str, options: tuple, subject_id: str):
+    import numpy as np
+
+    from ogae_core.data.mri import load_cohort
+
+    c = load_cohort(cohort, build=False, **dict(options))
+    v = c.subject(subject_id).load(verify=False)
+    shape = c.grid.cropped_shape
+    z = slice(v.z_start, v.z_start + v.t1.shape[2])
+    out = {}
+    for name, arr, fill in (("t1", v.t1, 0.0), ("lesion", v.lesion, False), ("brain", v.brain, False)):
+        full = np.full(shape, fill, dtype=arr.dtype)
+        full[:, :, z] = arr
+        full.setflags(write=False)
+        out[name] = full
+    out["slab"] = (v.z_start, v.z_start + v.t1.shape[2] - 1)
+    return out
+
+
+def mri_subject(run: store.Run, subject_id: str) -> dict | None:
+    """T1, lesion and brain of a run's subject on the full grid (cached), or ``None`` when the
+    run's cohort is not on this machine (build it with ``ogae data mri --cohort NAME``)."""
+    options = tuple(sorted((run.config.get("cohort_options") or {}).items()))
+    try:
+        return _mri_subject(str(run.config.get("cohort")), options, subject_id)
+    except (FileNotFoundError, KeyError, ValueError):
+        return None

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, Union
 
 #: Built-in kinds: name -> module that registers it when imported.
-BUILTIN_KINDS: dict[str, str] = {"mnistc": "ogae_core.experiments.mnistc"}
+BUILTIN_KINDS: dict[str, str] = {"mnistc": "ogae_core.experiments.mnistc", "mri": "ogae_core.experiments.mri"}
 
 #: Lines of a traceback (or of a job's stderr) kept in a failure.
 TRACEBACK_LINES = 15
