@@ -31,7 +31,7 @@ Examples
 array([0., 1., 2.])
 >>> holds_model(files, d)
 True
->>> check_target(files, d, overwrite=False)
+>>> check_target(files, d, overwrite=False)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
     ...
 FileExistsError: ... is not empty; pass overwrite=True to replace the saved model
@@ -141,7 +141,7 @@ def check_target(files: ModelFiles, path: Path, *, overwrite: bool) -> None:
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> (d / "notes.txt").write_text("mine")
     4
-    >>> check_target(files, d, overwrite=True)
+    >>> check_target(files, d, overwrite=True)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
         ...
     FileExistsError: ... is not empty and does not hold a saved Toy; refusing to replace it
@@ -223,7 +223,7 @@ def read_meta(files: ModelFiles, path: Path) -> dict[str, Any]:
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> (d / "toy.json").write_text('{"format": "toy", "version": 3}')
     31
-    >>> read_meta(files, d)
+    >>> read_meta(files, d)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
         ...
     ValueError: ... has format version 3; this code reads version 1
@@ -265,7 +265,7 @@ def read_arrays(files: ModelFiles, path: Path) -> dict[str, Any]:
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> (d / "arrays.safetensors").write_bytes(b"garbage")
     7
-    >>> read_arrays(files, d)
+    >>> read_arrays(files, d)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
         ...
     ValueError: ... is not a readable safetensors file: ...
