@@ -28,6 +28,7 @@ import numpy as np
 from ogae_core.data.corruptions import CORRUPTIONS, corrupt
 from ogae_core.data.manifests import load_manifest, manifest_digest, tasks_manifest
 from ogae_core.data.mnist import MNIST, cache_dir, load_mnist
+from ogae_core.data.sources import file_sha256
 
 __all__ = ["Split", "MnistCTask", "mnistc_task", "SPLITS", "check_corruption_names"]
 
@@ -179,21 +180,13 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _load_cached(path: Path, key: str) -> dict[str, dict[str, np.ndarray]] | None:
     side = path.with_suffix(".sha256")
     if not path.is_file():
         return None
     try:
         meta = json.loads(side.read_text())
-        if meta.get("key") != key or meta.get("sha256") != _file_sha256(path):
+        if meta.get("key") != key or meta.get("sha256") != file_sha256(path):
             raise ValueError("checksum mismatch")
         with np.load(path, allow_pickle=False) as z:
             return {s: {f: z[f"{s}/{f}"] for f in _FIELDS} for s in SPLITS}
@@ -208,7 +201,7 @@ def _save_cached(path: Path, key: str, parts: dict[str, dict[str, np.ndarray]]) 
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **{f"{s}/{k}": v for s, d in parts.items() for k, v in d.items()})
-        digest = _file_sha256(Path(tmp))
+        digest = file_sha256(Path(tmp))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

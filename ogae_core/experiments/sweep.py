@@ -141,18 +141,25 @@ def training_groups(todo: Sequence[Any], all_configs: Sequence[Any]) -> list[lis
     >>> [len(g) for g in training_groups([b], [a, b])]
     [2]
     """
-    pending = {c.run_id() for c in todo}
-    groups: dict[str, list[Any]] = {}
+    keys: dict[int, tuple[str, str]] = {}  # id(config) -> (training key, run id): each hashed once
+
+    def keys_of(c: Any) -> tuple[str, str]:
+        if id(c) not in keys:
+            keys[id(c)] = (c.training_key(), c.run_id())
+        return keys[id(c)]
+
+    pending = {keys_of(c)[1] for c in todo}
+    groups: dict[str, list[tuple[str, Any]]] = {}
     for c in todo:
-        groups.setdefault(c.training_key(), [])
+        groups.setdefault(keys_of(c)[0], [])
     seen = set()
     for c in list(all_configs) + list(todo):
-        key, rid = c.training_key(), c.run_id()
+        key, rid = keys_of(c)
         if key in groups and rid not in seen:
             seen.add(rid)
-            groups[key].append(c)
+            groups[key].append((rid, c))
     # finished members first: they are the source of the trained network
-    return [sorted(g, key=lambda c: c.run_id() in pending) for g in groups.values()]
+    return [[c for _, c in sorted(g, key=lambda member: member[0] in pending)] for g in groups.values()]
 
 
 def validate_configs(configs: Sequence[Any]) -> None:

@@ -27,6 +27,8 @@ subpackage with its forward and its backward. Engines never import the public mo
 ``persistence.py``              save/load of ``OneClassSVM`` (safetensors + JSON)
 ``localized.py``                ``LocalizedOCSVM``: one OCSVM per voxel, batched BLAS kernels
 ``localized_io.py``             its save/load (support vectors only, ragged; safetensors + JSON)
+``model_files.py``              the model directory both share: target checks, atomic write,
+                                JSON and safetensors reading with their errors
 ``cvxpy_backend.py``            the paper's cvxpylayers formulation (reference backend)
 ``fallback.py``                 libsvm fallback, ``SolverConvergenceError``, KKT check
 ``tolerances.py``               ridge, set and KKT tolerances per dtype

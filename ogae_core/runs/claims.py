@@ -176,7 +176,12 @@ def _create_exclusive(path: Path, text: str) -> bool:
 
 def holder(experiment_dir: str | Path, key: str) -> Claim | None:
     """The live claim of group ``key``, or ``None`` when it is free (absent or stale)."""
-    path = claim_path(experiment_dir, key)
+    return _holder_at(claim_path(experiment_dir, key))
+
+
+def _holder_at(path: Path) -> Claim | None:
+    """The live claim stored at ``path`` (an unreadable file younger than the grace counts as
+    held), or ``None``."""
     if not path.exists():
         return None
     claim = read_claim(path)
@@ -193,9 +198,7 @@ def _take_over_stale(path: Path) -> None:
     if not _create_exclusive(lock, str(os.getpid())):
         return
     try:
-        claim = read_claim(path)
-        stale = (claim is None and _file_age(path) > STALE_GRACE_S) or (claim is not None and is_stale(claim))
-        if stale:
+        if _holder_at(path) is None:  # still stale (or gone) now that this taker holds the lock
             path.unlink(missing_ok=True)
     finally:
         lock.unlink(missing_ok=True)
