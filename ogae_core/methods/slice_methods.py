@@ -40,7 +40,7 @@ Examples
 >>> import torch
 >>> from ogae_core.nets import UNetConfig
 >>> m = AEUNet(backbone=UNetConfig(widths=(4, 8, 8)))
->>> float(m.loss(torch.rand(2, 1, 16, 16), "train", 0).total) > 0
+>>> float(m.loss(torch.rand(2, 1, 16, 16), "train", 0).total.detach()) > 0
 True
 """
 from __future__ import annotations
