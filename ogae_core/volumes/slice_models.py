@@ -70,7 +70,7 @@ from ogae_core.methods.slice_methods import (
 from ogae_core.nets.transformer import TransformerConfig
 from ogae_core.nets.unet import UNetConfig
 from ogae_core.nets.vqvae import VQVAEConfig
-from ogae_core.train import TrainConfig, deterministic, resolve_device, train
+from ogae_core.train import TrainConfig, deterministic, resolve_device
 from ogae_core.validation import check_integer, check_real
 from ogae_core.volumes.base import VolumeDetector, register_volume_method
 
@@ -194,18 +194,18 @@ class SliceDetector(VolumeDetector):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ training
-    def fit(self, train_subjects: Sequence, early_stop: Sequence = (), *, seed: int = 0,
+    def fit(self, train: Sequence, early_stop: Sequence = (), *, seed: int = 0,
             progress: bool = False) -> "SliceDetector":
-        """Train on the slices of ``train_subjects`` (hold-out: ``early_stop``, else 20 % of the slices)."""
+        """Train on the slices of the subjects ``train`` (hold-out: ``early_stop``, else 20 % of the slices)."""
         self.check_params()
         check_integer("seed", seed, minimum=0)
-        X = training_slices(train_subjects, self.slice_shape)
+        X = training_slices(train, self.slice_shape)
         X_val = training_slices(early_stop, self.slice_shape) if len(early_stop) else None
         config = self.train_config(seed, progress)
         with deterministic(seed):
             method = self.build_method()
             with trainer_accepting_slices():
-                result = train(method, X, config, X_val=X_val)
+                result = trainer.train(method, X, config, X_val=X_val)
         self.method_ = method.eval()
         self.history_ = _merge_history(result.history, getattr(method, "extra_history", []))
         self.train_seconds_ = float(result.seconds)
