@@ -131,10 +131,10 @@ def test_transformer_training_steps_reduce_the_nll_and_leave_the_vqvae_alone():
     _steps(m, x, "vqvae", n=5)
     vq_state = {k: v.clone() for k, v in m.vqvae.state_dict().items()}
     m.eval()
-    before = float(m.loss(x, "transformer", 0).total)
+    before = float(m.loss(x, "transformer", 0).total.detach())
     _steps(m, x, "transformer", n=20)
     m.eval()
-    assert float(m.loss(x, "transformer", 0).total) < before
+    assert float(m.loss(x, "transformer", 0).total.detach()) < before
     assert all(torch.equal(v, m.vqvae.state_dict()[k]) for k, v in vq_state.items())
 
 
