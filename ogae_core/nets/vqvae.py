@@ -89,11 +89,13 @@ class VectorQuantizer(nn.Module):
     decay : float
         EMA decay.
     dead_threshold : float
-        EMA count under which a code is restarted on a random encoder output (EMA mode; 0: never).
+        EMA count (vectors per batch) under which a code is restarted on a random encoder
+        output (EMA mode; 0: never). The default 1.0 restarts codes used less than about once
+        per batch, as Jukebox's codebook restarts do (Dhariwal et al. 2020).
     """
 
     def __init__(self, num_embeddings: int, dim: int, mode: str = "ema", decay: float = 0.99,
-                 dead_threshold: float = 0.01) -> None:
+                 dead_threshold: float = 1.0) -> None:
         super().__init__()
         if mode not in CODEBOOK_MODES:
             raise ValueError(f"codebook mode must be one of {CODEBOOK_MODES}; got {mode!r}")
@@ -180,6 +182,8 @@ class VQVAEConfig:
         How the codebook is learnt (see :class:`VectorQuantizer`).
     decay : float
         EMA decay (van den Oord et al.: 0.99).
+    dead_threshold : float
+        EMA count under which a code is restarted (see :class:`VectorQuantizer`).
     in_channels : int
         Image channels.
     """
@@ -191,6 +195,7 @@ class VQVAEConfig:
     embedding_dim: int = 256
     codebook: str = "ema"
     decay: float = 0.99
+    dead_threshold: float = 1.0
     in_channels: int = 1
 
     def __post_init__(self) -> None:
@@ -203,6 +208,8 @@ class VQVAEConfig:
             raise ValueError(f"codebook must be one of {CODEBOOK_MODES}; got {self.codebook!r}")
         if not 0 < self.decay < 1:
             raise ValueError(f"decay must be in (0, 1); got {self.decay!r}")
+        if not self.dead_threshold >= 0:
+            raise ValueError(f"dead_threshold must be >= 0; got {self.dead_threshold!r}")
 
     @property
     def downsampling(self) -> int:
@@ -256,7 +263,7 @@ class SliceVQVAE(nn.Module):
             previous = c.channels
         self.encoder = nn.Sequential(*down, *[ResidualBlock(c.channels) for _ in range(c.n_residual)],
                                      nn.ReLU(), nn.Conv2d(c.channels, c.embedding_dim, 1))
-        self.quantizer = VectorQuantizer(c.num_embeddings, c.embedding_dim, c.codebook, c.decay)
+        self.quantizer = VectorQuantizer(c.num_embeddings, c.embedding_dim, c.codebook, c.decay, c.dead_threshold)
         up: list[nn.Module] = []
         for i in range(c.n_down):
             up += [nn.ConvTranspose2d(c.channels, c.channels, 4, 2, 1), nn.ReLU()]
