@@ -32,8 +32,10 @@ The one trainer validates images as 28 x 28 MNIST digits (``ogae_core.batching.i
 training call (a wrapper until the trainer takes an image shape).
 
 Run on a cohort: ``python -m ogae_core.volumes.slice_models --cohort default --out DIR``
-(trains both, writes the models, the NIfTI maps of every test subject and ``summary.json``
-with voxel AUROC/AUPR per patient, the prevalence, and the times).
+(trains both, writes the models, the float32 NIfTI maps of every test subject -- NaN outside the
+brain -- and ``summary.json`` with voxel AUROC/AUPR per patient within the brain, the prevalence,
+the subject scores and their AUROC, and the times). A quick check of the experiment kind's
+metrics, not a replacement for it.
 
 Examples
 --------
@@ -464,8 +466,7 @@ def run_on_cohort(cohort_name: str, out: Path, methods: Sequence[str], size: str
             score_seconds.append(time.perf_counter() - t0)
             path = out / name / "maps" / f"{subject.subject_id}.nii.gz"
             path.parent.mkdir(parents=True, exist_ok=True)
-            data = np.nan_to_num(m, nan=0.0)
-            atomic_write_file(path, lambda tmp: tmp.write_bytes(nifti_bytes(data, v.affine)))
+            atomic_write_file(path, lambda tmp: tmp.write_bytes(nifti_bytes(m, v.affine)))  # float32, NaN outside
             row = {"subject": subject.subject_id, "role": subject.role, "score": subject_score(m, v)}
             if subject.role == "patient":
                 row.update(voxel_metrics(m, v))
