@@ -289,3 +289,41 @@ def test_augmentation_only_in_training_mode():
     assert y.shape == x.shape and not torch.equal(y, x) and float(y.min()) >= 0 and float(y.max()) <= 1
     shifted = augment_slices(x, translation=0.1, brightness=0.0, generator=torch.Generator().manual_seed(3))
     assert not torch.equal(shifted, x)
+
+
+# ---------------------------------------------------------------------- command line
+class _NamedSubject(FakeSubject):
+    def __init__(self, seed, role):
+        super().__init__(seed, lesion=role == "patient")
+        self.subject_id, self.role = f"{role}-{seed}", role
+
+
+class _FakeCohort:
+    def split_training(self, seed=0):
+        return [_NamedSubject(i, "train_control") for i in range(4)], [_NamedSubject(50, "train_control")]
+
+    def by_role(self, role):
+        return [_NamedSubject(60 + i, role) for i in range(2)]
+
+
+def test_command_writes_models_maps_and_summary(tmp_path, monkeypatch):
+    import json
+
+    import nibabel as nib
+
+    import ogae_core.data.mri as mri
+    from ogae_core.volumes.slice_models import main
+
+    monkeypatch.setattr(mri, "load_cohort", lambda name: _FakeCohort())
+    assert main(["--cohort", "fake", "--out", str(tmp_path / "out"), "--size", "smoke", "--methods", "ae-unet"]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    s = summary["methods"]["ae-unet"]
+    assert 0 <= s["voxel_auroc_mean"] <= 1 and s["prevalence_mean"] > 0 and s["epochs"] == 2
+    maps = sorted((tmp_path / "out" / "ae-unet" / "maps").glob("*.nii.gz"))
+    assert len(maps) == 4
+    data = np.asarray(nib.load(str(maps[0])).dataobj)
+    brain = _volume(0).brain
+    assert data.shape == brain.shape and np.isnan(data[~brain]).all()
+    assert (tmp_path / "out" / "ae-unet" / "model" / "detector.json").is_file()
+    with pytest.raises(SystemExit):
+        main(["--cohort", "fake", "--out", str(tmp_path / "out")])  # refuses a non-empty directory
