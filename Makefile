@@ -4,10 +4,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.ogae-installed
 PORT   ?= 8501
+LAB_PORT ?= 8888
+LAB_IP   ?= 127.0.0.1
+# Jupyter refuses to start as root without --allow-root (most containers run as root)
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 # see ogae_core/__init__.py: spinning OpenMP waits slow small torch ops 10-15x on shared cores
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: venv demo demo-ocsvm test bench report lab dashboard clean-venv
+.PHONY: venv demo demo-ocsvm test bench report lab dashboard clean-venv system-deps
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
@@ -51,9 +55,21 @@ bench: $(STAMP)
 report: $(STAMP)
 	$(VENV)/bin/ogae notebooks --out reports --kernel python3
 
+# JupyterLab on the notebooks, headless: no browser is opened; open the printed URL (with its
+# token). The "OgAE (.venv)" kernel is installed into the venv itself (no write to $HOME).
 lab: $(STAMP)
-	$(PY) -m ipykernel install --user --name ogae --display-name "OgAE (.venv)"
-	$(VENV)/bin/jupyter lab notebooks/
+	$(PY) -m ipykernel install --sys-prefix --name ogae --display-name "OgAE (.venv)"
+	$(VENV)/bin/jupyter lab notebooks/ --no-browser --ip=$(LAB_IP) --port=$(LAB_PORT) $(LAB_ROOT)
+
+# System packages of the optional tests (root, Debian/Ubuntu): Chromium for the dashboard's
+# browser test, SLURM (with slurmdbd on MariaDB, for sacct) and munge for the local-cluster
+# sweep tests. `make test` never installs
+# them; without them those tests are skipped with this command as the reason.
+system-deps:
+	@test "$$(id -u)" = 0 || { echo "error: make system-deps needs root (it runs apt-get)"; exit 1; }
+	@command -v apt-get >/dev/null 2>&1 || { echo "error: apt-get not found; install chromium, slurm-wlm (slurmctld, slurmd), slurmdbd, mariadb-server and munge with your package manager"; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium slurm-wlm slurmdbd mariadb-server munge
 
 clean-venv:
 	rm -rf $(VENV)

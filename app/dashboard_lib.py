@@ -74,12 +74,32 @@ def empty_state(root: Path, what: str = "runs") -> None:
     st.info(f"No {what} found in `{root}`. {MAKE_RUNS_HINT}")
 
 
+def latest_experiment(runs: Sequence[store.Run]) -> str | None:
+    """The experiment whose newest run was finished last (None when there are no runs).
+
+    Runs are ranked by the modification time of their ``FINISHED`` marker (written last, when
+    the run is committed); an experiment counts by its most recent run.
+
+    Examples
+    --------
+    >>> latest_experiment([]) is None
+    True
+    """
+    newest: dict[str, float] = {}
+    for r in runs:
+        stamp = _stamp(r.path / store.FINISHED)
+        newest[r.experiment] = max(stamp, newest.get(r.experiment, float("-inf")))
+    return max(newest, key=newest.__getitem__) if newest else None
+
+
 def choose_experiment(runs: Sequence[store.Run], key: str = "experiment") -> str:
-    """Sidebar select box of the experiments present in ``runs`` (latest choice kept), each
-    shown with its experiment kind as recorded in the run store."""
+    """Sidebar select box of the experiments present in ``runs``, alphabetical, each shown with
+    its experiment kind as recorded in the run store, opening on the most recently written one
+    (:func:`latest_experiment`); the user's later choice is kept."""
     kinds = store.experiment_kinds(runs)
     experiments = sorted(kinds)
-    return st.sidebar.selectbox("Experiment", experiments, key=key,
+    latest = latest_experiment(runs)
+    return st.sidebar.selectbox("Experiment", experiments, index=experiments.index(latest), key=key,
                                 format_func=lambda e: f"{e} ({', '.join(kinds[e])})" if kinds[e] else e)
 
 
@@ -108,7 +128,7 @@ def default_selection(runs: Sequence[store.Run]) -> list[store.Run]:
     """
     from ogae_core.runs.selection import selected_runs
 
-    scored = [r for r in runs if _validation_auroc(r) > float("-inf")]
+    scored = [r for r in runs if validation_auroc(r) > float("-inf")]
     chosen = selected_runs(scored) if scored else {}
     out = []
     for r in runs:
@@ -119,7 +139,27 @@ def default_selection(runs: Sequence[store.Run]) -> list[store.Run]:
     return out
 
 
-def _validation_auroc(run: store.Run) -> float:
+def default_names(named_runs: dict[str, store.Run]) -> list[str]:
+    """Display names of :func:`default_selection` over ``named_runs`` (computed once: linear).
+
+    Examples
+    --------
+    >>> default_names({})
+    []
+    """
+    chosen = {id(r) for r in default_selection(list(named_runs.values()))}
+    return [name for name, r in named_runs.items() if id(r) in chosen]
+
+
+def validation_auroc(run: store.Run) -> float:
+    """The run's validation AUROC from ``metrics.json`` (``-inf`` when it has none).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> validation_auroc(store.Run(Path("x"), "e", "x", {}, {"validation": {"auroc": 0.75}}))
+    0.75
+    """
     value = store.config_value(run.metrics, "validation.auroc")
     return float(value) if isinstance(value, (int, float)) else float("-inf")
 
@@ -143,3 +183,54 @@ def bootstrap(named_runs: dict[str, store.Run], n: int, seed: int, by_corruption
     paths = tuple(str(r.path) for r in named_runs.values())
     key = tuple(_stamp(Path(p) / store.SCORES_FILE) for p in paths)
     return _bootstrap(key, paths, names, int(n), int(seed), by_corruption)
+
+
+# ----------------------------------------------------------------------------- brain MRI (page 5)
+MRI_RUNS_HINT = ("Create brain-MRI runs with **`ogae bench mri --cohort smoke`** (or `--cohort default`), "
+                 "or point the sidebar at another runs directory.")
+
+
+@st.cache_resource(show_spinner=False, max_entries=48)
+def _mri_map(path: str, mtime: float):
+    import nibabel as nib
+    import numpy as np
+
+    img = nib.load(path)
+    return np.asarray(img.dataobj, dtype=np.float32), img.affine
+
+
+def mri_map(path: Path):
+    """A NIfTI score map (float32 array, affine), cached on (path, mtime); the arrays are shared, read-only."""
+    data, affine = _mri_map(str(path), _stamp(path))
+    data.setflags(write=False)
+    return data, affine
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _mri_subject(cohort: str, options: tuple, subject_id: str):
+    import numpy as np
+
+    from ogae_core.data.mri import load_cohort
+
+    c = load_cohort(cohort, build=False, **dict(options))
+    v = c.subject(subject_id).load(verify=False)
+    shape = c.grid.cropped_shape
+    z = slice(v.z_start, v.z_start + v.t1.shape[2])
+    out = {}
+    for name, arr, fill in (("t1", v.t1, 0.0), ("lesion", v.lesion, False), ("brain", v.brain, False)):
+        full = np.full(shape, fill, dtype=arr.dtype)
+        full[:, :, z] = arr
+        full.setflags(write=False)
+        out[name] = full
+    out["slab"] = (v.z_start, v.z_start + v.t1.shape[2] - 1)
+    return out
+
+
+def mri_subject(run: store.Run, subject_id: str) -> dict | None:
+    """T1, lesion and brain of a run's subject on the full grid (cached), or ``None`` when the
+    run's cohort is not on this machine (build it with ``ogae data mri --cohort NAME``)."""
+    options = tuple(sorted((run.config.get("cohort_options") or {}).items()))
+    try:
+        return _mri_subject(str(run.config.get("cohort")), options, subject_id)
+    except (FileNotFoundError, KeyError, ValueError):
+        return None

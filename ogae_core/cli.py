@@ -11,12 +11,23 @@ Subcommands register themselves through small ``add_*_parser`` functions, listed
     ogae report                the results report of finished runs, by each experiment's kind
     ogae runs compare A B      same run ids and metrics (but wall-clock fields) in two run stores?
     ogae notebooks             execute notebooks/ with papermill into reports/ (ipynb + HTML)
+
+Errors: expected ones — bad input (``ValueError``, e.g. an invalid configuration, a checksum
+mismatch), missing data (``FileNotFoundError``, MNIST not reachable) and interruptions
+(Ctrl-C, SIGTERM) — are printed as one line ``ogae: error: …`` on stderr with exit status 2;
+``--verbose`` (anywhere on the command line) adds the traceback. Anything else is a bug and
+keeps its traceback. SIGTERM is handled like Ctrl-C, so ``ogae bench`` stops its local jobs.
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import traceback
 from typing import Sequence
+
+#: Exit status of an expected error (bad input, missing data, interruption).
+EXIT_ERROR = 2
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -36,11 +47,17 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ogae_core.experiments import get_kind, run_sweep
+    from ogae_core.runs import default_root
 
     kind = get_kind(args.kind)
     configs, default_experiment = kind.configs_from_args(args)
     if args.list:
+        from ogae_core.experiments.sweep import validate_configs
+
+        validate_configs(configs)
         keys: dict[str, int] = {}
         for c in configs:
             k = keys.setdefault(c.training_key(), len(keys) + 1)
@@ -53,6 +70,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     result = run_sweep(configs, args.runs_root, experiment, executor=args.executor, jobs=args.jobs,
                        timeout_min=args.time, device=args.device, slurm=slurm, wait=not args.no_wait,
                        train_log=args.verbose)
+    if result.failed:
+        print(f"{len(result.failed)} run(s) failed; their job logs are in "
+              f"{Path(args.runs_root or default_root()) / experiment / '.submitit'}; finished runs are kept, "
+              "and running the same command again retries only what is missing")
     if result.partial:
         print("leftover partial runs (interrupted writes; safe to delete when no sweep runs):")
         for p in result.partial:
@@ -138,7 +159,8 @@ def _add_sweep_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--qos", default=None, help="SLURM QOS")
     b.add_argument("--no-wait", action="store_true", help="SLURM: submit and return")
     b.add_argument("--list", action="store_true", help="print the configurations (run ids, shared trainings) and exit")
-    b.add_argument("--verbose", action="store_true", help="one trainer log line per epoch")
+    b.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="one trainer log line per epoch, and tracebacks of errors")
 
 
 def _add_bench_parser(sub) -> None:
@@ -268,25 +290,95 @@ PARSER_BUILDERS = (_add_demo_parser, _add_data_parser, _add_bench_parser, _add_r
                    _add_notebooks_parser)
 
 
+def _leaf_parsers(parser: argparse.ArgumentParser):
+    """The parsers of the runnable commands (those without subcommands)."""
+    subs = [a for a in parser._actions  # noqa: SLF001 - the documented way to walk an argparse tree is none
+            if isinstance(getattr(a, "choices", None), dict)
+            and all(isinstance(p, argparse.ArgumentParser) for p in a.choices.values())]
+    if not subs:
+        yield parser
+        return
+    for choice in dict.fromkeys(subs[0].choices.values()):
+        yield from _leaf_parsers(choice)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``ogae`` command.
+
+    ``--verbose`` is accepted before the command and after it (``ogae --verbose data fetch``,
+    ``ogae data fetch --verbose``).
 
     Examples
     --------
     >>> build_parser().parse_args(["data", "fetch"]).command
     'data'
+    >>> build_parser().parse_args(["--verbose", "data", "fetch"]).verbose
+    True
     """
     parser = argparse.ArgumentParser(prog="ogae", description="OgAE research environment")
+    parser.add_argument("--verbose", action="store_true", help="print tracebacks of errors (and trainer logs)")
     sub = parser.add_subparsers(dest="command", required=True)
     for add_parser in PARSER_BUILDERS:
         add_parser(sub)
+    for leaf in _leaf_parsers(parser):
+        try:
+            leaf.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                              help="print tracebacks of errors")
+        except argparse.ArgumentError:
+            pass  # the command has its own --verbose (ogae bench: also trainer logs)
     return parser
 
 
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors the CLI reports as one message (exit status 2) rather than a traceback."""
+    from ogae_core.data.mnist import MNISTNotFoundError
+
+    return (ValueError, FileNotFoundError, MNISTNotFoundError, KeyboardInterrupt)
+
+
+def _terminate(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the cleanup run
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def describe_error(err: BaseException) -> str:
+    """The one-line message of an expected error.
+
+    Examples
+    --------
+    >>> describe_error(ValueError("normal and anomaly digits must differ"))
+    'normal and anomaly digits must differ'
+    >>> describe_error(KeyboardInterrupt())
+    'interrupted'
+    """
+    if isinstance(err, KeyboardInterrupt):
+        text = str(err)
+        return text if text.startswith("interrupted") else f"interrupted{f' ({text})' if text else ''}"
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.strerror}: {err.filename}"
+    return str(err) or type(err).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ogae`` console script."""
+    """Entry point of the ``ogae`` console script (see the module docstring for errors and signals)."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    verbose = bool(getattr(args, "verbose", False))
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (e.g. called from a worker thread): leave signals alone
+        previous = None
+    try:
+        return int(args.func(args) or 0)
+    except expected_errors() as err:
+        sys.stdout.flush()
+        if verbose:
+            traceback.print_exc()
+        print(f"ogae: error: {describe_error(err)}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import numbers
 import numpy as np
 
 __all__ = ["check_integer", "check_kernel_matrix", "check_nu", "check_nu_times_n", "check_real", "is_integer",
-           "raise_for_values", "symmetry_rtol"]
+           "is_real", "raise_for_values", "symmetry_rtol"]
 
 
 def is_integer(value) -> bool:
@@ -35,6 +35,17 @@ def is_integer(value) -> bool:
     (True, True, False, False)
     """
     return not isinstance(value, (bool, np.bool_)) and isinstance(value, (numbers.Integral, np.integer))
+
+
+def is_real(value) -> bool:
+    """True for Python and NumPy real numbers (integers included, NaN too), False for ``bool``.
+
+    Examples
+    --------
+    >>> is_real(0.5), is_real(np.float32(1)), is_real(2), is_real(True), is_real("1")
+    (True, True, True, False, False)
+    """
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (numbers.Real, np.floating, np.integer))
 
 
 def check_integer(name: str, value, minimum: int | None = None, maximum: int | None = None,
@@ -95,7 +106,7 @@ def check_real(name: str, value, minimum: float | None = None, maximum: float | 
     ...
     ValueError: lr must be a real number > 0; got 0
     """
-    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (numbers.Real, np.floating, np.integer))
+    ok = is_real(value)
     if ok:
         v = float(value)
         ok = np.isfinite(v) and (minimum is None or (v > minimum if strict_minimum else v >= minimum)) \
@@ -141,8 +152,7 @@ def check_nu(nu) -> float:
     ...
     ValueError: nu must be in (0, 1]; got 0
     """
-    real = not isinstance(nu, (bool, np.bool_)) and isinstance(nu, (numbers.Real, np.floating, np.integer))
-    if not (real and 0.0 < float(nu) <= 1.0):
+    if not (is_real(nu) and 0.0 < float(nu) <= 1.0):
         raise ValueError(f"nu must be in (0, 1]; got {nu!r}")
     return float(nu)
 

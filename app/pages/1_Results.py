@@ -23,7 +23,7 @@ if not runs:
 experiment = lib.choose_experiment(runs)
 exp_runs = [r for r in runs if r.experiment == experiment]
 named = lib.display_names(exp_runs)
-default = [n for n, r in named.items() if r in lib.default_selection(exp_runs)]
+default = lib.default_names(named)  # one selection for the whole experiment (not one per run)
 chosen = st.sidebar.multiselect(
     "Models (runs)",
     list(named),

@@ -11,6 +11,8 @@ import streamlit as st  # noqa: E402
 import dashboard_lib as lib  # noqa: E402
 from ogae_core import runs as store  # noqa: E402
 
+PAGE_SIZES = (100, 250, 1000)
+
 st.set_page_config(page_title="OgAE · Runs", layout="wide")
 st.title("Runs")
 
@@ -33,8 +35,17 @@ if labels:
 if text:
     hit = view.astype(str).apply(lambda col: col.str.contains(text, case=False, regex=False)).any(axis=1)
     view = view[hit]
-st.caption(f"{len(view)} of {len(table)} runs")
-st.dataframe(view, hide_index=True, key="runs_table")
+page_size = st.sidebar.selectbox("Rows per page", PAGE_SIZES, index=0, key="runs_page_size")
+n_pages = max(1, -(-len(view) // page_size))
+if st.session_state.get("runs_page", 1) > n_pages:  # the filter shrank the view: back to its last page
+    st.session_state["runs_page"] = n_pages
+page = int(st.sidebar.number_input("Page", min_value=1, max_value=n_pages, step=1, key="runs_page"))
+start = (page - 1) * page_size
+st.caption(
+    f"{len(view)} of {len(table)} runs"
+    + (f" — page {page} of {n_pages} (rows {start + 1}–{min(start + page_size, len(view))})" if n_pages > 1 else "")
+)
+st.dataframe(view.iloc[start : start + page_size], hide_index=True, key="runs_table")
 
 st.subheader("Compare")
 ids = view.run.tolist()

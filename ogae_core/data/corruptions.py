@@ -45,8 +45,8 @@ _IMPL: dict[str, tuple[Impl, bool, tuple[str, ...]]] = {
     "canny_edges": (overlay.canny_edges, False, ("sigma", "low_threshold", "high_threshold")),
 }
 
-CORRUPTIONS: tuple[str, ...] = tuple(
-    sorted(mnistc_manifest()["corruptions"], key=lambda n: mnistc_manifest()["corruptions"][n]["id"])
+CORRUPTIONS: tuple[str, ...] = tuple(  # the manifest read and validated once, not once per name
+    name for name, spec in sorted(mnistc_manifest()["corruptions"].items(), key=lambda item: item[1]["id"])
 )
 """All corruption names in MNIST-C order (identity first), read from ``mnistc.yaml``."""
 

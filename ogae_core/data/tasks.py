@@ -28,8 +28,9 @@ import numpy as np
 from ogae_core.data.corruptions import CORRUPTIONS, corrupt
 from ogae_core.data.manifests import load_manifest, manifest_digest, tasks_manifest
 from ogae_core.data.mnist import MNIST, cache_dir, load_mnist
+from ogae_core.data.sources import file_sha256
 
-__all__ = ["Split", "MnistCTask", "mnistc_task", "SPLITS"]
+__all__ = ["Split", "MnistCTask", "mnistc_task", "SPLITS", "check_corruption_names"]
 
 SPLITS = ("train", "early_stop", "validation", "test")
 _FORMAT = 1  # bump when the cached layout changes (code changes are hashed into the key)
@@ -106,7 +107,20 @@ class MnistCTask:
         return pd.concat([getattr(self, s).to_frame().assign(split=s) for s in SPLITS], ignore_index=True)
 
 
-def _check_corruptions(names: Sequence[str], what: str) -> tuple[str, ...]:
+def check_corruption_names(names: Sequence[str] | str, what: str) -> tuple[str, ...]:
+    """``names`` as a tuple if every one is a known MNIST-C corruption, listed once, else ``ValueError``.
+
+    ``what`` names the parameter in the message (e.g. ``"--train-corruptions"``).
+
+    Examples
+    --------
+    >>> check_corruption_names(["identity", "stripe"], "--train-corruptions")
+    ('identity', 'stripe')
+    >>> check_corruption_names(["stripes"], "--test-corruptions")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown --test-corruptions ['stripes']; choose from identity, shot_noise, impulse_noise, glass_blur, motion_blur, shear, scale, rotate, brightness, translate, stripe, fog, spatter, dotted_line, zigzag, canny_edges
+    """
     names = (names,) if isinstance(names, str) else tuple(names)
     if not names:
         raise ValueError(f"{what} must list at least one corruption")
@@ -114,7 +128,7 @@ def _check_corruptions(names: Sequence[str], what: str) -> tuple[str, ...]:
     if bad:
         raise ValueError(f"unknown {what} {bad}; choose from {', '.join(CORRUPTIONS)}")
     if len(set(names)) != len(names):
-        raise ValueError(f"{what} lists a corruption twice: {names}")
+        raise ValueError(f"{what} lists a corruption twice: {list(names)}")
     return names
 
 
@@ -166,21 +180,13 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _load_cached(path: Path, key: str) -> dict[str, dict[str, np.ndarray]] | None:
     side = path.with_suffix(".sha256")
     if not path.is_file():
         return None
     try:
         meta = json.loads(side.read_text())
-        if meta.get("key") != key or meta.get("sha256") != _file_sha256(path):
+        if meta.get("key") != key or meta.get("sha256") != file_sha256(path):
             raise ValueError("checksum mismatch")
         with np.load(path, allow_pickle=False) as z:
             return {s: {f: z[f"{s}/{f}"] for f in _FIELDS} for s in SPLITS}
@@ -195,7 +201,7 @@ def _save_cached(path: Path, key: str, parts: dict[str, dict[str, np.ndarray]]) 
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **{f"{s}/{k}": v for s, d in parts.items() for k, v in d.items()})
-        digest = _file_sha256(Path(tmp))
+        digest = file_sha256(Path(tmp))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -278,9 +284,9 @@ def mnistc_task(
             raise ValueError(f"{name} must be a digit 0..9, got {v!r}")
     if normal == anomaly:
         raise ValueError("normal and anomaly digits must differ")
-    train_c = _check_corruptions(d["train_corruptions"] if train_corruptions is None else train_corruptions,
+    train_c = check_corruption_names(d["train_corruptions"] if train_corruptions is None else train_corruptions,
                                  "train_corruptions")
-    test_c = _check_corruptions(d["test_corruptions"] if test_corruptions is None else test_corruptions,
+    test_c = check_corruption_names(d["test_corruptions"] if test_corruptions is None else test_corruptions,
                                 "test_corruptions")
     seed = int(d.get("seed", 0)) if seed is None else seed
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:

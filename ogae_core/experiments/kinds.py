@@ -8,7 +8,8 @@ An experiment kind (MNIST-C, brain MRI, a toy kind in the tests) supplies
   training);
 * :attr:`ExperimentKind.run_training_group` — prepares, trains, scores and writes a group
   of configurations that share one training, returning one :data:`RunOutcome` per run id;
-* optional hooks: :attr:`~ExperimentKind.prepare` (fill caches once, before workers
+* optional hooks: :attr:`~ExperimentKind.validate` (refuse a bad config before any job
+  starts), :attr:`~ExperimentKind.prepare` (fill caches once, before workers
   start), :attr:`~ExperimentKind.run_summary` (one log line per finished run),
   :attr:`~ExperimentKind.report` (the kind's results report of one experiment),
   :attr:`~ExperimentKind.add_arguments` / :attr:`~ExperimentKind.configs_from_args` (its
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, Union
 
 #: Built-in kinds: name -> module that registers it when imported.
-BUILTIN_KINDS: dict[str, str] = {"mnistc": "ogae_core.experiments.mnistc"}
+BUILTIN_KINDS: dict[str, str] = {"mnistc": "ogae_core.experiments.mnistc", "mri": "ogae_core.experiments.mri"}
 
 #: Lines of a traceback (or of a job's stderr) kept in a failure.
 TRACEBACK_LINES = 15
@@ -44,10 +45,15 @@ TRACEBACK_LINES = 15
 
 @dataclass(frozen=True)
 class RunFinished:
-    """A configuration whose run directory exists (made now, or found finished)."""
+    """A configuration whose run directory exists.
+
+    ``preexisting`` is True when the job found the run finished instead of making it (made
+    earlier, or meanwhile by another process); the sweep then counts it as skipped.
+    """
 
     run_id: str
     path: Path
+    preexisting: bool = False
 
     ok = True
 
@@ -109,6 +115,10 @@ class ExperimentKind:
         {run id: RunOutcome}``; must be importable by name (submitit pickles it for workers).
     description : str
         One line for ``ogae bench --help``.
+    validate : callable, optional
+        ``(config) -> None``; raises ``ValueError`` with a readable message for a
+        configuration that cannot run (e.g. equal normal and anomaly digits). The sweep calls
+        it for every configuration before anything is submitted.
     prepare : callable, optional
         ``(configs) -> None``, called once in the driver before any job starts.
     run_summary : callable, optional
@@ -126,6 +136,7 @@ class ExperimentKind:
     run_training_group: Callable[..., Mapping[str, RunOutcome]]
     description: str = ""
     prepare: Callable[[Sequence[Any]], None] | None = None
+    validate: Callable[[Any], None] | None = None
     run_summary: Callable[[Any], str] | None = None
     report: Callable[..., Any] | None = None
     add_arguments: Callable[[Any], None] | None = None

@@ -39,6 +39,8 @@ from ogae_core.experiments.items import (  # noqa: F401 - re-exported
     task_items,
 )
 from ogae_core.experiments.kinds import ExperimentKind, RunFailed, RunFinished, RunOutcome, register_kind
+from ogae_core.validation import check_integer
+from ogae_core.data.tasks import check_corruption_names
 from ogae_core.experiments.mnistc_config import RUNTIME_KEYS, RunConfig, TaskSpec, default_label  # noqa: F401 - re-exported
 
 SPLITS_SCORED = ("validation", "test")
@@ -250,6 +252,41 @@ def run_summary(run) -> str:
             f"validation AUROC {m.get('validation', {}).get('auroc', float('nan')):.3f}")
 
 
+def validate(config: RunConfig) -> None:
+    """Refuse a configuration that cannot run, without loading data or training (the kind's
+    ``validate`` hook): digits, corruption names, method, scoring and hyperparameter names.
+
+    Examples
+    --------
+    >>> validate(RunConfig("ae", "recons", task=TaskSpec(normal=3, anomaly=3)))
+    Traceback (most recent call last):
+    ...
+    ValueError: normal and anomaly digits must differ
+    """
+    from ogae_core.detector import BACKBONE_KEYS, OCSVM_KEYS, TRAIN_KEYS
+    from ogae_core.methods import get_method, hyperparameter_names
+
+    task = config.task
+    for name in ("normal", "anomaly"):
+        v = getattr(task, name)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 9:
+            raise ValueError(f"{name} must be a digit 0..9, got {v!r}")
+    if task.normal == task.anomaly:
+        raise ValueError("normal and anomaly digits must differ")
+    for what in ("train_corruptions", "test_corruptions"):
+        if getattr(task, what) is not None:
+            check_corruption_names(getattr(task, what), what)
+    cls = get_method(config.method)
+    if config.scoring not in cls.scorings:
+        raise ValueError(f"scoring {config.scoring!r} is not available for method {config.method!r}; "
+                         f"choose one of {cls.scorings}")
+    valid = set(hyperparameter_names(config.method)) | set(BACKBONE_KEYS) | set(TRAIN_KEYS) | set(OCSVM_KEYS)
+    unknown = sorted(set(config.hyperparameters) - valid)
+    if unknown:
+        raise ValueError(f"unknown hyperparameter(s) {unknown} for method {config.method!r}; valid: {sorted(valid)}")
+    check_integer("epochs", config.epochs, minimum=1)
+
+
 def add_arguments(parser) -> None:
     """Options of ``ogae bench mnistc`` (besides the sweep options every kind shares)."""
     from ogae_core.experiments.presets import PRESETS
@@ -265,6 +302,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-train", type=int, default=None, help="subsample the training items")
     parser.add_argument("--max-validation", type=int, default=None, help="subsample the validation split")
     parser.add_argument("--max-test", type=int, default=None, help="subsample the test split")
+    parser.add_argument("--train-corruptions", nargs="+", default=None, metavar="NAME",
+                        help="corruptions of the training items (default: the manifest's identity motion_blur "
+                             "translate); names from data_manifests/mnistc.yaml")
+    parser.add_argument("--test-corruptions", nargs="+", default=None, metavar="NAME",
+                        help="corruptions of the validation and test items (default: stripe canny_edges brightness)")
 
 
 def configs_from_args(args) -> tuple[list[RunConfig], str]:
@@ -272,9 +314,18 @@ def configs_from_args(args) -> tuple[list[RunConfig], str]:
     from ogae_core.experiments.presets import experiment_name, preset_configs
 
     overrides = {k: getattr(args, k) for k in ("max_train", "max_validation", "max_test") if getattr(args, k) is not None}
+    corruptions = {}
+    for key in ("train_corruptions", "test_corruptions"):
+        if getattr(args, key, None) is not None:
+            corruptions[key] = check_corruption_names(getattr(args, key), "--" + key.replace("_", "-"))
     configs = preset_configs(args.preset, args.normal, args.anomaly, methods=args.methods, seeds=args.seeds,
-                             epochs=args.epochs, task_overrides=overrides)
-    return configs, experiment_name(args.preset, args.normal, args.anomaly)
+                             epochs=args.epochs, task_overrides=overrides, **corruptions)
+    name = experiment_name(args.preset, args.normal, args.anomaly)
+    if corruptions:  # another task: its own experiment, so that a report never mixes tasks
+        from ogae_core.runs import config_hash
+
+        name += "-c" + config_hash({k: list(v) for k, v in corruptions.items()})[:8]
+    return configs, name
 
 
 def report(runs_root, experiment: str, **options):
@@ -287,6 +338,7 @@ def report(runs_root, experiment: str, **options):
 #: Experiment 1 as an experiment kind.
 KIND = register_kind(ExperimentKind(
     name="mnistc", config_type=RunConfig, run_training_group=run_training_group,
-    description="Experiment 1: MNIST-C normal vs anomaly digit", prepare=prepare, run_summary=run_summary,
+    description="Experiment 1: MNIST-C normal vs anomaly digit", prepare=prepare, validate=validate,
+    run_summary=run_summary,
     report=report, add_arguments=add_arguments, configs_from_args=configs_from_args,
 ), replace=True)

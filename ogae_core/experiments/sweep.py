@@ -10,13 +10,38 @@ The sweep knows no experiment by name: every configuration belongs to an experim
 (:mod:`ogae_core.experiments.kinds`, found through the config's class), which supplies the
 function that runs a group. Configurations that share a training (same ``training_key()``,
 e.g. MNIST-C configurations that differ only in scoring or final-OCSVM options) form one
-job. Every executor calls the kind's ``run_training_group``, which trains once and writes one
-run directory per configuration, atomically, and returns a typed outcome per run
-(:class:`~ogae_core.experiments.kinds.RunFinished` or
-:class:`~ogae_core.experiments.kinds.RunFailed`). Configurations whose run already exists are skipped
-before submission (and again inside the job), so an interrupted sweep — killed at any point —
-resumes by running the same command again; finished runs are never redone nor lost. Submitit's
-job files live in ``<runs-root>/<experiment>/.submitit/`` (hidden from the run store).
+job. Every executor runs :func:`run_group_job`, which calls the kind's ``run_training_group``
+(it trains once and writes one run directory per configuration, atomically) and returns a
+typed outcome per run (:class:`~ogae_core.experiments.kinds.RunFinished` or
+:class:`~ogae_core.experiments.kinds.RunFailed`). Submitit's job files live in
+``<runs-root>/<experiment>/.submitit/`` (hidden from the run store).
+
+Errors. Every configuration is checked by its kind's ``validate`` hook before anything is
+submitted; a bad one stops the sweep at once (:class:`InvalidConfigError`, naming the problem
+and the configurations). A job that fails reports its exception line as the run's message and
+the tail of its traceback (or, for a job killed or cancelled without a result, of its stderr)
+as ``RunFailed.traceback``; the log shows both, not only a log path.
+
+Resume. Configurations whose run already exists are skipped before submission (and again
+inside the job), so an interrupted sweep — killed at any point — resumes by running the same
+command again; finished runs are never redone nor lost.
+
+Claims (two sweeps on one store). A job claims its training group before it trains
+(:mod:`ogae_core.runs.claims`: ``<experiment>/.claims/<training key>.json``, created atomically,
+holding pid, host, start time and the job's time limit; removed when the job ends). A job
+that finds the group claimed by a live process waits for the claim to go, then does only
+what is still missing: runs the other process finished count as skipped ("already
+finished"), never as failed, and nothing is trained twice at the same time. The local
+executor submits groups claimed by another sweep last, so it works on the others meanwhile.
+Stale claims (pid dead on this host, or older than their time limit plus a minute) are taken
+over.
+
+Interruptions. Ctrl-C (``KeyboardInterrupt``; the CLI turns SIGTERM into one) stops the local
+executor's jobs — each submitit controller gets SIGINT, which stops its worker; any still
+alive after a grace period are killed — and raises :class:`SweepInterrupted`, whose message
+says what was kept. Runs in progress are discarded (at most a hidden partial directory
+remains); finished runs stay. SLURM jobs are not cancelled: the message names the array to
+``scancel`` and says that rerunning the command collects their runs.
 """
 from __future__ import annotations
 
@@ -24,9 +49,10 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from ogae_core.experiments.kinds import ExperimentKind, RunFailed, RunFinished, kind_of, tail
+from ogae_core.experiments.jobs import job_failure, run_group_job, stop_local_jobs
+from ogae_core.experiments.kinds import ExperimentKind, RunFailed, RunFinished, kind_of
 from ogae_core.validation import check_integer
 
 EXECUTORS = ("local", "slurm", "inline")
@@ -41,7 +67,7 @@ class SweepResult:
     finished : list of Path
         Runs made by this call.
     skipped : list of Path
-        Runs that already existed (not redone).
+        Runs that already existed, or that another process finished meanwhile (not redone).
     failed : dict
         ``{run id: RunFailed}`` (``str()`` of one is its message; ``.traceback`` the tail of
         the traceback or of the job's stderr).
@@ -115,43 +141,91 @@ def training_groups(todo: Sequence[Any], all_configs: Sequence[Any]) -> list[lis
     >>> [len(g) for g in training_groups([b], [a, b])]
     [2]
     """
-    pending = {c.run_id() for c in todo}
-    groups: dict[str, list[Any]] = {}
+    keys: dict[int, tuple[str, str]] = {}  # id(config) -> (training key, run id): each hashed once
+
+    def keys_of(c: Any) -> tuple[str, str]:
+        if id(c) not in keys:
+            keys[id(c)] = (c.training_key(), c.run_id())
+        return keys[id(c)]
+
+    pending = {keys_of(c)[1] for c in todo}
+    groups: dict[str, list[tuple[str, Any]]] = {}
     for c in todo:
-        groups.setdefault(c.training_key(), [])
+        groups.setdefault(keys_of(c)[0], [])
     seen = set()
     for c in list(all_configs) + list(todo):
-        key, rid = c.training_key(), c.run_id()
+        key, rid = keys_of(c)
         if key in groups and rid not in seen:
             seen.add(rid)
-            groups[key].append(c)
+            groups[key].append((rid, c))
     # finished members first: they are the source of the trained network
-    return [sorted(g, key=lambda c: c.run_id() in pending) for g in groups.values()]
+    return [[c for _, c in sorted(g, key=lambda member: member[0] in pending)] for g in groups.values()]
 
 
-def _report(log: Callable[[str], None] | None, k: int, n: int, cfg: Any, outcome: RunFinished | RunFailed) -> None:
-    if log is None:
-        return
-    if isinstance(outcome, RunFailed):
-        last = outcome.message.strip().splitlines()[-1] if outcome.message.strip() else outcome.message
-        log(f"[{k}/{n}] FAILED {cfg.label} seed {cfg.seed}: {last}")
-        return
-    from ogae_core.runs import read_run
+def validate_configs(configs: Sequence[Any]) -> None:
+    """Refuse configurations that cannot run, before anything starts (the kinds' ``validate`` hooks).
 
-    summary = kind_of(cfg).run_summary
-    detail = f"{summary(read_run(outcome.path))} " if summary is not None else ""
-    log(f"[{k}/{n}] {cfg.label} seed {cfg.seed}: {detail}-> {outcome.path.name}")
+    Raises
+    ------
+    InvalidConfigError
+        Naming every distinct problem and the configurations it concerns.
+
+    Examples
+    --------
+    >>> from ogae_core.experiments import RunConfig, TaskSpec
+    >>> validate_configs([RunConfig("ae", "recons", task=TaskSpec(normal=3, anomaly=3))])
+    Traceback (most recent call last):
+    ...
+    ogae_core.experiments.sweep.InvalidConfigError: invalid configuration, nothing was started: normal and anomaly digits must differ (ae-recons seed 0)
+    """
+    problems: dict[str, list[str]] = {}
+    for c in configs:
+        kind = kind_of(c)  # ValueError for an object that is no kind's config
+        if kind.validate is None:
+            continue
+        try:
+            kind.validate(c)
+        except ValueError as err:
+            problems.setdefault(str(err), []).append(f"{getattr(c, 'label', c)} seed {getattr(c, 'seed', '?')}")
+    if problems:
+        parts = [f"{msg} ({', '.join(who[:3])}{f' and {len(who) - 3} more' if len(who) > 3 else ''})"
+                 for msg, who in problems.items()]
+        noun = "configuration" if sum(map(len, problems.values())) == 1 else "configurations"
+        raise InvalidConfigError(f"invalid {noun}, nothing was started: " + "; ".join(parts))
+
+
+class InvalidConfigError(ValueError):
+    """A configuration of a sweep cannot run (found before any job started)."""
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep stopped by Ctrl-C or SIGTERM; the message says what became of its jobs and runs."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# ------------------------------------------------------------------ reporting
+#: Lines of a failure's traceback / stderr tail that the sweep's log shows.
+LOG_TAIL_LINES = 6
 
 
 class _Progress:
-    """Numbering of finished configurations across groups."""
+    """Numbering and reporting of the pending configurations across groups."""
 
-    def __init__(self, n: int) -> None:
-        self.n, self.k = n, 0
+    def __init__(self, n: int, exp_dir: Path, log) -> None:
+        self.n, self.k, self.exp_dir, self.log = n, 0, exp_dir, log
+        self.last_detail = None
 
-    def record(self, group: Sequence[Any], pending: set, outcomes: dict | None, failure: RunFailed | None,
-               result: SweepResult, log) -> None:
+    def record(self, group: Sequence[Any], pending: set, outcomes: Mapping | None, failure: RunFailed | None,
+               result: SweepResult) -> None:
         """Record the outcome of every pending configuration of a group (``failure``: the whole job failed)."""
+        from ogae_core.runs import is_finished
+
         for cfg in group:
             rid = cfg.run_id()
             if rid not in pending:
@@ -161,74 +235,135 @@ class _Progress:
                 outcome = RunFailed(rid, failure.message, failure.traceback)
             else:
                 outcome = (outcomes or {}).get(rid) or RunFailed(rid, "no result for this configuration")
+            if isinstance(outcome, RunFailed) and is_finished(self.exp_dir / rid):
+                outcome = RunFinished(rid, self.exp_dir / rid)  # written before its job failed (or by another process)
             if isinstance(outcome, RunFinished):
-                result.finished.append(Path(outcome.path))
+                (result.skipped if outcome.preexisting else result.finished).append(Path(outcome.path))
             else:
                 result.failed[rid] = outcome
-            _report(log, self.k, self.n, cfg, outcome)
+            self.report(cfg, outcome)
+
+    def report(self, cfg: Any, outcome: Any) -> None:
+        log, k, n = self.log, self.k, self.n
+        if log is None:
+            return
+        if isinstance(outcome, RunFailed):
+            lines = outcome.message.strip().splitlines() or ["(no message)"]
+            log(f"[{k}/{n}] FAILED {cfg.label} seed {cfg.seed}: {lines[-1]}")
+            detail = [ln for ln in outcome.traceback.splitlines() if ln.strip(" ^~")]  # no caret-only lines
+            while detail and detail[-1].strip() in {ln.strip() for ln in lines}:
+                detail.pop()
+            if detail and detail == self.last_detail:
+                log("    (same error as above)")
+            elif detail:
+                for line in detail[-LOG_TAIL_LINES:]:
+                    log(f"    {line}")
+            self.last_detail = detail
+            return
+        if outcome.preexisting:
+            log(f"[{k}/{n}] {cfg.label} seed {cfg.seed}: already finished (by another process) -> {outcome.path.name}")
+            return
+        from ogae_core.runs import read_run
+
+        summary = kind_of(cfg).run_summary
+        detail = f"{summary(read_run(outcome.path))} " if summary is not None else ""
+        log(f"[{k}/{n}] {cfg.label} seed {cfg.seed}: {detail}-> {outcome.path.name}")
 
 
-def _submit_target(kind: ExperimentKind):
-    """The function a worker runs for ``kind``: the kind's own (pickled by reference, so a kind
-    defined in any importable module works in submitit's workers)."""
-    return kind.run_training_group
-
-
-def _run_inline(groups, pending, root, experiment, result, log, run_kwargs):
-    progress = _Progress(len(pending))
+# ------------------------------------------------------------------ executors
+def _run_inline(groups, pending, root, experiment, result, progress, run_kwargs, time_limit_s):
     for group in groups:
         try:
-            outcomes, failure = kind_of(group[0]).run_training_group(group, root, experiment, **run_kwargs), None
-        except Exception as err:  # noqa: BLE001 - one failed group must not stop the sweep
-            outcomes, failure = None, RunFailed.from_exception(group[0].run_id(), err)
-        progress.record(group, pending, outcomes, failure, result, log)
+            outcomes = run_group_job(kind_of(group[0]).run_training_group, group, str(root), experiment,
+                                     time_limit_s=time_limit_s, **run_kwargs)
+        except KeyboardInterrupt:
+            raise SweepInterrupted(
+                f"interrupted: the run in progress was discarded; {_count_finished(root / experiment, pending)} of "
+                f"the {len(pending)} run(s) to do are finished and kept. Run the same command again to resume.") from None
+        progress.record(group, pending, outcomes, None, result)
 
 
-def _collect(job, group, pending, progress, result, log) -> None:
+def _count_finished(exp_dir: Path, run_ids) -> int:
+    from ogae_core.runs import is_finished
+
+    return sum(is_finished(exp_dir / rid) for rid in run_ids)
+
+
+def _collect(job, group, pending, progress, result) -> None:
     try:
         outcomes, failure = job.result(), None
     except Exception as err:  # noqa: BLE001 - submitit re-raises the job's failure here (with its stderr)
-        outcomes, failure = None, RunFailed(group[0].run_id(), f"{type(err).__name__}: {tail(str(err), 1)}",
-                                            tail(str(err)))
-    progress.record(group, pending, outcomes, failure, result, log)
+        try:
+            stderr = job.stderr() or ""
+        except Exception:  # noqa: BLE001 - no log (yet) is no reason to lose the failure
+            stderr = ""
+        outcomes, failure = None, job_failure(group[0].run_id(), err, stderr, job.paths.stderr)
+    progress.record(group, pending, outcomes, failure, result)
 
 
-def _run_local(groups, pending, root, experiment, result, log, run_kwargs, jobs, timeout_min, poll_s):
+def _next_group(queue: list, exp_dir: Path, nothing_running: bool, deferred: set, log) -> list | None:
+    """The first queued group no other process is training; a claimed one only when nothing of
+    ours runs (its job then waits for the claim). ``None``: wait."""
+    from ogae_core.runs import holder
+
+    for i, group in enumerate(queue):
+        key = group[0].training_key()
+        other = holder(exp_dir, key)
+        if other is None:
+            return queue.pop(i)
+        if log is not None and key not in deferred:
+            log(f"a training of {group[0].label} seed {group[0].seed} is claimed by {other.describe()} "
+                "(another sweep); doing it last")
+        deferred.add(key)
+    return queue.pop(0) if queue and nothing_running else None
+
+
+def _run_local(groups, pending, root, experiment, result, progress, run_kwargs, jobs, timeout_min, poll_s):
     import submitit
 
-    folder = root / experiment / ".submitit"
+    exp_dir = root / experiment
+    folder = exp_dir / ".submitit"
     executor = submitit.LocalExecutor(folder=str(folder))
     executor.update_parameters(timeout_min=timeout_min)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     queue = list(groups)
     running: list[tuple[Any, list]] = []
-    progress = _Progress(len(pending))
+    deferred: set = set()
     try:
         while queue or running:
             while queue and len(running) < jobs:
-                group = queue.pop(0)
-                job = executor.submit(_submit_target(kind_of(group[0])), group, str(root.resolve()), experiment,
+                group = _next_group(queue, exp_dir, not running, deferred, progress.log)
+                if group is None:
+                    break
+                job = executor.submit(run_group_job, kind_of(group[0]).run_training_group, group, str(root.resolve()),
+                                      experiment, time_limit_s=timeout_min * 60, claim_poll_s=poll_s,
                                       threads=threads, **run_kwargs)
                 running.append((job, group))
             still = []
             for job, group in running:
                 if job.done():
-                    _collect(job, group, pending, progress, result, log)
+                    _collect(job, group, pending, progress, result)
                 else:
                     still.append((job, group))
             if len(still) == len(running) and (still or queue):
                 time.sleep(poll_s)
             running = still
-    except BaseException:
-        for job, _ in running:  # an interrupted driver takes its workers down; finished runs stay
-            job.cancel(check=False)
+    except BaseException as err:
+        stop_local_jobs([job for job, _ in running])  # an interrupted driver takes its workers down
+        if isinstance(err, KeyboardInterrupt):
+            kept = _count_finished(exp_dir, pending)
+            raise SweepInterrupted(
+                f"interrupted: stopped {len(running)} local job(s) (their unfinished runs were discarded); "
+                f"{kept} of the {len(pending)} run(s) to do are finished and kept in {exp_dir}. "
+                "Run the same command again to resume.") from None
         raise
 
 
-def _run_slurm(groups, pending, root, experiment, result, log, run_kwargs, jobs, timeout_min, slurm, wait):
+def _run_slurm(groups, pending, root, experiment, result, progress, run_kwargs, jobs, timeout_min, slurm, wait):
     import submitit
 
-    executor = submitit.AutoExecutor(folder=str(root / experiment / ".submitit"), cluster="slurm")
+    folder = root / experiment / ".submitit"
+    executor = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
     params: dict[str, Any] = {"timeout_min": timeout_min, "slurm_array_parallelism": jobs, "name": f"ogae-{experiment}"}
     for key, name in (("partition", "slurm_partition"), ("gpus", "gpus_per_node"), ("cpus", "cpus_per_task"),
                       ("mem_gb", "mem_gb"), ("account", "slurm_account"), ("qos", "slurm_qos")):
@@ -241,16 +376,21 @@ def _run_slurm(groups, pending, root, experiment, result, log, run_kwargs, jobs,
     if slurm.get("cpus"):
         kwargs["threads"] = int(slurm["cpus"])
     with executor.batch():
-        submitted = [(executor.submit(_submit_target(kind_of(group[0])), group, str(root.resolve()), experiment,
-                                      **kwargs), group) for group in groups]
+        submitted = [(executor.submit(run_group_job, kind_of(group[0]).run_training_group, group, str(root.resolve()),
+                                      experiment, time_limit_s=timeout_min * 60, **kwargs), group) for group in groups]
     result.submitted = [job.job_id for job, _ in submitted]
-    if log is not None:
-        log(f"submitted {len(submitted)} SLURM job(s) (array {submitted[0][0].job_id.split('_')[0] if submitted else '-'})")
+    array = submitted[0][0].job_id.split("_")[0] if submitted else "-"
+    if progress.log is not None:
+        progress.log(f"submitted {len(submitted)} SLURM job(s) (array {array})")
     if not wait:
         return
-    progress = _Progress(len(pending))
-    for job, group in submitted:
-        _collect(job, group, pending, progress, result, log)
+    try:
+        for job, group in submitted:
+            _collect(job, group, pending, progress, result)
+    except KeyboardInterrupt:
+        raise SweepInterrupted(
+            f"interrupted: the SLURM job(s) of array {array} keep running on the cluster (logs in {folder}); "
+            f"run the same command again to collect their runs, or `scancel {array}` to stop them.") from None
 
 
 def run_sweep(configs: Sequence[Any], runs_root: str | Path | None = None, experiment: str = "mnistc", *,
@@ -305,6 +445,7 @@ def run_sweep(configs: Sequence[Any], runs_root: str | Path | None = None, exper
     for c in configs:
         kind = kind_of(c)  # ValueError for an object that is no kind's config
         kinds.setdefault(kind.name, kind)
+    validate_configs(configs)
     t0 = time.perf_counter()
     root = _resolve_root(runs_root)
     result = SweepResult()
@@ -320,13 +461,15 @@ def run_sweep(configs: Sequence[Any], runs_root: str | Path | None = None, exper
     pending = {c.run_id() for c in todo}
     if log is not None and todo:
         log(f"{len(groups)} training(s) shared by the {len(todo)} run(s)")
+    progress = _Progress(len(pending), root / experiment, log)
     try:
         if executor == "inline":
-            _run_inline(groups, pending, root, experiment, result, log, run_kwargs)
+            _run_inline(groups, pending, root, experiment, result, progress, run_kwargs, timeout_min * 60)
         elif executor == "local" and todo:
-            _run_local(groups, pending, root, experiment, result, log, run_kwargs, jobs, timeout_min, poll_s)
+            _run_local(groups, pending, root, experiment, result, progress, run_kwargs, jobs, timeout_min, poll_s)
         elif executor == "slurm" and todo:
-            _run_slurm(groups, pending, root, experiment, result, log, run_kwargs, jobs, timeout_min, dict(slurm or {}), wait)
+            _run_slurm(groups, pending, root, experiment, result, progress, run_kwargs, jobs, timeout_min,
+                       dict(slurm or {}), wait)
     finally:
         result.seconds = time.perf_counter() - t0
     if log is not None:

@@ -55,6 +55,13 @@ from ogae_core.methods.svdd import (
     soft_radius,
     squared_distance,
 )
+from ogae_core.methods.slice_methods import (
+    SLICE_METHODS,
+    AEUNet,
+    VQVAETransformer,
+    build_slice_method,
+    heal_codes,
+)
 from ogae_core.nets import BackboneConfig, PatchBackboneConfig, backbone_config_from_dict
 
 #: Registry: user-facing name -> method class.
@@ -116,7 +123,7 @@ __all__ = [
     "BATCH_LAYOUTS", "COMMON_HISTORY_COLUMNS", "check_nonnegative", "AE", "AEConfig", "DSPSVDD", "DSPSVDDConfig", "DVAESVDD", "DVAESVDDConfig", "HardDeepSVDD",
     "HardDeepSVDDConfig", "LOSS_TERMS", "LossOutput", "METHODS", "Method", "MethodConfig", "OgAE",
     "OgAEConfig", "Phase", "SAE", "SAEConfig", "STRATEGIES", "SoftDeepSVDD", "SoftDeepSVDDConfig", "VAE",
-    "VAEConfig", "build_method", "get_method", "hyperparameter_names", "init_center", "kl_divergence",
+    "VAEConfig", "SLICE_METHODS", "AEUNet", "VQVAETransformer", "build_slice_method", "heal_codes", "build_method", "get_method", "hyperparameter_names", "init_center", "kl_divergence",
     "method_names", "method_rows", "reconstruction_error", "similarity_term", "soft_radius",
     "squared_distance", "strategy_weights",
 ]

@@ -1,7 +1,9 @@
 """Plain ``nn.Module`` networks (no training code).
 
 ``MnistBackbone`` is the paper's S-H1 network shared by every Experiment-1 method;
-``PatchBackbone`` the S-H2 patch network of Experiment 2 (brain MRI). :func:`build_backbone`
+``SliceUNet`` (AE/UNet of Baur et al.), ``SliceVQVAE`` and ``CodeTransformer`` (VQ-VAE +
+Transformer of Pinaya et al.) are the whole-slice baselines of Experiment 2;
+``PatchBackbone`` is the S-H2 patch network of Experiment 2 (brain MRI). :func:`build_backbone`
 builds either from its config (the type of the config chooses the network), and
 :func:`backbone_config_from_dict` reads a saved config back (``"kind": "patch"`` marks the
 patch network; MNIST configs carry no kind, as before).
@@ -23,6 +25,9 @@ from ogae_core.nets.mnist import (
     nearest_upsample_conv2d,
     to_transposed_kernel,
 )
+from ogae_core.nets.transformer import CodeTransformer, TransformerConfig, TransformerOutput
+from ogae_core.nets.unet import PAPER_UNET_WIDTHS, SliceUNet, UNetConfig, UNetOutput
+from ogae_core.nets.vqvae import CODEBOOK_MODES, QuantizerOutput, SliceVQVAE, VectorQuantizer, VQVAEConfig, VQVAEOutput
 from ogae_core.nets.patch import PatchBackbone, PatchBackboneConfig
 
 
@@ -48,6 +53,19 @@ def backbone_config_from_dict(d: dict):
 
 
 __all__ = [
+    "CODEBOOK_MODES",
+    "CodeTransformer",
+    "PAPER_UNET_WIDTHS",
+    "QuantizerOutput",
+    "SliceUNet",
+    "SliceVQVAE",
+    "TransformerConfig",
+    "TransformerOutput",
+    "UNetConfig",
+    "UNetOutput",
+    "VQVAEConfig",
+    "VQVAEOutput",
+    "VectorQuantizer",
     "IMAGE_SHAPE",
     "BackboneConfig",
     "BackboneOutput",

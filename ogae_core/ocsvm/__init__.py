@@ -8,6 +8,7 @@ rbf_kernel(x, y, gamma)      RBF kernel; resolve_gamma(z, "scale" | "auto" | flo
 standardize(z_ref, *others)  per-batch latent scaling
 guidance_loss(z_svm, z_loss, nu=..., gamma=..., expander_weight=..., compactor_weight=...)
 OneClassSVM(nu=0.5, gamma="scale")  scikit-learn compatible estimator
+LocalizedOCSVM(nu, gamma)    V independent per-voxel OCSVMs fitted and scored in batch (MRI)
 
 Layout
 ------
@@ -24,6 +25,10 @@ subpackage with its forward and its backward. Engines never import the public mo
 ``kernels.py``                  ``rbf_kernel``, ``resolve_gamma``, ``standardize`` (torch)
 ``estimator.py``                ``OneClassSVM`` (scikit-learn compatible)
 ``persistence.py``              save/load of ``OneClassSVM`` (safetensors + JSON)
+``localized.py``                ``LocalizedOCSVM``: one OCSVM per voxel, batched BLAS kernels
+``localized_io.py``             its save/load (support vectors only, ragged; safetensors + JSON)
+``model_files.py``              the model directory both share: target checks, atomic write,
+                                JSON and safetensors reading with their errors
 ``cvxpy_backend.py``            the paper's cvxpylayers formulation (reference backend)
 ``fallback.py``                 libsvm fallback, ``SolverConvergenceError``, KKT check
 ``tolerances.py``               ridge, set and KKT tolerances per dtype
@@ -55,6 +60,7 @@ from ogae_core.ocsvm.guidance import GuidanceOutput, guidance_loss
 from ogae_core.ocsvm.estimator import OneClassSVM  # noqa: E402
 
 __all__ = [
+    "LocalizedOCSVM",
     "DualSolution",
     "GuidanceOutput",
     "OneClassSVM",

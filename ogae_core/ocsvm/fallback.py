@@ -18,6 +18,8 @@ import warnings
 import numpy as np
 import torch
 
+from ogae_core.ocsvm.tolerances import FALLBACK_SET_REL
+
 __all__ = ["SolverConvergenceError", "check_residual", "libsvm_alpha", "state_from_alpha"]
 
 
@@ -41,8 +43,9 @@ def libsvm_alpha(Kn: np.ndarray, nu: float) -> np.ndarray:
 
 
 def state_from_alpha(alpha: np.ndarray, C: float) -> np.ndarray:
-    """Index sets (0 lower, 1 free, 2 upper) read off an approximate solution."""
-    rel = 1e-6
+    """Index sets (0 lower, 1 free, 2 upper) read off an approximate solution
+    (bounds within :data:`~ogae_core.ocsvm.tolerances.FALLBACK_SET_REL` ``* C``)."""
+    rel = FALLBACK_SET_REL
     state = np.ones(alpha.shape, dtype=np.int8)
     state[alpha <= C * rel] = 0
     state[alpha >= C * (1 - rel)] = 2

@@ -93,11 +93,12 @@ def _solve_batch_of_points(z: torch.Tensor, nu: float, gamma, **kw) -> DualSolut
     needs_graph = torch.is_grad_enabled() and z.requires_grad
     if z.device.type != "cpu" or needs_graph:
         return solve_dual(rbf_kernel(z, gamma=g.to(z.device, z.dtype).view(B, 1, 1)), nu, **kw)
-    from ogae_core.ocsvm.cpu_engine.rbf import rbf_batch  # numba loads on first use
+    from ogae_core.ocsvm.cpu_engine.builds import call_within_torch_threads  # numba loads on first use
+    from ogae_core.ocsvm.cpu_engine.rbf import rbf_batch
 
     zn = np.ascontiguousarray(z.detach().numpy(), dtype=np.float64)
     if not np.isfinite(zn).all():
         raise ValueError("z contains non-finite values (nan or inf)")
-    K = torch.from_numpy(rbf_batch(zn, np.ascontiguousarray(g.numpy())))
+    K = torch.from_numpy(call_within_torch_threads(rbf_batch, zn, np.ascontiguousarray(g.numpy())))
     sol = solve_dual(K, nu, **kw)
     return sol._replace(alpha=sol.alpha.to(z.dtype), rho=sol.rho.to(z.dtype))

@@ -13,33 +13,27 @@ A model directory holds two files:
 
 On load the support vectors are padded to ``(V, max n_SV, d)`` with zero coefficients
 (the layout :class:`~ogae_core.ocsvm.LocalizedOCSVM` scores with). The directory is
-written atomically (:func:`ogae_core.atomic.atomic_write_dir`).
+written atomically and read back with the checks of :mod:`ogae_core.ocsvm.model_files`
+(shared with :mod:`ogae_core.ocsvm.persistence`).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from ogae_core.atomic import atomic_write_dir
+from ogae_core.ocsvm.model_files import ModelFiles, check_target, params_json, read_arrays, read_meta, write_model
+
+__all__ = ["FILES", "load_localized", "ragged_arrays", "save_localized"]
 
 FORMAT = "ogae-localized-ocsvm"
 VERSION = 1
 PARAMS_FILE = "localized_ocsvm.json"
 ARRAYS_FILE = "arrays.safetensors"
-_REQUIRED = ("support_vectors", "dual_coef", "n_support", "offset", "gamma")
-
-
-def _versions() -> dict[str, str]:
-    import numpy
-    import sklearn
-
-    from ogae_core.version import __version__
-
-    return {"ogae_core": __version__, "torch": torch.__version__,
-            "scikit-learn": sklearn.__version__, "numpy": numpy.__version__}
+FILES = ModelFiles(
+    label="LocalizedOCSVM", format=FORMAT, version=VERSION, params_file=PARAMS_FILE, arrays_file=ARRAYS_FILE,
+    required=("support_vectors", "dual_coef", "n_support", "offset", "gamma"), framework="torch",
+)
 
 
 def ragged_arrays(model) -> dict[str, torch.Tensor]:
@@ -69,24 +63,11 @@ def save_localized(model, path: Path, *, overwrite: bool = False) -> Path:
         ``path`` is a file, or a non-empty directory and ``overwrite`` is false, or a
         non-empty directory that does not hold a saved LocalizedOCSVM (never replaced).
     """
-    from safetensors.torch import save_file
-
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} exists and is not a directory")
-    non_empty = path.is_dir() and any(path.iterdir())
-    if non_empty and not overwrite:
-        raise FileExistsError(f"{path} is not empty; pass overwrite=True to replace the saved model")
-    if non_empty and not _holds_model(path):
-        raise FileExistsError(f"{path} is not empty and does not hold a saved LocalizedOCSVM; refusing to replace it")
-    params = model.get_params(deep=False)
-    if params.get("device") is not None:
-        params["device"] = str(params["device"])
+    check_target(FILES, path, overwrite=overwrite)
     arrays = ragged_arrays(model)
-    meta = {
-        "format": FORMAT,
-        "version": VERSION,
-        "params": params,
+    sections = {
+        "params": params_json(model),
         "fitted": {
             "n_voxels_": int(model.n_voxels_),
             "n_samples_fit_": int(model.n_samples_fit_),
@@ -95,55 +76,8 @@ def save_localized(model, path: Path, *, overwrite: bool = False) -> Path:
             "n_iter_": int(model.n_iter_),
             "n_fallback_": int(model.n_fallback_),
         },
-        "versions": _versions(),
     }
-
-    def write(tmp: Path) -> None:
-        save_file(arrays, str(tmp / ARRAYS_FILE))
-        (tmp / PARAMS_FILE).write_text(json.dumps(meta, indent=2))
-
-    return atomic_write_dir(path, write, replace=True)
-
-
-def _holds_model(path: Path) -> bool:
-    try:
-        return json.loads((path / PARAMS_FILE).read_text()).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    file = path / PARAMS_FILE
-    if not file.is_file():
-        raise FileNotFoundError(f"{file} is missing: {path} does not hold a saved LocalizedOCSVM")
-    try:
-        meta = json.loads(file.read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"{file} is not valid JSON: {err}") from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{file} is not a saved LocalizedOCSVM")
-    if meta.get("version") != VERSION:
-        raise ValueError(f"{file} has format version {meta.get('version')!r}; this code reads version {VERSION}")
-    for key in ("params", "fitted"):
-        if not isinstance(meta.get(key), dict):
-            raise ValueError(f"{file} lacks the {key!r} section")
-    return meta
-
-
-def _read_arrays(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    file = path / ARRAYS_FILE
-    if not file.is_file():
-        raise FileNotFoundError(f"{file} is missing")
-    try:
-        arrays = load_file(str(file))
-    except Exception as err:  # safetensors raises its own error types on corrupt files
-        raise ValueError(f"{file} is not a readable safetensors file: {err}") from err
-    missing = [k for k in _REQUIRED if k not in arrays]
-    if missing:
-        raise ValueError(f"{file} lacks arrays {missing}")
-    return arrays
+    return write_model(FILES, path, sections, arrays)
 
 
 def _check_arrays(path: Path, a: dict[str, torch.Tensor], V: int, n: int, d: int, standardize: bool) -> None:
@@ -182,8 +116,8 @@ def load_localized(path: Path) -> tuple[dict, dict, dict[str, torch.Tensor]]:
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a directory holding a saved LocalizedOCSVM")
-    meta = _read_meta(path)
-    arrays = _read_arrays(path)
+    meta = read_meta(FILES, path)
+    arrays = read_arrays(FILES, path)
     params, fitted = dict(meta["params"]), dict(meta["fitted"])
     try:
         V, n, d = int(fitted["n_voxels_"]), int(fitted["n_samples_fit_"]), int(fitted["n_features_in_"])

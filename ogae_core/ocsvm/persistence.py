@@ -9,46 +9,31 @@ A model directory holds two files:
   ``offset_``.
 
 ``intercept_`` is derived from these on load, ``alpha_`` and ``rho_`` by
-:meth:`~ogae_core.ocsvm.OneClassSVM.load`. Writing goes through
-:func:`ogae_core.atomic.atomic_write_dir` (a temporary sibling directory renamed into
-place), so an interrupted save never leaves a half-written model.
+:meth:`~ogae_core.ocsvm.OneClassSVM.load`. Writing and the checks on reading are
+:mod:`ogae_core.ocsvm.model_files` (shared with :mod:`ogae_core.ocsvm.localized_io`):
+the directory is written atomically, so an interrupted save never leaves a
+half-written model.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ogae_core.atomic import atomic_write_dir
+from ogae_core.ocsvm.model_files import (
+    ModelFiles, check_target, params_json, read_arrays, read_meta, saved_with_versions, write_model,
+)
+
+__all__ = ["FILES", "load_estimator", "save_estimator", "saved_with_versions"]
 
 FORMAT = "ogae-ocsvm-estimator"
 VERSION = 1
 PARAMS_FILE = "estimator.json"
 ARRAYS_FILE = "arrays.safetensors"
-_ARRAY_KEYS = ("support_vectors_", "support_", "dual_coef_", "offset_")
-
-
-def _versions() -> dict[str, str]:
-    import sklearn
-    import torch
-
-    from ogae_core.version import __version__
-
-    return {
-        "ogae_core": __version__,
-        "scikit-learn": sklearn.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-    }
-
-
-def _params_json(est) -> dict[str, Any]:
-    params = est.get_params(deep=False)
-    if params.get("device") is not None:
-        params["device"] = str(params["device"])
-    return params
+FILES = ModelFiles(
+    label="OneClassSVM", format=FORMAT, version=VERSION, params_file=PARAMS_FILE, arrays_file=ARRAYS_FILE,
+    required=("support_vectors_", "support_", "dual_coef_", "offset_"), framework="numpy", format_in_errors=True,
+)
 
 
 def save_estimator(est, path: Path, *, overwrite: bool = False) -> Path:
@@ -61,21 +46,11 @@ def save_estimator(est, path: Path, *, overwrite: bool = False) -> Path:
         a file, or it is a non-empty directory that does not hold a saved model
         (never deleted, even with ``overwrite=True``).
     """
-    from safetensors.numpy import save_file
-
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} exists and is not a directory")
-    non_empty = path.is_dir() and any(path.iterdir())
-    if non_empty and not overwrite:
-        raise FileExistsError(f"{path} is not empty; pass overwrite=True to replace the saved model")
-    if non_empty and not _holds_model(path):
-        raise FileExistsError(f"{path} is not empty and does not hold a saved OneClassSVM; refusing to replace it")
-    meta = {
-        "format": FORMAT,
-        "version": VERSION,
+    check_target(FILES, path, overwrite=overwrite)
+    sections = {
         "class": type(est).__name__,
-        "params": _params_json(est),
+        "params": params_json(est),
         "fitted": {
             "gamma_": float(est.gamma_),
             "n_features_in_": int(est.n_features_in_),
@@ -85,7 +60,6 @@ def save_estimator(est, path: Path, *, overwrite: bool = False) -> Path:
                 [str(f) for f in est.feature_names_in_] if hasattr(est, "feature_names_in_") else None
             ),
         },
-        "versions": _versions(),
     }
     arrays = {
         "support_vectors_": np.ascontiguousarray(est.support_vectors_, dtype=np.float64),
@@ -93,54 +67,7 @@ def save_estimator(est, path: Path, *, overwrite: bool = False) -> Path:
         "dual_coef_": np.ascontiguousarray(est.dual_coef_, dtype=np.float64),
         "offset_": np.ascontiguousarray(est.offset_, dtype=np.float64),
     }
-
-    def write(tmp: Path) -> None:
-        save_file(arrays, str(tmp / ARRAYS_FILE))
-        (tmp / PARAMS_FILE).write_text(json.dumps(meta, indent=2))
-
-    # an existing directory is an empty one or a saved model with overwrite=True (checked above)
-    return atomic_write_dir(path, write, replace=True)
-
-
-def _holds_model(path: Path) -> bool:
-    try:
-        return json.loads((path / PARAMS_FILE).read_text()).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    file = path / PARAMS_FILE
-    if not file.is_file():
-        raise FileNotFoundError(f"{file} is missing: {path} does not hold a saved OneClassSVM")
-    try:
-        meta = json.loads(file.read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"{file} is not valid JSON: {err}") from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{file} is not a saved OneClassSVM (format {meta.get('format') if isinstance(meta, dict) else None!r})")
-    if meta.get("version") != VERSION:
-        raise ValueError(f"{file} has format version {meta.get('version')!r}; this code reads version {VERSION}")
-    for key in ("params", "fitted"):
-        if not isinstance(meta.get(key), dict):
-            raise ValueError(f"{file} lacks the {key!r} section")
-    return meta
-
-
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
-
-    file = path / ARRAYS_FILE
-    if not file.is_file():
-        raise FileNotFoundError(f"{file} is missing")
-    try:
-        arrays = load_file(str(file))
-    except Exception as err:  # safetensors raises its own error types on corrupt headers/data
-        raise ValueError(f"{file} is not a readable safetensors file: {err}") from err
-    missing = [k for k in _ARRAY_KEYS if k not in arrays]
-    if missing:
-        raise ValueError(f"{file} lacks arrays {missing}")
-    return arrays
+    return write_model(FILES, path, sections, arrays)
 
 
 def load_estimator(cls, path: Path):
@@ -158,8 +85,8 @@ def load_estimator(cls, path: Path):
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a directory holding a saved OneClassSVM")
-    meta = _read_meta(path)
-    arrays = _read_arrays(path)
+    meta = read_meta(FILES, path)
+    arrays = read_arrays(FILES, path)
     fitted = meta["fitted"]
     try:
         est = cls(**meta["params"])

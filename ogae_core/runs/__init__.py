@@ -40,6 +40,7 @@ latents.parquet
     ``umap_x``, ``umap_y`` and metadata (``label``, ``digit``, ``corruption``, ``split``).
 """
 
+from ogae_core.runs.claims import Claim, claim_path, holder, live_claims, release_claim, try_claim
 from ogae_core.runs.compare import StoreComparison, compare_stores, strip_wall_clock
 from ogae_core.runs.layout import (
     CONFIG_FILE,
@@ -82,9 +83,11 @@ __all__ = [
     "SCORES_COLUMNS",
     "SCORES_FILE",
     "TMP_PREFIX",
+    "Claim",
     "Run",
     "RunWriter",
     "StoreComparison",
+    "claim_path",
     "code_version",
     "compare_stores",
     "config_hash",
@@ -93,16 +96,20 @@ __all__ = [
     "default_root",
     "experiment_kinds",
     "filter_runs",
+    "holder",
     "is_finished",
     "library_versions",
     "list_experiments",
     "list_runs",
+    "live_claims",
     "partial_runs",
     "provenance",
     "read_run",
+    "release_claim",
     "remove_partial_run",
     "run_exists",
     "run_id",
     "runs_table",
     "strip_wall_clock",
+    "try_claim",
 ]

@@ -122,3 +122,35 @@ def write_synthetic_store(
             w.write_metrics({"validation": {"auroc": val_auroc}, "train_seconds": 12.5, "flags": {"collapsed": False}})
         paths.append(w.final_path)
     return paths
+
+
+def write_large_store(root: Path, n_runs: int = 1000, experiment: str = "mnistc-3v8-paper",
+                      n_per_class: int = 40, seed: int = 0) -> Path:
+    """A paper-sized experiment: ``n_runs`` finished runs with distinct configurations.
+
+    Writes the runs of :func:`write_synthetic_store` once through :mod:`ogae_core.runs`, then
+    copies their files into ``n_runs`` run directories (cycling over the models), each with its
+    own hyperparameter ``lam``, seed, run id and validation AUROC in ``config.json`` /
+    ``metrics.json`` — as a ``paper`` sweep's grid x seeds would. Copying keeps writing 1,000
+    runs to seconds. Returns the experiment directory.
+    """
+    import json
+    import shutil
+
+    templates = [store.read_run(p) for p in write_synthetic_store(root / ".templates", experiment, n_per_class, seed)]
+    rng = np.random.default_rng(seed)
+    exp_dir = root / experiment
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(n_runs):
+        template = templates[i % len(templates)]
+        config = json.loads((template.path / store.CONFIG_FILE).read_text())
+        config["seed"] = i % 3
+        config.setdefault("hyperparameters", {})["lam"] = float(i // 3)
+        rid = store.run_id({k: v for k, v in config.items() if k not in ("provenance",)}, None)
+        target = exp_dir / rid
+        shutil.copytree(template.path, target)
+        (target / store.CONFIG_FILE).write_text(json.dumps(config))
+        metrics = dict(template.metrics, validation={"auroc": float(rng.random())})
+        (target / store.METRICS_FILE).write_text(json.dumps(metrics))
+    shutil.rmtree(root / ".templates")
+    return exp_dir

@@ -1,7 +1,9 @@
 """One headless-Chromium smoke test of the running dashboard (``streamlit run``).
 
-Needs /usr/bin/chromium (Debian package ``chromium``; CI installs it). Without it the test
-fails; set OGAE_SKIP_BROWSER=1 to skip it deliberately.
+Needs /usr/bin/chromium (Debian package ``chromium``, installed by ``make system-deps``). Without
+it the test is skipped with that command as the reason; CI (``OGAE_REQUIRE_SYSTEM_TESTS=1``,
+set by ``.ci/run``) fails instead. The server starts from the repository root, as ``make
+dashboard`` does, so the project's ``.streamlit/config.toml`` applies.
 """
 
 import os
@@ -15,9 +17,11 @@ from pathlib import Path
 import pytest
 
 from ogae_core import runs as store
+from tests.system_requirements import require_system
 
 CHROMIUM = "/usr/bin/chromium"
-APP = Path(__file__).resolve().parents[2] / "app" / "Home.py"
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "app" / "Home.py"
 pytestmark = pytest.mark.browser
 
 
@@ -42,12 +46,13 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None
 
 
 def _require_browser() -> None:
-    if os.environ.get("OGAE_SKIP_BROWSER") == "1":
-        pytest.skip("OGAE_SKIP_BROWSER=1: browser smoke test skipped on request")
-    # Deliberately a failure, not a skip: CI must have the browser.
-    assert Path(CHROMIUM).exists(), (
-        f"{CHROMIUM} not found: install it (apt-get install -y chromium) or set OGAE_SKIP_BROWSER=1"
-    )
+    reason = None if Path(CHROMIUM).exists() else f"{CHROMIUM} not found"
+    if reason is None:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            reason = "the Python package playwright is not installed (pip install -r requirements.txt)"
+    require_system("Chromium", reason)
 
 
 @pytest.fixture
@@ -67,12 +72,10 @@ def server(synthetic_store, tmp_path):
         str(port),
         "--server.address",
         "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
         "--server.fileWatcherType",
         "none",
     ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc)

@@ -13,7 +13,7 @@ from ogae_core.experiments.notebooks import latent_space_labels, notebook_paths,
 
 def test_every_notebook_has_literal_parameters_with_smoke():
     paths = notebook_paths()
-    assert [p.name for p in paths] == ["01_mnistc_benchmark.ipynb", "02_guidance_dynamics.ipynb"]
+    assert [p.name for p in paths] == ["01_mnistc_benchmark.ipynb", "02_guidance_dynamics.ipynb", "04_brain_mri.ipynb"]
     for p in paths:
         params = parameters_cell(p)
         assert params["smoke"] is False and "runs_root" in params
@@ -22,7 +22,9 @@ def test_every_notebook_has_literal_parameters_with_smoke():
 @pytest.mark.slow
 def test_notebooks_run_in_smoke_mode(smoke_store, tmp_path):
     root, _ = smoke_store  # notebook 01 finds the smoke runs there (resume), notebook 02 trains its own
-    written = execute_notebooks(tmp_path / "reports", smoke=True, kernel="python3", parameters={"runs_root": str(root)})
+    mnist = [p for p in notebook_paths() if p.name[:2] in ("01", "02")]  # 04 (MRI): tests/experiments/test_experiments_mri.py
+    written = execute_notebooks(tmp_path / "reports", smoke=True, kernel="python3", notebooks=mnist,
+                                parameters={"runs_root": str(root)})
     assert [p.name for p in written] == ["01_mnistc_benchmark.ipynb", "02_guidance_dynamics.ipynb"]
     for path in written:
         nb = nbformat.read(str(path), as_version=4)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ogae_core.ocsvm import SolverConvergenceError, rbf_kernel, solve_dual
+from ogae_core.ocsvm import SolverConvergenceError, rbf_kernel, solve_dual, solve_dual_rbf
 from ogae_core.ocsvm.solver import kkt_residual
 
 from .helpers import libsvm_reference, random_problem
@@ -191,3 +191,22 @@ def test_cuda_matches_cpu():
     gpu = solve_dual(K.cuda(), 0.5)
     assert gpu.alpha.device.type == "cuda"
     torch.testing.assert_close(gpu.alpha.cpu(), cpu.alpha, rtol=0, atol=1e-9)
+
+
+def test_batched_cpu_solve_keeps_torch_thread_count():
+    """The threaded compiled engine shares OpenMP with torch; it must not leave torch on more
+    threads than the caller allotted (a run's scores depend on the thread count)."""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 or more CPU threads to observe a change of torch's thread count")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        K = torch.eye(30, dtype=torch.float64).expand(64, 30, 30).contiguous()
+        solve_dual(K, 0.5)
+        z = torch.randn(16, 20, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        solve_dual_rbf(z, 0.3, 0.5)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from scipy import ndimage
 from ogae_core.atomic import atomic_write_file
 from ogae_core.data.mri.atlas import atlas_image, label_mask_on_grid
 from ogae_core.data.mri.grid import reference_grid
+from ogae_core.data.mnist import cache_dir
 from ogae_core.data.mri.manifest import atlases_manifest, cohorts_manifest
 from ogae_core.data.sources import ChecksumError
 
@@ -101,9 +101,7 @@ class Anatomy:
 
 def mri_cache_dir() -> Path:
     """``$OGAE_CACHE/mri`` (or ``~/.cache/ogae/mri``)."""
-    env = os.environ.get("OGAE_CACHE")
-    root = Path(env).expanduser() if env else Path.home() / ".cache" / "ogae"
-    return root / "mri"
+    return cache_dir() / "mri"
 
 
 # ---------------------------------------------------------------- derived maps (any grid)

@@ -17,33 +17,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ogae_core.data.manifests import ManifestError, load_manifest
+from ogae_core.data.manifests import ManifestError, load_manifest, require
 
 __all__ = ["ROLES", "atlases_manifest", "cohorts_manifest", "preset_config", "require"]
 
 ROLES = ("train_control", "test_control", "patient")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def require(d: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    """``d[key]`` if it exists and has type ``kind``, else :class:`ManifestError` naming ``where.key``.
-
-    Examples
-    --------
-    >>> require({"a": 1}, "a", int, "x.yaml")
-    1
-    >>> require({"a": 1}, "b", int, "x.yaml")
-    Traceback (most recent call last):
-    ...
-    ogae_core.data.manifests.ManifestError: x.yaml: missing key 'b'
-    """
-    if not isinstance(d, dict) or key not in d:
-        raise ManifestError(f"{where}: missing key {key!r}")
-    value = d[key]
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        raise ManifestError(f"{where}.{key}: expected {kind}, got {type(value).__name__}")
-    return value
 
 
 def _check_range(pair: Any, where: str) -> None:

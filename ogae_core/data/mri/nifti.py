@@ -32,7 +32,7 @@ import nibabel as nib
 import numpy as np
 
 from ogae_core.data.mri.grid import ReferenceGrid
-from ogae_core.data.sources import ChecksumError
+from ogae_core.data.sources import ChecksumError, file_sha256
 
 __all__ = ["Volume", "file_sha256", "load_volume", "nifti_bytes"]
 
@@ -46,15 +46,6 @@ class Volume:
     z_start: int
     source_shape: tuple = ()
     source_affine: np.ndarray | None = None
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def nifti_bytes(data: np.ndarray, affine: np.ndarray, dtype: type | None = None) -> bytes:

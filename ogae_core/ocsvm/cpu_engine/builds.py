@@ -2,14 +2,23 @@
 
 Threads pay off for large batches only (``PARALLEL_MIN_BATCH`` problems or more); a
 single problem runs the serial build.
+
+Numba's threads and torch's share one OpenMP runtime: a parallel region started by numba
+sets the process's OpenMP thread count to numba's, so torch would then run on every core
+of the machine whatever ``torch.set_num_threads`` said (seen: 1 -> 2 threads after one
+batched solve). :func:`call_within_torch_threads` runs a parallel build with at most torch's
+thread count and puts torch's setting back afterwards. Each problem of a batch is solved by
+one thread, so the thread count never changes a result.
 """
 from __future__ import annotations
 
 import types
 
+import numba
+import torch
 from numba import njit
 
-__all__ = ["PARALLEL_MIN_BATCH", "Builds", "serial_and_parallel"]
+__all__ = ["PARALLEL_MIN_BATCH", "Builds", "call_within_torch_threads", "serial_and_parallel"]
 
 PARALLEL_MIN_BATCH = 8
 
@@ -31,8 +40,39 @@ class Builds:
         self.serial = njit(cache=True)(_renamed(fn, f"{name}_serial"))
 
     def __call__(self, *args):
-        fn = self.parallel if args[0].shape[0] >= PARALLEL_MIN_BATCH else self.serial
+        if args[0].shape[0] >= PARALLEL_MIN_BATCH:
+            return call_within_torch_threads(self.parallel, *args)
+        return self.serial(*args)
+
+
+def call_within_torch_threads(fn, *args):
+    """Call a numba ``parallel=True`` function on at most ``torch.get_num_threads()`` threads,
+    then restore torch's thread count (see the module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from numba import prange
+    >>> @njit(parallel=True)
+    ... def doubled(x):
+    ...     out = np.empty_like(x)
+    ...     for i in prange(x.shape[0]):
+    ...         out[i] = 2 * x[i]
+    ...     return out
+    >>> before = torch.get_num_threads()
+    >>> call_within_torch_threads(doubled, np.arange(3.0)).tolist()
+    [0.0, 2.0, 4.0]
+    >>> torch.get_num_threads() == before
+    True
+    """
+    threads = torch.get_num_threads()
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
         return fn(*args)
+    finally:
+        numba.set_num_threads(previous)
+        torch.set_num_threads(threads)
 
 
 def serial_and_parallel(fn, name: str) -> Builds:

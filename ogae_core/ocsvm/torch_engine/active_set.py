@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from ogae_core.ocsvm.tolerances import RIDGE, SET_TOL
+from ogae_core.ocsvm.tolerances import FALLBACK_SET_REL, RIDGE, SET_TOL
 
 __all__ = ["active_set", "assemble", "initial_sets", "polish", "vertex_rho", "vertex_rho_weights"]
 
@@ -153,10 +153,11 @@ def active_set(K: torch.Tensor, nu: float, max_iter: int):
 
 
 def polish(K: torch.Tensor, alpha: torch.Tensor, nu: float):
-    """One exact Newton step on the active set read off an approximate solution."""
+    """One exact Newton step on the active set read off an approximate solution (the sets of
+    :func:`~ogae_core.ocsvm.fallback.state_from_alpha`)."""
     n = K.shape[-1]
     C = 1.0 / (nu * n)
-    rel = 1e-6
+    rel = FALLBACK_SET_REL
     upper = alpha >= C * (1 - rel)
     free = (alpha > C * rel) & ~upper
     g = (K @ alpha.unsqueeze(-1)).squeeze(-1)
