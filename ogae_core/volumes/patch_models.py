@@ -122,6 +122,46 @@ class PatchModelDetector(VolumeDetector):
     """
 
     method: ClassVar[str] = ""
+    #: Classes of one family train the same network (``ogae bench mri`` trains it once, see
+    #: :meth:`from_trained`).
+    training_family: ClassVar[str] = ""
+    #: Hyperparameters of the OCSVM scorer only (they do not change the trained network).
+    scoring_params: ClassVar[tuple] = ("nu", "gamma")
+    #: Fast training settings of the CI cohort (:meth:`preset_params`).
+    SMOKE_PARAMS: ClassVar[dict] = {"epochs": 2, "patches_per_epoch": 5000, "pool_locations": 3000,
+                                    "eval_patches": 2000}
+
+    @classmethod
+    def preset_params(cls, cohort: str) -> dict:
+        """Defaults for a cohort preset: short training on ``smoke`` (CI), the paper's otherwise.
+
+        Examples
+        --------
+        >>> SAELocalized.preset_params("smoke")["epochs"], SAELocalized.preset_params("default")
+        (2, {})
+        """
+        return dict(cls.SMOKE_PARAMS) if cohort == "smoke" else {}
+
+    @classmethod
+    def from_trained(cls, trained: "PatchModelDetector", params: dict, train: Sequence, early_stop: Sequence = (),
+                     *, seed: int = 0, progress: bool = False) -> "PatchModelDetector":
+        """A fitted ``cls`` with ``params`` that reuses ``trained``'s network (same training family
+        and training hyperparameters; ``ValueError`` otherwise) and keeps its own scorer state."""
+        det = cls(**params)
+        if getattr(trained, "training_family", None) != cls.training_family:
+            raise ValueError(f"cannot reuse a {trained.name!r} network for {cls.name!r} (other training family)")
+        trained._check_fitted()
+        mine, theirs = det.get_params(), trained.get_params()
+        differ = sorted(k for k in set(mine) & set(theirs)
+                        if k not in cls.scoring_params and k not in trained.scoring_params and k != "device"
+                        and mine[k] != theirs[k])
+        if differ:
+            raise ValueError(f"cannot reuse the trained network: training hyperparameters {differ} differ")
+        det._check_ocsvm_params(len(list(train)))
+        for attr in ("network_", "history_", "seed_", "shape_", "z_start_", "affine_"):
+            setattr(det, attr, getattr(trained, attr))
+        det._keep_training_state([as_volumes(s) for s in train])
+        return det
 
     def __init__(self, method_params: dict | None = None, patch_size: int = 15, widths: tuple = (3, 4, 12, 16),
                  epochs: int = 10, batch_size: int = 100, lr: float = 1e-3, patience: int = 5,
@@ -304,6 +344,8 @@ class LocalizedPatchDetector(PatchModelDetector):
         self.neighbourhood = neighbourhood
         self.chunk_memory = chunk_memory
 
+    scoring_params: ClassVar[tuple] = ("nu", "gamma", "neighbourhood", "chunk_memory")
+
     def _check_ocsvm_params(self, n_train: int) -> None:
         super()._check_ocsvm_params(n_train)
         per = len(neighbourhood_offsets(self.neighbourhood))
@@ -337,6 +379,7 @@ class OgAELocalized(LocalizedPatchDetector):
     name = "ogae-loc"
     description = "OgAE patch network (S-H2) + localized OCSVM per voxel"
     method = "ogae"
+    training_family = "ogae-patch"
 
 
 @register_volume_method
@@ -346,6 +389,7 @@ class SAELocalized(LocalizedPatchDetector):
     name = "sae-loc"
     description = "siamese patch autoencoder (S-H2) + localized OCSVM per voxel"
     method = "sae"
+    training_family = "sae-patch"
 
 
 @register_volume_method
@@ -361,6 +405,8 @@ class SAEPatientSpecific(PatchModelDetector):
     name = "sae-ps"
     description = "siamese patch autoencoder (S-H2) + patient-specific OCSVM"
     method = "sae"
+    training_family = "sae-patch"
+    scoring_params = ("nu", "gamma", "ps_samples")
 
     def __init__(self, method_params: dict | None = None, patch_size: int = 15, widths: tuple = (3, 4, 12, 16),
                  epochs: int = 10, batch_size: int = 100, lr: float = 1e-3, patience: int = 5,

@@ -186,3 +186,16 @@ def test_nan_codes_are_refused(cohort, sae_loc):
             sae_loc.anomaly_map(patient)
     finally:
         net.load_state_dict(saved)
+
+
+def test_sae_ps_reuses_the_sae_loc_network(cohort, sae_loc):
+    train, stop, patient, _ = cohort
+    cls = type(build_volume_detector("sae-ps"))
+    ps = cls.from_trained(sae_loc, {**FAST, "ps_samples": 300}, train, stop, seed=0)
+    assert ps.network_ is sae_loc.network_ and np.isfinite(ps.decision_map(patient)[patient.brain]).all()
+    loc = type(sae_loc).from_trained(sae_loc, {**FAST, "nu": 0.2}, train, stop, seed=0)
+    assert loc.nu == 0.2 and loc.reference_t1_.shape[0] == len(train)
+    with pytest.raises(ValueError, match="differ"):
+        cls.from_trained(sae_loc, {**FAST, "epochs": 3}, train, stop)
+    with pytest.raises(ValueError, match="training family"):
+        type(build_volume_detector("ogae-loc")).from_trained(sae_loc, FAST, train, stop)
