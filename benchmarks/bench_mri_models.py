@@ -20,6 +20,13 @@ Rows:
   Goal: <= 60 s per test volume amortized on the 2-core CPU; peak memory (max RSS of the
   process) <= 4 GB.
 
+Measured 2026-12-01 on the 2-core CPU (one thread, little other load; 2 slices, 42,105 fitted
+voxels): OgAE step 16.5 ms vs AE 14.2 ms (1.16x, goal met); localized n = 16 x 9 = 144: 185 s per
+test volume (goal 60 s missed; scikit-learn loop 207 s without encoding); n = 16 x 1: 65 s
+(goal missed by 8 %; scikit-learn 121 s); peak RSS 3.4 GB (24 test volumes of the default slab
+loaded). At n = 144 the time goes to LocalizedOCSVM's per-voxel standardization and dual solves;
+encoding (about 1.6 M test + 1.2 M amortized training patches per volume) is about 25 s of it.
+
 A full-cohort run (``python -m ogae_core.volumes.run --cohort full``) takes hours on 2 cores
 with n = 144; this benchmark states its extrapolation. The network is trained for one short
 epoch (the cost of fitting and scoring barely depends on training).
