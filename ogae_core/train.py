@@ -392,7 +392,8 @@ def _run_epoch(method, X, tr_idx, va_idx, gen, optimizer, phase, loop, config, s
             loop["bad_epochs"] += 1
 
     nan = float("nan")
-    row = {c: nan for c in HISTORY_COLUMNS}
+    # the common columns, then those the method declares beyond them (e.g. the VQ-VAE's perplexity)
+    row = {c: nan for c in (*HISTORY_COLUMNS, *(c for c in method.history_columns if c not in HISTORY_COLUMNS))}
     row.update(epoch=loop["epoch"] + 1, phase=phase.name, phase_epoch=loop["phase_epoch"] + 1,
                train_loss=sums["total"] / n_seen, val_loss=val_loss, improved=improved,
                n_train=int(len(tr_idx)), n_val=int(len(va_idx)))

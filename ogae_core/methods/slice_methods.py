@@ -29,11 +29,11 @@ is applied to training batches only (``self.training``); hold-out losses and sco
 slices as they are. The one trainer gathers batches itself and has no per-batch transform hook,
 so the objective applies the data pipeline's transform.
 
-History: the trainer keeps only its own columns (``loss_reconstruction``, ``train_loss`` =
-the phase's objective, ``val_loss``, ``latent_spread`` of the spatially pooled codes); the
-VQ-VAE's codebook and commitment losses, perplexity and codebook usage, and the Transformer's
-NLL are collected per epoch in :attr:`VQVAETransformer.extra_history` (merged into the
-detector's history by :mod:`ogae_core.volumes.slice_models`).
+History: besides the trainer's columns (``loss_reconstruction``, ``train_loss`` = the phase's
+objective, ``val_loss``, ``latent_spread`` of the spatially pooled codes), the VQ-VAE's codebook
+and commitment losses, perplexity and codebook usage, and the Transformer's NLL are history
+columns of their own: declared in :attr:`VQVAETransformer.history_columns`, returned by its
+``end_epoch`` and kept (and checkpointed) by the trainer.
 
 Examples
 --------
@@ -64,7 +64,7 @@ __all__ = ["AEUNet", "AEUNetConfig", "HEALING_MODES", "SLICE_METHODS", "VQTransf
 #: Healing procedures (see :func:`heal_codes`).
 HEALING_MODES = ("release", "sequential")
 
-#: History columns the VQ-VAE + Transformer adds (from :attr:`VQVAETransformer.extra_history`).
+#: History columns the VQ-VAE + Transformer adds (returned by its ``end_epoch`` each epoch).
 VQ_HISTORY_COLUMNS = {
     "loss_codebook": "codebook term ||sg[z_e] - e||² (training mean; no gradient in EMA mode)",
     "loss_commitment": "commitment term ||z_e - sg[e]||² before the weight beta (training mean)",
@@ -139,6 +139,18 @@ class SliceMethod(Method):
 
     Backbone: ClassVar[type] = object
     scorings: ClassVar[tuple] = ("recons",)
+    #: Height and width of the slices it trains on (its detector sets it; ``None``: the slice
+    #: pipeline's ``ogae_core.data.mri.slices.SLICE_SHAPE``). The networks are fully convolutional.
+    slice_shape: tuple[int, int] | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(1, height, width)`` of the slices: what the trainer validates its images against."""
+        if self.slice_shape is None:
+            from ogae_core.data.mri.slices import SLICE_SHAPE  # lazy: keeps nibabel out of `import ogae_core.methods`
+
+            return (1, *SLICE_SHAPE)
+        return (1, *self.slice_shape)
 
     def __init__(self, config: MethodConfig | None = None, backbone=None) -> None:
         nn.Module.__init__(self)
@@ -220,7 +232,6 @@ class VQVAETransformer(SliceMethod):
                              f"codebook size ({backbone.vqvae.num_embeddings})")
         self.vqvae = SliceVQVAE(backbone.vqvae)
         self.transformer = CodeTransformer(backbone.transformer)
-        self.extra_history: list[dict] = []
         self.reset_epoch_stats()
 
     def reset_epoch_stats(self) -> None:
@@ -282,9 +293,10 @@ class VQVAETransformer(SliceMethod):
         raise ValueError(f"unknown phase {phase!r} of {self.name}")
 
     def end_epoch(self, phase: str, epoch: int) -> dict:
-        """Close the epoch's statistics into :attr:`extra_history`."""
+        """The epoch's codebook and Transformer statistics: history columns the trainer keeps
+        (declared in :attr:`history_columns`)."""
         n = max(self.epoch_items, 1)
-        row = {"phase": phase, "phase_epoch": epoch + 1}
+        row = {}
         for name, total in self.epoch_sums.items():
             row[name] = total if name == "restarted_codes" else total / n
         if phase == "vqvae":
@@ -293,9 +305,8 @@ class VQVAETransformer(SliceMethod):
             counts = self.epoch_counts.double()
             p = counts / counts.sum().clamp_min(1)
             row["perplexity"] = float(torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum()))
-        self.extra_history.append(row)
         self.reset_epoch_stats()
-        return {}
+        return row
 
     @torch.no_grad()
     def codebook_perplexity(self, x: torch.Tensor) -> float:

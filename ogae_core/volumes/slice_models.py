@@ -27,9 +27,8 @@ release, these are our assumption), for a GPU; ``default`` -- narrow networks th
 filters, one residual block, 64 codes of dimension 16; Transformer 2 layers of width 64);
 ``smoke`` -- tiny, for tests. Every value can be overridden by the keyword arguments.
 
-The one trainer validates images as 28 x 28 MNIST digits (``ogae_core.batching.images_to_tensor``);
-:func:`trainer_accepting_slices` swaps in :func:`slices_to_tensor` for the duration of a
-training call (a wrapper until the trainer takes an image shape).
+The one trainer validates its images against the method's ``input_shape``; a slice method's is
+``(1, *slice_shape)``, set from the detector's ``shape`` before training.
 
 Run on a cohort: ``python -m ogae_core.volumes.slice_models --cohort default --out DIR``
 (trains both, writes the models, the float32 NIfTI maps of every test subject -- NaN outside the
@@ -47,12 +46,11 @@ Examples
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import time
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -76,8 +74,7 @@ from ogae_core.train import TrainConfig, deterministic, resolve_device
 from ogae_core.validation import check_integer, check_real
 from ogae_core.volumes.base import VolumeDetector, register_volume_method
 
-__all__ = ["AEUNetDetector", "SLICE_SIZES", "SliceDetector", "VQVAETransformerDetector", "slices_to_tensor",
-           "trainer_accepting_slices"]
+__all__ = ["AEUNetDetector", "SLICE_SIZES", "SliceDetector", "VQVAETransformerDetector"]
 
 #: Network and training sizes by name (see the module docstring).
 SLICE_SIZES: dict[str, dict[str, dict]] = {
@@ -103,48 +100,6 @@ SLICE_SIZES: dict[str, dict[str, dict]] = {
 
 #: File names of a saved detector.
 MODEL_FILE, CONFIG_FILE = "model.safetensors", "detector.json"
-
-
-def slices_to_tensor(X, image_shape=None) -> torch.Tensor:
-    """Validate slices and return float32 ``(N, 1, H, W)`` in [0, 1] (the trainer's image check for slices).
-
-    ``image_shape`` (the method's ``input_shape``, which the trainer passes) is not checked here.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> slices_to_tensor(np.zeros((2, 1, 8, 8), np.float32)).shape
-    torch.Size([2, 1, 8, 8])
-    """
-    t = X.detach().cpu() if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
-    if not t.is_floating_point():
-        raise ValueError(f"slices must be float in [0, 1]; got dtype {t.dtype}")
-    if t.dim() != 4 or t.shape[1] != 1 or t.shape[0] == 0:
-        raise ValueError(f"slices must have shape (N, 1, H, W) with N > 0; got {tuple(t.shape)}")
-    if not torch.isfinite(t).all() or t.min() < 0 or t.max() > 1:
-        raise ValueError("slices must be finite and lie in [0, 1]")
-    return t.float().contiguous()
-
-
-@contextlib.contextmanager
-def trainer_accepting_slices() -> Iterator[None]:
-    """Let :func:`ogae_core.train.train` accept ``(N, 1, H, W)`` slices inside the block."""
-    original = trainer.images_to_tensor
-    trainer.images_to_tensor = slices_to_tensor
-    try:
-        yield
-    finally:
-        trainer.images_to_tensor = original
-
-
-def _merge_history(rows: list[dict], extra: list[dict]) -> list[dict]:
-    """Trainer rows with the method's extra columns of the same (phase, phase_epoch)."""
-    by_key = {(e["phase"], e["phase_epoch"]): e for e in extra}
-    merged = []
-    for row in rows:
-        e = by_key.get((row["phase"], row["phase_epoch"]), {})
-        merged.append({**row, **{k: v for k, v in e.items() if k not in row}})
-    return merged
 
 
 def _jsonable(value: Any) -> Any:
@@ -208,10 +163,10 @@ class SliceDetector(VolumeDetector):
         config = self.train_config(seed, progress)
         with deterministic(seed):
             method = self.build_method()
-            with trainer_accepting_slices():
-                result = trainer.train(method, X, config, X_val=X_val)
+            method.slice_shape = tuple(self.slice_shape)
+            result = trainer.train(method, X, config, X_val=X_val)
         self.method_ = method.eval()
-        self.history_ = _merge_history(result.history, getattr(method, "extra_history", []))
+        self.history_ = list(result.history)
         self.train_seconds_ = float(result.seconds)
         self.n_train_slices_ = int(len(X))
         self.seed_ = int(seed)

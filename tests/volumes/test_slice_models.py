@@ -18,7 +18,6 @@ from ogae_core.data.mri.slices import augment_slices, fit_to_shape, restore_shap
 from ogae_core.methods import SLICE_METHODS, build_slice_method, heal_codes
 from ogae_core.nets import CodeTransformer, TransformerConfig
 from ogae_core.volumes import build_volume_detector, get_volume_method
-from ogae_core.volumes.slice_models import trainer_accepting_slices
 
 SHAPE = (32, 40)  # network slice size of the tests (volumes are 28 x 36)
 FAST = {"size": "smoke", "shape": SHAPE, "device": "cpu", "epochs": 2, "batch_size": 4}
@@ -269,13 +268,13 @@ def test_unfitted_detector_refuses_to_score():
 
 
 # ---------------------------------------------------------------------- pipeline pieces
-def test_trainer_wrapper_is_restored_even_on_error():
-    original = trainer.images_to_tensor
-    with pytest.raises(RuntimeError):
-        with trainer_accepting_slices():
-            assert trainer.images_to_tensor is not original
-            raise RuntimeError("boom")
-    assert trainer.images_to_tensor is original
+def test_slice_method_declares_its_input_shape_to_the_trainer():
+    m = build_slice_method("ae-unet", {}, {"widths": [4, 8, 8, 4]})
+    m.slice_shape = (32, 48)
+    assert m.input_shape == (1, 32, 48)
+    with pytest.raises(ValueError, match=r"\(N, 32, 48\)"):
+        trainer.train(m, np.zeros((4, 1, 16, 16), np.float32), trainer.TrainConfig(epochs=1, batch_size=2, progress=False,
+                                                                                  log=False))
 
 
 def test_augmentation_only_in_training_mode():
