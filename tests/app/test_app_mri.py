@@ -110,6 +110,7 @@ def test_missing_cohort_keeps_the_maps_and_warns(mri_store, monkeypatch, tmp_pat
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_brain_mri_page_renders_in_chromium(mri_store, tmp_path):
     """The running dashboard's Brain MRI page draws the overlay (headless Chromium, as the
     browser smoke test of the other pages; OGAE_SKIP_BROWSER=1 skips it on request)."""

@@ -18,7 +18,7 @@ import pytest
 
 from ogae_core import runs as store
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 EXPERIMENT = "mnistc-3v8-smoke"
 
 
