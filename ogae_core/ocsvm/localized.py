@@ -54,6 +54,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ogae_core.ocsvm.solver import solve_dual
+from ogae_core.batching import resolve_device
 from ogae_core.validation import check_integer, check_nu_times_n, check_real
 
 __all__ = ["LocalizedOCSVM"]
@@ -161,7 +162,7 @@ class LocalizedOCSVM(BaseEstimator):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
         check_integer("max_memory", self.max_memory, minimum=1, allow_none=True)
-        return nu, _resolve_device(self.device)
+        return nu, resolve_device("auto" if self.device is None else self.device)
 
     def _chunk_memory(self, device: torch.device) -> int:
         if self.max_memory is not None:
@@ -327,18 +328,6 @@ class LocalizedOCSVM(BaseEstimator):
 
 
 # ---------------------------------------------------------------------- helpers
-def _resolve_device(device) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device must be a torch device name such as 'cpu' or 'cuda:0'; got {device!r}") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available")
-    return dev
-
-
 def _as_tensor(name: str, codes) -> torch.Tensor:
     """``codes`` as a 3-D floating tensor (no copy for NumPy float arrays and tensors)."""
     if isinstance(codes, torch.Tensor):

@@ -221,7 +221,7 @@ def test_scoring_shape_mismatch_and_unfitted():
     (dict(nu=1.5), "nu must be a real number"),
     (dict(max_memory=0), "max_memory must be an integer >= 1"),
     (dict(standardize="yes"), "standardize must be True or False"),
-    (dict(device="nonsense"), "device must be a torch device name"),
+    (dict(device="nonsense"), "device must be 'auto' or a torch device name"),
 ])
 def test_bad_parameters(params, match):
     with pytest.raises(ValueError, match=match):
