@@ -39,6 +39,7 @@ def _get(url: str, proc: subprocess.Popen, deadline: float) -> tuple[int, str]:
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+@pytest.mark.slow
 def test_make_lab_serves_lab_with_a_token_url(tmp_path):
     venv = Path(sys.prefix)  # the environment running the tests; STAMP= skips the venv bootstrap
     port = _free_port()

@@ -47,6 +47,7 @@ def test_registry_finds_builtin_and_registered_kinds():
         run_sweep([{"shift": 1.0}], "/nonexistent", "toy", executor="inline", log=None)
 
 
+@pytest.mark.slow
 def test_toy_kind_runs_locally_resumes_after_a_killed_worker_and_is_reported(tmp_path, worker_path, monkeypatch,
                                                                            capsys):
     configs = [ToyConfig(shift=s) for s in (0.5, 1.0, 2.0)]  # one shared "training" (seed 0): one job

@@ -173,6 +173,7 @@ def test_report_has_tables_ii_and_iii_in_paper_order(mri_store):
     assert set(f.subjects["method"]) == {"wm-prior", "fake-dark", "fake-shared-a", "fake-shared-b"}
 
 
+@pytest.mark.slow
 def test_cli_bench_mri_runs_in_worker_processes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "ogae_core.cli", "bench", "mri", "--cohort", "smoke", "--methods", "wm-prior",

@@ -32,6 +32,7 @@ def counted_fit(monkeypatch):
     return state
 
 
+@pytest.mark.slow
 def test_sweep_resumes_after_kill_without_rerunning_finished_runs(tmp_path, counted_fit):
     configs = _configs(3)
     counted_fit["kill_at"] = 2

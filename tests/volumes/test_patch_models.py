@@ -101,6 +101,7 @@ def test_patient_specific_map_equals_scikit_learn(cohort):
     assert np.isnan(dmap[~patient.brain]).all()
 
 
+@pytest.mark.slow
 def test_streaming_equals_non_streaming(cohort, sae_loc):
     train, _, patient, control = cohort
     targets = [(patient.t1, patient.brain), (control.t1, control.brain)]
