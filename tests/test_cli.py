@@ -25,6 +25,7 @@ def ogae(*args: str, env: dict | None = None, timeout: float = 300) -> subproces
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_equal_digits_are_refused_at_once_with_the_task_message_and_no_job(tmp_path):
     root = tmp_path / "runs"
     out = ogae("bench", "mnistc", "--normal", "3", "--anomaly", "3", "--preset", "smoke", "--runs-root", str(root))
@@ -40,6 +41,7 @@ def test_equal_digits_are_refused_at_once_with_the_task_message_and_no_job(tmp_p
     assert "InvalidConfigError" in verbose.stderr and not root.exists()
 
 
+@pytest.mark.slow
 def test_damaged_cached_wheel_is_one_clear_message(tmp_path):
     from ogae_core.data.manifests import mnist_manifest
 
@@ -111,6 +113,7 @@ def test_unexpected_errors_keep_their_traceback(monkeypatch):
         main(["demo"])
 
 
+@pytest.mark.slow
 def test_missing_mnist_folder_is_one_message(tmp_path):
     out = ogae("data", "fetch", "--root", str(tmp_path / "nowhere"))
     assert out.returncode == EXIT_ERROR

@@ -82,6 +82,7 @@ def test_config_round_trip_and_training_keys():
         MriEvalSpec(aggregation="max")
 
 
+@pytest.mark.slow
 def test_run_directory_holds_maps_scores_and_metrics(mri_store, smoke_cohort):
     root, result, _ = mri_store
     run = next(r for r in list_runs(root, "mri-smoke") if r.label == "fake-dark" and r.seed == 0)

@@ -143,6 +143,7 @@ def test_run_finished_by_another_process_counts_as_done_not_failed(tmp_path):
     assert result.ok and [p.name for p in result.skipped] == [cfg.run_id()]
 
 
+@pytest.mark.slow
 def test_sweep_waits_for_a_claimed_training_and_skips_what_the_other_process_finished(tmp_path):
     configs = [ToyConfig(shift=s) for s in (0.5, 1.0)]
     exp = tmp_path / "toy-exp"
@@ -179,6 +180,7 @@ def test_job_failure_without_a_result_is_described_by_its_stderr():
     assert "submitit INFO" not in failure.traceback and failure.traceback.endswith("(full log: /x/12_1_0_log.err)")
 
 
+@pytest.mark.slow
 def test_failing_local_job_shows_its_error_lines_in_the_log(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     lines: list[str] = []

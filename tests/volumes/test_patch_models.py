@@ -49,6 +49,7 @@ def test_same_seed_same_network():
 
 
 @pytest.mark.parametrize("name", ["sae-loc", "ogae-loc"])
+@pytest.mark.slow
 def test_planted_hypointense_blob_is_ranked_first(cohort, sae_loc, name):
     train, stop, patient, control = cohort
     det = sae_loc if name == "sae-loc" else build_volume_detector(name, FAST).fit(train, stop, seed=0)
@@ -126,6 +127,7 @@ def test_streaming_equals_non_streaming(cohort, sae_loc):
     np.testing.assert_allclose(alone, streamed[1], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_save_load_reproduces_maps_and_score_cohort_writes_nifti(cohort, sae_loc, tmp_path):
     _, _, patient, control = cohort
     sae_loc.save(tmp_path / "det")

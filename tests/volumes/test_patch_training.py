@@ -45,6 +45,7 @@ def test_trainer_refuses_a_sampler_without_the_method_layout():
               sampler=PatchBatches(10))
 
 
+@pytest.mark.slow
 def test_one_epoch_reduces_the_reconstruction_loss_on_generated_volumes():
     tr, stop, _, _ = toy_cohort(n_train=4, n_stop=1)
     loc = sample_locations([v.brain for v in tr], 800, seed=0)
