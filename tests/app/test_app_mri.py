@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -113,62 +114,16 @@ def test_missing_cohort_keeps_the_maps_and_warns(mri_store, monkeypatch, tmp_pat
 @pytest.mark.slow
 def test_brain_mri_page_renders_in_chromium(mri_store, tmp_path):
     """The running dashboard's Brain MRI page draws the overlay (headless Chromium, as the
-    browser smoke test of the other pages; OGAE_SKIP_BROWSER=1 skips it on request)."""
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+    browser smoke test of the other pages; skipped with the install command where Chromium is
+    missing, mandatory in CI)."""
+    from tests.app.dashboard_server import open_browser, require_browser, serve_dashboard
 
-    from tests.app.test_app_browser import CHROMIUM
-
-    if os.environ.get("OGAE_SKIP_BROWSER") == "1":
-        pytest.skip("OGAE_SKIP_BROWSER=1: browser smoke test skipped on request")
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} not found: install chromium or set OGAE_SKIP_BROWSER=1"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, store.RUNS_ENV: str(mri_store), "HOME": str(tmp_path),
-           "OGAE_CACHE": str(Path.home() / ".cache" / "ogae")}
-    home = PAGE.parents[1] / "Home.py"
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(home), "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, "streamlit did not start"
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.3)
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                errors: list[str] = []
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(url + "/Brain_MRI", wait_until="domcontentloaded", timeout=60_000)
-                chart = page.wait_for_selector("[data-testid='stPlotlyChart'] .js-plotly-plot .main-svg",
-                                               timeout=90_000)
-                assert chart.is_visible()
-                assert page.locator("[data-testid='stException']").count() == 0
-                assert page.get_by_text("Download NIfTI").count() >= 1
-                assert not errors, errors
-            finally:
-                browser.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    require_browser()
+    cache = {"OGAE_CACHE": os.environ.get("OGAE_CACHE", str(Path.home() / ".cache" / "ogae"))}
+    with serve_dashboard(mri_store, tmp_path, cache) as url, open_browser() as (page, errors):
+        page.goto(url + "/Brain_MRI", wait_until="domcontentloaded", timeout=60_000)
+        chart = page.wait_for_selector("[data-testid='stPlotlyChart'] .js-plotly-plot .main-svg", timeout=90_000)
+        assert chart.is_visible()
+        assert page.locator("[data-testid='stException']").count() == 0
+        assert page.get_by_text("Download NIfTI").count() >= 1
+        assert not errors, errors
