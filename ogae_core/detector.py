@@ -44,7 +44,7 @@ from ogae_core.train import TrainConfig, train
 #: Keyword arguments that configure the network rather than the method.
 BACKBONE_KEYS = ("latent_dim", "widths", "kernel_size", "negative_slope")
 #: Keyword arguments of the trainer (besides ``epochs`` and ``seed``).
-TRAIN_KEYS = ("batch_size", "lr", "weight_decay", "val_fraction", "patience", "min_delta", "restore_best",
+TRAIN_KEYS = ("batch_size", "lr", "weight_decay", "val_fraction", "patience", "min_delta", "restore_best", "early_stopping",
               "device", "progress", "log", "channels_last")
 #: Keyword arguments of the final OCSVM (``scoring="ocsvm"``); see :class:`Detector`.
 OCSVM_KEYS = ("ocsvm_nu", "ocsvm_gamma", "ocsvm_standardize")
@@ -56,6 +56,11 @@ OCSVM_KEYS = ("ocsvm_nu", "ocsvm_gamma", "ocsvm_standardize")
 OCSVM_DEFAULTS = {"ocsvm_nu": 0.1, "ocsvm_gamma": 0.1, "ocsvm_standardize": True}
 
 _SCORES_EPS_UNIQUE = 10
+#: The ``latent_explosion`` guard fires when the latent spread of some epoch exceeds the first
+#: epoch's by this factor. Chosen between what was seen: the authors' regime raised the spread
+#: 12-fold over 20 epochs (0.78 -> 9.6, issue 12, a healthy expander stage as in the paper's
+#: Fig. 6), the pathology of the project regime 204-fold in nine epochs (45 -> 9,193).
+EXPLOSION_FACTOR = 100.0
 
 
 class CollapseError(RuntimeError):
@@ -64,11 +69,16 @@ class CollapseError(RuntimeError):
 
 def collapse_flags(history: list, scores: np.ndarray | None = None, sv_fraction: float | None = None, *,
                    spread_tol: float = 1e-8, min_unique: int = _SCORES_EPS_UNIQUE,
-                   max_tied: float = 0.5, sv_bounds: tuple[float, float] = (0.01, 0.99)) -> list[str]:
+                   max_tied: float = 0.5, sv_bounds: tuple[float, float] = (0.01, 0.99),
+                   explosion_factor: float = EXPLOSION_FACTOR) -> list[str]:
     """Collapse guards of a training run; returns the names of the guards that fired.
 
     * ``"latent_collapse"``: the last epoch's latent spread (mean pairwise squared distance
       per dimension) is below ``spread_tol`` — every code is the same point;
+    * ``"latent_explosion"``: the latent spread of some epoch exceeds ``explosion_factor``
+      times the first epoch's (:data:`EXPLOSION_FACTOR`) — e.g. OgAE's expander inflating
+      the raw scale of the codes under ``standardize=True``; flagged even when a later epoch
+      shrinks back, since the run's guidance was then mostly about scale;
     * ``"constant_scores"``: ``scores`` take fewer than ``min(min_unique, len(scores))``
       distinct values (rounded to 9 significant digits);
     * ``"tied_scores"``: otherwise, more than ``max_tied`` of the scores share one value
@@ -85,12 +95,16 @@ def collapse_flags(history: list, scores: np.ndarray | None = None, sv_fraction:
     []
     >>> collapse_flags([], np.r_[np.arange(40.0), np.zeros(60)])
     ['tied_scores']
+    >>> collapse_flags([{"latent_spread": 45.0}, {"latent_spread": 9193.0}, {"latent_spread": 28.0}])
+    ['latent_explosion']
     """
     flags = []
     if history:
         spread = history[-1].get("latent_spread", float("nan"))
         if isinstance(spread, float) and math.isfinite(spread) and spread < spread_tol:
             flags.append("latent_collapse")
+        if latent_exploded(history, explosion_factor):
+            flags.append("latent_explosion")
     if scores is not None and len(scores) > 1:
         s = np.asarray(scores, dtype=np.float64)
         if not np.isfinite(s).all():
@@ -107,6 +121,26 @@ def collapse_flags(history: list, scores: np.ndarray | None = None, sv_fraction:
     if sv_fraction is not None and not (sv_bounds[0] <= sv_fraction <= sv_bounds[1]):
         flags.append("sv_fraction_extreme")
     return flags
+
+
+def latent_exploded(history: list, factor: float = EXPLOSION_FACTOR) -> bool:
+    """Whether the latent spread of some epoch exceeds ``factor`` times the first epoch's.
+
+    Epochs without a finite spread are ignored; a first spread of 0 (a collapsed start)
+    counts as exploded as soon as a later one is positive.
+
+    Examples
+    --------
+    >>> latent_exploded([{"latent_spread": 0.8}, {"latent_spread": 9.6}])
+    False
+    >>> latent_exploded([{"latent_spread": 0.8}, {"latent_spread": 81.0}])
+    True
+    """
+    if not factor > 1:
+        raise ValueError(f"the explosion factor must be > 1; got {factor!r}")
+    spreads = [float(v) for v in (row.get("latent_spread", float("nan")) for row in history)
+               if isinstance(v, (int, float)) and math.isfinite(v)]
+    return len(spreads) > 1 and max(spreads[1:]) > factor * spreads[0]
 
 
 class Detector:

@@ -15,9 +15,14 @@ batches of 100, 20 epochs, early stopping on a 10 % hold-out of the training ima
   batch sizes against it up front.
 * Phases: a method's plan (:meth:`~ogae_core.methods.base.Method.phases`) is a list of
   phases, e.g. Deep SVDD's autoencoder pretraining then its own loss, or OgAE's expander
-  stage then its expander + compactor stage. Early stopping acts per phase: after
-  ``patience`` epochs without hold-out improvement the phase ends, its best weights are
-  restored, and the next phase starts.
+  stage then its expander + compactor stage. Early stopping (``early_stopping``) acts per
+  phase by default: after ``patience`` epochs without hold-out improvement the phase ends,
+  its best weights are restored, and the next phase starts — which can roll a later phase
+  back to its first epoch. ``early_stopping="run"`` is one criterion over all epochs
+  instead: one best hold-out loss and one patience counter across the phases, the whole
+  run stops when patience runs out, and the best weights of the whole run are restored
+  once, at the end (meaningful when the hold-out loss is comparable across phases, as
+  OgAE's MSE + λG is; not across Deep SVDD's pretraining and its own loss).
 * History: one flat dict per epoch (see :data:`HISTORY_COLUMNS`), ready for
   ``pandas.DataFrame(history)``; NaN where a column does not apply to the method. What the
   columns mean is declared by the method (:attr:`~ogae_core.methods.Method.history_columns`);
@@ -63,7 +68,7 @@ from ogae_core.methods import LOSS_TERMS, Method
 from ogae_core.validation import check_integer
 
 __all__ = [
-    "HISTORY_COLUMNS", "ShuffledBatches", "TrainConfig", "TrainResult", "TrainingInterrupted", "batch_slices",
+    "EARLY_STOPPING", "HISTORY_COLUMNS", "ShuffledBatches", "TrainConfig", "TrainResult", "TrainingInterrupted", "batch_slices",
     "deterministic", "holdout_split", "images_to_tensor", "latent_spread", "load_model", "model_config",
     "resolve_device", "save_model", "set_determinism", "train",
 ]
@@ -75,6 +80,9 @@ HISTORY_COLUMNS = (
     "latent_spread", "misclassified_fraction", "n_support", "sv_fraction", "rho", "solver_iterations",
     "expander_weight", "compactor_weight", "radius", "improved", "n_train", "n_val", "seconds",
 )
+
+#: Early-stopping modes of :class:`TrainConfig`: one criterion per phase, or one for the run.
+EARLY_STOPPING = ("phase", "run")
 
 _DIAGNOSTICS = ("misclassified_fraction", "n_support", "sv_fraction", "rho", "solver_iterations")
 
@@ -102,7 +110,11 @@ class TrainConfig:
     min_delta : float
         Smallest decrease counted as an improvement.
     restore_best : bool
-        Restore the best hold-out weights at the end of each phase.
+        Restore the best hold-out weights at the end of each phase (``early_stopping="run"``:
+        at the end of the run).
+    early_stopping : {"phase", "run"}
+        ``"phase"``: one criterion per phase (patience and best weights per phase);
+        ``"run"``: one criterion over all epochs (see the module docstring).
     seed : int
         Seed of the initialization, the split, the batch order and sampling.
     device : str
@@ -123,6 +135,7 @@ class TrainConfig:
     patience: int = 5
     min_delta: float = 0.0
     restore_best: bool = True
+    early_stopping: str = "phase"
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -138,6 +151,8 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay!r}")
         if not (0 <= self.val_fraction < 1):
             raise ValueError(f"val_fraction must be in [0, 1); got {self.val_fraction!r}")
+        if self.early_stopping not in EARLY_STOPPING:
+            raise ValueError(f"early_stopping must be one of {EARLY_STOPPING}; got {self.early_stopping!r}")
         if not (self.min_delta >= 0):
             raise ValueError(f"min_delta must be >= 0; got {self.min_delta!r}")
         resolve_device(self.device)
@@ -269,6 +284,7 @@ def train(
             "history": [], "stopped_early": {}, "best_vals": {}, "seconds": 0.0, "phase_started": False,
             "data_sha1": fingerprint}
     best_state = None
+    per_phase = config.early_stopping == "phase"
     if resume and ckpt is not None and checkpoint_path(ckpt) is not None:
         loop, best_state = load_checkpoint(ckpt, method, optimizer, gen, config)
         if loop.get("data_sha1") != fingerprint:
@@ -283,11 +299,14 @@ def train(
             if phase.new_optimizer and loop["phase_index"] > 0:
                 optimizer = _make_optimizer(method, config)
             method.start_phase(phase.name, train_batches)
-            loop.update(phase_started=True, phase_epoch=0, best_val=None, bad_epochs=0)
-            best_state = None
+            loop.update(phase_started=True, phase_epoch=0)
+            if per_phase:
+                loop.update(best_val=None, bad_epochs=0)
+                best_state = None
         if loop["phase_epoch"] >= phase.epochs:
-            _end_phase(method, loop, best_state, config, phase.name, early=False)
-            best_state = None
+            last = loop["phase_index"] == len(phases) - 1
+            _end_phase(method, loop, best_state, config, phase.name, early=False, restore=per_phase or last)
+            best_state = None if per_phase else best_state
             continue
         row, improved_state = _run_epoch(method, X, tr_idx, va_idx, gen, optimizer, phase, loop, config, sampler)
         if improved_state is not None:
@@ -298,8 +317,12 @@ def train(
         loop["seconds"] += row["seconds"]
         stop = len(va_idx) > 0 and loop["bad_epochs"] >= max(1, config.patience) and config.patience > 0
         if stop or loop["phase_epoch"] >= phase.epochs:
-            _end_phase(method, loop, best_state, config, phase.name, early=stop and loop["phase_epoch"] < phase.epochs)
-            best_state = None
+            early = stop and (loop["phase_epoch"] < phase.epochs or (not per_phase and loop["phase_index"] < len(phases) - 1))
+            last = loop["phase_index"] == len(phases) - 1 or (stop and not per_phase)
+            _end_phase(method, loop, best_state, config, phase.name, early=early, restore=per_phase or last)
+            if stop and not per_phase:  # one criterion for the run: the remaining phases are skipped
+                loop["phase_index"] = len(phases)
+            best_state = None if per_phase or last else best_state
         if ckpt is not None:
             save_checkpoint(ckpt, method, optimizer, best_state, loop, gen, config)
         for cb in callbacks:
@@ -331,8 +354,9 @@ def _check_batch_sizes(method: Method, tr_idx: torch.Tensor, va_idx: torch.Tenso
             )
 
 
-def _end_phase(method: Method, loop: dict, best_state, config: TrainConfig, name: str, early: bool) -> None:
-    if config.restore_best and best_state is not None:
+def _end_phase(method: Method, loop: dict, best_state, config: TrainConfig, name: str, early: bool,
+               restore: bool = True) -> None:
+    if restore and config.restore_best and best_state is not None:
         device = next(method.parameters()).device
         method.load_state_dict({k: v.to(device) for k, v in best_state.items()})
     loop["stopped_early"][name] = bool(early)

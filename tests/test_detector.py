@@ -174,6 +174,44 @@ def test_collapse_guards():
     assert collapse_flags([], tied, max_tied=0.6) == []
 
 
+def _inflating_history(factor_per_epoch: float, epochs: int = 4):
+    """History of a real AE training whose encoder output is multiplied by ``factor_per_epoch``
+    after every epoch (the latent scale inflates as under OgAE's explosion)."""
+    import torch
+
+    from ogae_core.methods import build_method
+    from ogae_core.train import TrainConfig, set_determinism, train
+
+    set_determinism(0)
+    m = build_method("ae")
+
+    def inflate(row):
+        with torch.no_grad():
+            m.backbone.fc_mu.weight.mul_(factor_per_epoch)
+            m.backbone.fc_mu.bias.mul_(factor_per_epoch)
+
+    cfg = TrainConfig(epochs=epochs, batch_size=40, patience=0, restore_best=False, progress=False, log=False)
+    return train(m, blobs(160), cfg, callbacks=[inflate]).history
+
+
+def test_latent_explosion_guard_fires_on_an_inflated_latent_scale_only(data):
+    inflated = _inflating_history(10.0)  # spread x100 per epoch
+    assert "latent_explosion" in collapse_flags(inflated)
+    assert "latent_explosion" not in collapse_flags(_inflating_history(1.0))
+    assert collapse_flags([{"latent_spread": 1.0}, {"latent_spread": 50.0}]) == []
+    assert collapse_flags([{"latent_spread": 1.0}, {"latent_spread": 50.0}], explosion_factor=10) == ["latent_explosion"]
+    # a normal run: no flag; the detector reports the guard like the collapse guards
+    det = Detector("ogae", scoring="ocsvm", **{**TINY, "epochs": 3}, **EXTRA["ogae"]).fit(data[0])
+    assert len(det.history_) == 3
+    assert "latent_explosion" not in det.warnings_
+    det.history_ = inflated
+    assert "latent_explosion" in det.with_scoring(data[0]).warnings_
+    with pytest.raises(CollapseError, match="latent_explosion"):
+        det.set_params(strict=True).with_scoring(data[0])
+    with pytest.raises(ValueError, match="explosion factor"):
+        collapse_flags(inflated, explosion_factor=1.0)
+
+
 def test_strict_detector_raises_on_constant_scores():
     flat = np.full((80, 28, 28), 0.5, dtype=np.float32)  # every image identical -> identical scores
     with pytest.raises(CollapseError, match="constant_scores"):

@@ -82,6 +82,8 @@ def test_train_config_validation():
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="device"):
         TrainConfig(device="tpu")
+    with pytest.raises(ValueError, match="early_stopping must be one of"):
+        TrainConfig(early_stopping="epoch")
 
 
 def _fit(name, hp=None, seed=0, **cfg):
@@ -133,6 +135,66 @@ def test_early_stopping_ends_the_phase_and_restores_best_weights():
     assert [r["improved"] for r in res.history] == [True, False, False]
     for k, v in m.state_dict().items():
         assert torch.equal(v, best["state"][k]), k
+
+
+def _two_phase_ogae():
+    set_determinism(0)
+    return build_method("ogae", {"nu": 0.25, "strategy": "expander-then-both", "switch_epoch": 2})
+
+
+def _snapshots(m):
+    states = {}
+
+    def remember(row):
+        states[row["epoch"]] = {k: v.clone() for k, v in m.state_dict().items()}
+    return states, remember
+
+
+@pytest.mark.parametrize("mode, rows, improved, stopped", [
+    ("phase", 4, [True, False, True, False], {"expander": False, "both": False}),  # best and patience reset per phase
+    ("run", 3, [True, False, False], {"expander": False, "both": True}),  # one criterion: stops in phase 2
+])
+def test_early_stopping_per_phase_or_over_the_run(mode, rows, improved, stopped):
+    m = _two_phase_ogae()
+    states, remember = _snapshots(m)
+    cfg = TrainConfig(epochs=4, batch_size=20, patience=2, min_delta=1e9, early_stopping=mode, **QUIET)
+    res = train(m, blobs(100), cfg, callbacks=[remember])
+    assert len(res.history) == rows
+    assert [r["improved"] for r in res.history] == improved
+    assert res.stopped_early == stopped
+    # restored: the best epoch of the last phase (per phase) or of the whole run (run)
+    best_epoch = 3 if mode == "phase" else 1
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, states[best_epoch][k]), k
+
+
+def test_one_criterion_without_patience_runs_every_epoch_and_restores_the_runs_best():
+    m = _two_phase_ogae()
+    states, remember = _snapshots(m)
+    cfg = TrainConfig(epochs=4, batch_size=20, patience=0, min_delta=1e9, early_stopping="run", **QUIET)
+    res = train(m, blobs(100), cfg, callbacks=[remember])
+    assert [r["phase"] for r in res.history] == ["expander", "expander", "both", "both"]
+    assert [r["improved"] for r in res.history] == [True, False, False, False]
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, states[1][k]), k  # the expander's first epoch, across the phase switch
+
+
+def test_resume_with_one_criterion_keeps_the_best_weights_across_phases(tmp_path):
+    cfg = TrainConfig(epochs=4, batch_size=20, patience=0, min_delta=1e9, early_stopping="run", **QUIET)
+    ref = _two_phase_ogae()
+    train(ref, blobs(100), cfg)
+
+    def stop(row):
+        if row["epoch"] == 3:
+            raise TrainingInterrupted("simulated kill")
+
+    m = _two_phase_ogae()
+    with pytest.raises(TrainingInterrupted):
+        train(m, blobs(100), cfg, checkpoint_dir=tmp_path, callbacks=[stop])
+    fresh = _two_phase_ogae()
+    train(fresh, blobs(100), cfg, checkpoint_dir=tmp_path, resume=True)
+    for (k, a), b in zip(ref.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), k
 
 
 def test_deep_svdd_phases_pretrain_then_train():

@@ -41,7 +41,7 @@ from ogae_core.methods.base import (
     kl_divergence,
     reconstruction_error,
 )
-from ogae_core.methods.ogae import STRATEGIES, OgAE, OgAEConfig, strategy_weights
+from ogae_core.methods.ogae import GUIDANCE_REGIMES, STRATEGIES, OgAE, OgAEConfig, strategy_weights
 from ogae_core.methods.svdd import (
     DSPSVDD,
     DVAESVDD,
@@ -120,7 +120,7 @@ def build_method(name: str, hyperparameters: dict | None = None,
 
 
 __all__ = [
-    "BATCH_LAYOUTS", "COMMON_HISTORY_COLUMNS", "check_nonnegative", "AE", "AEConfig", "DSPSVDD", "DSPSVDDConfig", "DVAESVDD", "DVAESVDDConfig", "HardDeepSVDD",
+    "BATCH_LAYOUTS", "GUIDANCE_REGIMES", "COMMON_HISTORY_COLUMNS", "check_nonnegative", "AE", "AEConfig", "DSPSVDD", "DSPSVDDConfig", "DVAESVDD", "DVAESVDDConfig", "HardDeepSVDD",
     "HardDeepSVDDConfig", "LOSS_TERMS", "LossOutput", "METHODS", "Method", "MethodConfig", "OgAE",
     "OgAEConfig", "Phase", "SAE", "SAEConfig", "STRATEGIES", "SoftDeepSVDD", "SoftDeepSVDDConfig", "VAE",
     "VAEConfig", "SLICE_METHODS", "AEUNet", "VQVAETransformer", "build_slice_method", "heal_codes", "build_method", "get_method", "hyperparameter_names", "init_center", "kl_divergence",

@@ -10,9 +10,26 @@ Loss on a batch of latent codes ``z`` (Pinon & Lartizien, eqs. 5-7)::
 * ``G`` comes from :func:`ogae_core.ocsvm.guidance_loss` (exact dual, implicit
   gradients): ``sum_l max(0, -f(z_l))`` in the paper's scaling (``sum alpha = 1``),
   multiplied here by ``n_svm`` — i.e. expressed in libsvm's scaling and divided by ν,
-  exactly the authors' released code — so that ``lambda`` is on the paper's scale
-  (best Experiment-1 setting: ``lambda = 1e-2, nu = 0.03, gamma = 1e-2`` on
-  standardized codes).
+  exactly the authors' released TensorFlow code — so that ``lambda`` is on the released
+  code's scale (not on eq. 5's, which sums squared errors instead of the pixel mean; a λ
+  of one does not transfer to the other).
+* Guidance regimes (:data:`GUIDANCE_REGIMES`, the ``guidance`` hyperparameter): one name
+  for the four settings of the per-batch OCSVM, each overridable on its own.
+  ``"project"`` (the default: ``lambda = 1e-2, nu = 0.03, gamma = 1e-2``, codes
+  standardized with the statistics of ``z_svm`` as constants of the step) is this
+  project's earlier choice, not a setting of the paper or of the authors' code;
+  ``"authors"`` is the released code's defaults (``lambda = 0.1, nu = 0.03,
+  gamma = "scale"``, each half standardized by its own batch mean and population std,
+  differentiably). Which is better is what the fidelity ablation measures
+  (:mod:`ogae_core.experiments.ablation`).
+* Latent-scale explosion under ``standardize=True``: the statistics of ``z_svm`` are
+  constants of the step, so the expander can lower the penalty by inflating the raw scale
+  of the codes, which the next step's standardization undoes (seen: spread 45 → 9,193 in
+  nine expander epochs). Not fixed in that mode on purpose — it is the compiled CPU
+  engine's fast path and the default whose results are on record; the fix is the
+  ``"each"`` standardization (the ``"authors"`` regime), whose loss is invariant to the
+  scale of the codes and whose statistics carry gradients. The ``latent_explosion`` guard
+  (:func:`ogae_core.detector.collapse_flags`) flags a run where it happens.
 * Strategies (weights ``(beta_1, beta_2)`` of the expander and compactor gradients):
   ``"expander"`` (1, 0), ``"compactor"`` (0, 1), ``"both"`` (1, 1),
   ``"expander-then-both"`` (1, 0) for the first ``switch_epoch`` epochs then
@@ -34,15 +51,30 @@ from ogae_core.validation import check_nu_times_n
 
 STRATEGIES = ("expander", "compactor", "both", "expander-then-both", "expander-then-compactor")
 
+#: Named settings of the guidance (see the module docstring): ``lam``, ``nu``, ``gamma`` and
+#: ``standardize`` of each regime. ``"authors"``: the defaults of the authors' released
+#: TensorFlow code (``models_xp1/models_coupled_tf.py``); ``"project"``: this project's.
+GUIDANCE_REGIMES: dict[str, dict] = {
+    "project": {"lam": 1e-2, "nu": 0.03, "gamma": 1e-2, "standardize": True},
+    "authors": {"lam": 0.1, "nu": 0.03, "gamma": "scale", "standardize": "each"},
+}
+#: The regime of :class:`OgAEConfig` when ``guidance`` is not given.
+DEFAULT_GUIDANCE = "project"
+
 
 @dataclass(frozen=True)
 class OgAEConfig(MethodConfig):
     """Hyperparameters of :class:`OgAE`.
 
+    ``lam``, ``nu``, ``gamma`` and ``standardize`` left at ``None`` take the value of the
+    ``guidance`` regime (:data:`GUIDANCE_REGIMES`); given ones override it.
+
     Attributes
     ----------
+    guidance : str
+        Named regime of the per-batch OCSVM: ``"project"`` (default) or ``"authors"``.
     lam : float
-        λ, weight of the guidance term.
+        λ, weight of the guidance term (on the released code's scale, see the module docs).
     nu : float
         ν of the per-batch OCSVM, in (0, 1]; needs ``nu * (batch // 2) >= 1``.
     gamma : float or {"scale", "auto"}
@@ -50,7 +82,7 @@ class OgAEConfig(MethodConfig):
     standardize : bool or "each"
         Standardize the codes before the kernel: ``True`` with the statistics of
         ``z_svm`` for both halves (constants of the step); ``"each"`` each half with its
-        own statistics, differentiably (the authors' released code); see
+        own batch mean and population std, differentiably (the authors' released code); see
         :func:`~ogae_core.ocsvm.guidance_loss`.
     strategy : str
         One of :data:`STRATEGIES`.
@@ -58,17 +90,33 @@ class OgAEConfig(MethodConfig):
         Epochs of the first stage of the two-stage strategies.
     both_weights : tuple of float
         ``(beta_1, beta_2)`` of the "both" stage.
+
+    Examples
+    --------
+    >>> c = OgAEConfig(guidance="authors")
+    >>> c.lam, c.nu, c.gamma, c.standardize
+    (0.1, 0.03, 'scale', 'each')
+    >>> OgAEConfig(guidance="authors", lam=0.5).lam
+    0.5
+    >>> OgAEConfig().gamma
+    0.01
     """
 
-    lam: float = 1e-2
-    nu: float = 0.03
-    gamma: float | str = 1e-2
-    standardize: bool | str = True
+    guidance: str = DEFAULT_GUIDANCE
+    lam: float | None = None
+    nu: float | None = None
+    gamma: float | str | None = None
+    standardize: bool | str | None = None
     strategy: str = "expander-then-both"
     switch_epoch: int = 10
     both_weights: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
+        if self.guidance not in GUIDANCE_REGIMES:
+            raise ValueError(f"guidance must be one of {sorted(GUIDANCE_REGIMES)}; got {self.guidance!r}")
+        for name, value in GUIDANCE_REGIMES[self.guidance].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         check_nonnegative("lam", self.lam)
         if not (0 < self.nu <= 1):
             raise ValueError(f"nu must be in (0, 1]; got {self.nu!r}")

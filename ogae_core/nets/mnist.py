@@ -30,7 +30,10 @@ Implementation notes
   batch norms without affine parameters, so that the network cannot map every input to a
   constant (hypersphere collapse). As in Ruff's own MNIST autoencoder, the decoder is
   bias-free too.
-* LeakyReLU uses PyTorch's default negative slope 0.01 (as the authors' PyTorch port).
+* LeakyReLU's negative slope is ``BackboneConfig.negative_slope``: by default PyTorch's
+  0.01, as in the authors' PyTorch port; their TensorFlow original (which looks like the
+  code the paper ran) uses Keras' default ``LeakyReLU()`` slope 0.3. The fidelity ablation
+  (:mod:`ogae_core.experiments.ablation`) compares the two.
 
 The module holds no training logic; ``forward`` returns a typed ``NamedTuple``.
 """
@@ -68,7 +71,8 @@ class BackboneConfig:
     decoder : bool
         ``False`` builds the encoder only (Ruff's h-/s-DSVDD networks).
     negative_slope : float
-        LeakyReLU slope.
+        LeakyReLU slope (0.01: PyTorch's default and the authors' PyTorch port; 0.3: Keras'
+        default, the authors' TensorFlow original).
 
     Examples
     --------

@@ -112,8 +112,11 @@ def guidance_loss(
     standardize : bool or "each"
         ``True``: standardize both halves with the per-dimension mean/std of ``z_svm``
         (constants of the step) — the paper's "scaling of the latent variables".
-        ``"each"``: standardize each half with its own mean and unbiased std (+1e-6), with
-        gradients through these statistics — what the authors' released code does.
+        ``"each"``: standardize each half with its own mean and population std (no
+        epsilon), with gradients through these statistics — what the authors' released
+        TensorFlow code does; the loss is then invariant to the scale of the codes. With
+        ``True`` it is not: the expander can lower the penalty by inflating the raw scale,
+        which the next step's standardization undoes (see :mod:`ogae_core.methods.ogae`).
     reduction : {"sum", "mean"}
         ``"sum"`` over ``z_loss`` is the paper's eq. (5); ``"mean"`` divides by ``m``
         so that the weight ``lambda`` does not depend on the batch size.

@@ -168,8 +168,11 @@ def standardize(z_ref: torch.Tensor, *others: torch.Tensor, eps: float | None = 
     * ``"paper"`` (the paper's optional "scaling of the latent variables"): population
       standard deviation, floored at ``eps`` (default ``1e-8``); the mean and standard
       deviation are computed without gradient (constants of the step, like gamma);
-    * ``"authors"`` (the authors' released code): unbiased standard deviation (0 for a
-      single point) plus ``eps`` (default ``1e-6``), with gradients through the statistics.
+    * ``"authors"`` (the authors' released TensorFlow code, ``models_coupled_tf.py``):
+      population standard deviation with no epsilon (``eps`` default ``0``; a zero standard
+      deviation is floored at ``1e-12`` only so that a degenerate batch gives large, finite
+      codes instead of NaN), with gradients through the mean and the standard deviation.
+      (The authors' PyTorch port uses the unbiased standard deviation plus ``1e-6``.)
 
     Examples
     --------
@@ -177,9 +180,9 @@ def standardize(z_ref: torch.Tensor, *others: torch.Tensor, eps: float | None = 
     >>> a, = standardize(torch.tensor([[0.0], [2.0]]))
     >>> a.flatten().tolist()
     [-1.0, 1.0]
-    >>> b, = standardize(torch.tensor([[0.0], [2.0]]), rule="authors", eps=0.0)
-    >>> [round(v, 4) for v in b.flatten().tolist()]
-    [-0.7071, 0.7071]
+    >>> b, = standardize(torch.tensor([[0.0], [2.0]]), rule="authors")
+    >>> b.flatten().tolist()
+    [-1.0, 1.0]
     """
     if rule == "paper":
         with torch.no_grad():
@@ -188,9 +191,9 @@ def standardize(z_ref: torch.Tensor, *others: torch.Tensor, eps: float | None = 
     elif rule == "authors":
         # std before mean, as in the authors' code: the order fixes how autograd sums the
         # three gradient paths into z_ref, hence the last bits of the gradient
-        std = z_ref.std(dim=-2, keepdim=True) if z_ref.shape[-2] > 1 else torch.zeros_like(z_ref[..., :1, :])
+        std = z_ref.std(dim=-2, keepdim=True, unbiased=False)
         mean = z_ref.mean(dim=-2, keepdim=True)
-        std = std + (1e-6 if eps is None else eps)
+        std = (std + (0.0 if eps is None else eps)).clamp_min(1e-12)
     else:
         raise ValueError(f"rule must be 'paper' or 'authors'; got {rule!r}")
     return tuple((t - mean) / std for t in (z_ref, *others))

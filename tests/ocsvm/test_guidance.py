@@ -197,12 +197,30 @@ def test_each_half_standardization_matches_libsvm_on_separately_standardized_hal
     z = _codes(14) * torch.linspace(0.2, 5, 8, dtype=torch.float64) - 1.0
     out = guidance_loss(z[:50], z[50:], nu=0.3, gamma=0.2, standardize="each")
     zs_np, zl_np = z[:50].numpy(), z[50:].numpy()
-    zs_n = (zs_np - zs_np.mean(0)) / (zs_np.std(0, ddof=1) + 1e-6)
-    zl_n = (zl_np - zl_np.mean(0)) / (zl_np.std(0, ddof=1) + 1e-6)
+    # the authors' TensorFlow code: population std, no epsilon
+    zs_n = (zs_np - zs_np.mean(0)) / zs_np.std(0)
+    zl_n = (zl_np - zl_np.mean(0)) / zl_np.std(0)
     a_ref, rho_ref, _ = libsvm_reference(rbf_kernel(torch.from_numpy(zs_n), gamma=0.2), 0.3)
     f_ref = rbf_kernel(torch.from_numpy(zl_n), torch.from_numpy(zs_n), gamma=0.2).numpy() @ a_ref - rho_ref
     assert out.loss.item() == pytest.approx(np.maximum(-f_ref, 0).sum(), rel=1e-6)
     assert out.rho == pytest.approx(rho_ref, abs=1e-7)
+
+
+def test_each_half_standardization_is_blind_to_the_scale_of_the_codes_but_shared_statistics_are_not():
+    """The cause of the latent-scale explosion: with ``standardize=True`` the statistics are
+    constants of the step, so the expander's gradient has a component along the raw scale;
+    with ``"each"`` the loss is invariant to scaling the codes, so that component is zero."""
+    z = (_codes(18) * 2.0).requires_grad_(True)
+    radial = {}
+    for mode in ("each", True):
+        z.grad = None
+        guidance_loss(z[:50], z[50:], nu=0.3, gamma=0.2, standardize=mode, expander_weight=1.0,
+                      compactor_weight=0.0).loss.backward()
+        radial[mode] = float((z.grad * z.detach()).sum())  # d loss / d log(scale) of the codes
+    value = lambda zz: guidance_loss(zz[:50], zz[50:], nu=0.3, gamma=0.2, standardize="each").loss.item()  # noqa: E731
+    assert value(z.detach() * 10.0) == pytest.approx(value(z.detach()), rel=1e-9)
+    assert abs(radial["each"]) < 1e-8
+    assert abs(radial[True]) > 1e-3
 
 
 def test_each_half_standardization_differentiates_through_the_statistics():
