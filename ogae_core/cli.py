@@ -10,6 +10,7 @@ Subcommands register themselves through small ``add_*_parser`` functions, listed
                                one subcommand per kind of the registry (ogae_core.experiments.kinds)
     ogae report                the results report of finished runs, by each experiment's kind
     ogae runs compare A B      same run ids and metrics (but wall-clock fields) in two run stores?
+    ogae ablation aggregate    the fidelity ablation's runs as committed CSV (results/ablation/)
     ogae notebooks             execute notebooks/ with papermill into reports/ (ipynb + HTML)
 
 Errors: expected ones — bad input (``ValueError``, e.g. an invalid configuration, a checksum
@@ -285,9 +286,37 @@ def _add_data_parser(sub) -> None:
     _add_data_mri_parser(data_sub)
 
 
+def _cmd_ablation_aggregate(args: argparse.Namespace) -> int:
+    from ogae_core.experiments.ablation import write_aggregate
+
+    paths = write_aggregate(args.runs_root, args.out, experiments=args.experiment, smoke=args.smoke,
+                            n_boot=args.n_boot, seed=args.seed)
+    for name, path in paths.items():
+        print(f"wrote {path} ({name})")
+    return 0
+
+
+def _add_ablation_parser(sub) -> None:
+    from ogae_core.experiments.ablation import DEFAULT_AGGREGATE_DIR
+
+    ab = sub.add_parser("ablation", help="the fidelity ablation of Experiment 1 (runs: ogae bench mnistc --preset ablation)")
+    ab_sub = ab.add_subparsers(dest="ablation_command", required=True)
+    agg = ab_sub.add_parser("aggregate", help="write the ablation's per-run metrics, configs, histories and paired "
+                                              "bootstrap as CSV (no models) for the notebook and git")
+    agg.add_argument("--runs-root", default=None, help="run store root (default $OGAE_RUNS or ./runs)")
+    agg.add_argument("--out", default=str(DEFAULT_AGGREGATE_DIR), help=f"output folder (default {DEFAULT_AGGREGATE_DIR})")
+    agg.add_argument("--experiment", nargs="+", default=None,
+                     help="experiments to aggregate (default: mnistc-3v4-ablation mnistc-3v8-ablation, or the "
+                          "-smoke ones with --smoke)")
+    agg.add_argument("--smoke", action="store_true", help="aggregate the ablation-smoke experiments")
+    agg.add_argument("--n-boot", type=int, default=1000, help="paired-bootstrap resamples (default 1000)")
+    agg.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    agg.set_defaults(func=_cmd_ablation_aggregate)
+
+
 #: The ``add_*_parser`` functions of the subcommands, in ``ogae --help`` order.
 PARSER_BUILDERS = (_add_demo_parser, _add_data_parser, _add_bench_parser, _add_report_parser, _add_runs_parser,
-                   _add_notebooks_parser)
+                   _add_ablation_parser, _add_notebooks_parser)
 
 
 def _leaf_parsers(parser: argparse.ArgumentParser):
