@@ -49,6 +49,22 @@ RUN_FIELDS = ("epochs_run", "train_seconds", "trained_in", "training_key", "warn
 _LABEL = re.compile(r"^(?P<row>[^\[]+?)(?: \[(?P<cell>[^\]]+)\])?$")
 
 
+def default_aggregate_dir(smoke: bool = False) -> Path:
+    """The committed aggregate of the source checkout: ``results/ablation`` (``smoke``:
+    ``results/ablation/smoke``, written from the ``ablation-smoke`` presets).
+
+    Examples
+    --------
+    >>> default_aggregate_dir(smoke=True).parts[-3:]
+    ('results', 'ablation', 'smoke')
+    """
+    from ogae_core.checkout import source_checkout
+
+    root = source_checkout()
+    base = (root if root is not None else Path.cwd()) / DEFAULT_AGGREGATE_DIR
+    return base / "smoke" if smoke else base
+
+
 def ablation_experiments(smoke: bool = False) -> list[str]:
     """Experiment directories of the ablation (one per digit pair).
 

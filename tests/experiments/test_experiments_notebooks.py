@@ -13,10 +13,25 @@ from ogae_core.experiments.notebooks import latent_space_labels, notebook_paths,
 
 def test_every_notebook_has_literal_parameters_with_smoke():
     paths = notebook_paths()
-    assert [p.name for p in paths] == ["01_mnistc_benchmark.ipynb", "02_guidance_dynamics.ipynb", "04_brain_mri.ipynb"]
+    assert [p.name for p in paths] == ["01_mnistc_benchmark.ipynb", "02_guidance_dynamics.ipynb",
+                                       "03_fidelity_ablation.ipynb", "04_brain_mri.ipynb"]
     for p in paths:
         params = parameters_cell(p)
-        assert params["smoke"] is False and "runs_root" in params
+        # notebook 03 renders the committed ablation aggregate, not the run store
+        assert params["smoke"] is False and ("aggregate_dir" if p.name.startswith("03") else "runs_root") in params
+
+
+def test_ablation_notebook_renders_the_committed_smoke_aggregate(tmp_path):
+    """Notebook 03 in smoke mode: results/ablation/smoke, no training, seconds."""
+    nb03 = [p for p in notebook_paths() if p.name.startswith("03")]
+    written = execute_notebooks(tmp_path / "reports", smoke=True, kernel="python3", notebooks=nb03,
+                                parameters={"n_subsets": 100})
+    nb = nbformat.read(str(written[0]), as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    plots = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert len(plots) == 3  # the effects, and the dynamics of each digit pair
+    assert (tmp_path / "reports" / "03_fidelity_ablation.html").is_file()
 
 
 @pytest.mark.slow
