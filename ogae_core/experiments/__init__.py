@@ -9,6 +9,7 @@ select_configurations, selected_runs   hyperparameter selection on the validatio
 benchmark_report, write_report         the paper's table with significance from finished runs
 experiment_report                      the report of any experiment, by its kind
 execute_notebooks                      papermill over notebooks/ into reports/ (ipynb + HTML)
+ablation, ablation_analysis (modules)  the fidelity ablation's aggregate (ogae ablation aggregate) and its tables
 
 Examples
 --------
