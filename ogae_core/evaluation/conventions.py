@@ -15,11 +15,14 @@ Candidates (``scores``: higher = more anomalous; ``positive`` as in
 ``auroc30`` ``mcclish``     McClish-standardized partial AUC, FPR <= 0.3
                             (``roc_auc_score(max_fpr=0.3)``; 0.5 = chance)
 ``auroc30`` ``raw``         partial area for FPR <= 0.3 divided by 0.3 (0.15 = chance)
+``auroc30`` ``complement``  area for FPR >= 0.3 divided by 0.7, ``(AUC - pAUC) / 0.7``
+                            (0.65 = chance): what a reversed mask (``fpr >= 0.3``) computes
 ==========================  ===============================================================
 
 each with ``positive`` = ``"anomaly"`` and ``"normal"``. With normals positive, "FPR <= 0.3"
 means that at most 30 % of the anomalies are taken for normal items — the FPR measured on the
-other class.
+other class; in the anomalies' ROC space that is the partial area over TPR >= 0.7 (to the right
+of the curve), so the "TPR range" definition is the normal-positive one.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from ogae_core.evaluation.metrics import (
 
 #: (metric, definition) pairs of :func:`metric_candidates`.
 DEFINITIONS: tuple[tuple[str, str], ...] = (
-    ("aupr", "ap"), ("aupr", "trapezoid"), ("auroc30", "mcclish"), ("auroc30", "raw"),
+    ("aupr", "ap"), ("aupr", "trapezoid"), ("auroc30", "mcclish"), ("auroc30", "raw"), ("auroc30", "complement"),
 )
 _BATCH_KEY = {"ap": "aupr", "mcclish": "auroc30", "raw": "pauc_normalized"}
 
@@ -67,7 +70,7 @@ def metric_candidates(labels: Sequence, scores: Sequence, *, max_fpr: float = DE
     --------
     >>> t = metric_candidates([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     >>> len(t), float(t.loc[t.metric == "auroc", "value"].iloc[0])
-    (9, 0.75)
+    (11, 0.75)
     """
     rows = []
     for positive in POSITIVE_CLASSES:
@@ -79,6 +82,9 @@ def metric_candidates(labels: Sequence, scores: Sequence, *, max_fpr: float = DE
             if definition == "trapezoid":
                 recall, precision, _ = pr_points(y, s)
                 value = float(np.trapezoid(precision, recall))
+            elif definition == "complement":
+                pauc = float(batch["pauc_normalized"][0]) * max_fpr
+                value = (float(batch["auroc"][0]) - pauc) / (1 - max_fpr) if max_fpr < 1 else float("nan")
             else:
                 value = float(batch[_BATCH_KEY[definition]][0])
             rows.append((metric, definition, positive, value))
@@ -94,7 +100,7 @@ def candidates_by_model(
     --------
     >>> t = candidates_by_model({"a": [0.1, 0.9], "b": [0.9, 0.1]}, [0, 1])
     >>> t.groupby("model").size().tolist()
-    [9, 9]
+    [11, 11]
     """
     if not isinstance(scores_by_model, Mapping) or not scores_by_model:
         raise ValueError("scores_by_model must be a non-empty mapping {model: scores}")
@@ -122,8 +128,9 @@ def compare_conventions(candidates: pd.DataFrame, paper: pd.DataFrame) -> pd.Dat
         ``gap_ours`` (mean of our value minus our AUROC), ``gap_paper`` (mean of the paper's
         value minus the paper's AUROC), ``gap_error`` (mean absolute difference of the two
         gaps, row by row — insensitive to our AUROCs differing from the paper's) and
-        ``value_error`` (mean absolute difference of the values). Sorted by metric, then
-        ``gap_error``.
+        ``value_error`` (mean absolute difference of the values) and ``in_paper_range``
+        (share of the rows whose gap lies within the range of the paper's gaps over the same
+        rows). Sorted by metric, then ``gap_error``.
 
     Examples
     --------
@@ -150,7 +157,8 @@ def compare_conventions(candidates: pd.DataFrame, paper: pd.DataFrame) -> pd.Dat
         rows.append({"metric": metric, "definition": definition, "positive": positive, "n_rows": len(joined),
                      "gap_ours": float(gap_ours.mean()), "gap_paper": float(gap_paper.mean()),
                      "gap_error": float((gap_ours - gap_paper).abs().mean()),
-                     "value_error": float((joined["value"] - joined[metric]).abs().mean())})
+                     "value_error": float((joined["value"] - joined[metric]).abs().mean()),
+                     "in_paper_range": float(gap_ours.between(gap_paper.min(), gap_paper.max()).mean())})
     if not rows:
         raise ValueError("no model is in both the candidates and the paper's table")
     return pd.DataFrame(rows).sort_values(["metric", "gap_error"], ignore_index=True)

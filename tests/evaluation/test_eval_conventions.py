@@ -25,6 +25,8 @@ def test_candidates_equal_sklearn_definitions():
         v = roc_auc_score(yy, ss, max_fpr=0.3)
         raw = (0.045 + (2 * v - 1) * (0.3 - 0.045)) / 0.3  # McClish inverted, divided by 0.3
         assert t["auroc30", "raw", positive] == pytest.approx(raw, abs=1e-12)
+        full = roc_auc_score(yy, ss)
+        assert t["auroc30", "complement", positive] == pytest.approx((full - 0.3 * raw) / 0.7, abs=1e-12)
     assert t["auroc", "roc", "either"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
 
 
@@ -54,3 +56,16 @@ def test_compare_conventions_bad_input():
         compare_conventions(cand, pd.DataFrame({"model": ["b"], "auroc": [0.5], "aupr": [0.5], "auroc30": [0.5]}))
     with pytest.raises(ValueError, match="non-empty mapping"):
         candidates_by_model({}, [0, 1])
+
+
+def test_complement_is_the_area_right_of_fpr_03():
+    from sklearn.metrics import roc_curve
+
+    y, s = _data(3)
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    grid = np.linspace(0.3, 1, 20001)
+    area = np.trapezoid(np.interp(grid, fpr, tpr), grid) / 0.7
+    t = metric_candidates(y, s).set_index(["metric", "definition", "positive"])["value"]
+    assert t["auroc30", "complement", "anomaly"] == pytest.approx(area, abs=1e-4)
+    assert metric_candidates([0, 1, 0, 1], [0.5] * 4).set_index("definition").loc["complement", "value"].tolist() == \
+        pytest.approx([0.65, 0.65])  # chance level of the complement
