@@ -165,24 +165,48 @@ def validation_auroc(run: store.Run) -> float:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _bootstrap(key: tuple, paths: tuple[str, ...], names: tuple[str, ...], n: int, seed: int, by_corruption: bool):
+def _bootstrap(key: tuple, paths: tuple[str, ...], names: tuple[str, ...], n: int, seed: int, by_corruption: bool,
+               positive: str):
     frames = {name: pd.read_parquet(Path(p) / store.SCORES_FILE) for name, p in zip(names, paths)}
     aligned = align_scores(frames)
-    overall = paired_bootstrap(aligned.scores, aligned.labels, n=n, seed=seed)
+    overall = paired_bootstrap(aligned.scores, aligned.labels, n=n, seed=seed, positive=positive)
     per = None
     if by_corruption and "corruption" in aligned.items.columns and aligned.items["corruption"].nunique() > 1:
         per = per_group_bootstrap(
-            aligned.scores, aligned.labels, aligned.items["corruption"].to_numpy(), n=n, seed=seed
+            aligned.scores, aligned.labels, aligned.items["corruption"].to_numpy(), n=n, seed=seed, positive=positive
         )
     return aligned, overall, per
 
 
-def bootstrap(named_runs: dict[str, store.Run], n: int, seed: int, by_corruption: bool = True):
-    """Aligned test scores, the overall bootstrap table and the per-corruption one (cached)."""
+def bootstrap(named_runs: dict[str, store.Run], n: int, seed: int, by_corruption: bool = True,
+              positive: str = "anomaly"):
+    """Aligned test scores, the overall bootstrap table and the per-corruption one (cached);
+    ``positive``: the metric convention (the class counted as positive)."""
     names = tuple(named_runs)
     paths = tuple(str(r.path) for r in named_runs.values())
     key = tuple(_stamp(Path(p) / store.SCORES_FILE) for p in paths)
-    return _bootstrap(key, paths, names, int(n), int(seed), by_corruption)
+    return _bootstrap(key, paths, names, int(n), int(seed), by_corruption, positive)
+
+
+def paper_beside(named_runs: dict[str, store.Run], overall: pd.DataFrame) -> pd.DataFrame | None:
+    """Ours (the overall bootstrap estimates) beside the paper's Table I / IV for the runs' task,
+    ``None`` when the paper has no table for it. ``attrs["table"]``: the paper's table number.
+
+    Examples
+    --------
+    >>> paper_beside({}, pd.DataFrame(columns=["model", "metric", "estimate"])) is None
+    True
+    """
+    from ogae_core.evaluation.paper import beside_paper, estimates, paper_table, table_key_of_configs
+
+    key = table_key_of_configs(r.config for r in named_runs.values()) if named_runs else None
+    if key is None:
+        return None
+    task = next(iter(named_runs.values())).config["task"]
+    paper = paper_table(task["normal"], task["anomaly"])
+    side = beside_paper(estimates(overall), paper, labels={name: r.label for name, r in named_runs.items()})
+    side.attrs["table"] = paper.attrs["table"]
+    return side
 
 
 # ----------------------------------------------------------------------------- brain MRI (page 5)

@@ -93,9 +93,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not experiments:
         print(f"no finished runs in {root}; make some with `ogae bench mnistc --preset quick`", file=sys.stderr)
         return 1
+    options = {"metric": args.metric, "n_boot": args.n_boot, "seed": args.seed}
+    # MNIST-C only (the defaults are not passed, so other kinds' reports are unaffected)
+    options.update({k: v for k, v in (("positive", args.positive), ("paper", False if args.no_paper else None),
+                                      ("conventions", args.conventions or None)) if v is not None})
     for exp in experiments:
         try:
-            report = experiment_report(root, exp, metric=args.metric, n_boot=args.n_boot, seed=args.seed)
+            report = experiment_report(root, exp, **options)
         except ValueError as err:
             print(f"{exp}: {err}", file=sys.stderr)
             return 1
@@ -191,6 +195,12 @@ def _add_report_parser(sub) -> None:
     r.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
     r.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     r.add_argument("--out", default=None, help="write <out>/<experiment>.<ext> instead of printing")
+    r.add_argument("--positive", choices=("anomaly", "normal"), default=None,
+                   help="MNIST-C: the class the metrics count as positive (default anomaly; normal = labels flipped, "
+                        "scores negated)")
+    r.add_argument("--no-paper", action="store_true", help="MNIST-C: leave out the paper's numbers beside ours")
+    r.add_argument("--conventions", action="store_true",
+                   help="MNIST-C: also rank the candidate AUPR / AUROC30 definitions against the paper's table")
     r.set_defaults(func=_cmd_report)
 
 

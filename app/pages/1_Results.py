@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import streamlit as st  # noqa: E402
 
 import dashboard_lib as lib  # noqa: E402
-from ogae_core.evaluation import SIGNIFICANCE_LEVEL, results_table  # noqa: E402
+from ogae_core.evaluation import POSITIVE_CLASSES, SIGNIFICANCE_LEVEL, convention_note, results_table  # noqa: E402
 from ogae_core.viz import per_corruption_bars, pr_figure, roc_figure  # noqa: E402
 
 st.set_page_config(page_title="OgAE · Results", layout="wide")
@@ -35,6 +35,20 @@ n_boot = st.sidebar.number_input(
     "Bootstrap resamples", min_value=100, max_value=10000, value=1000, step=100, key="n_boot"
 )
 seed = st.sidebar.number_input("Bootstrap seed", min_value=0, value=0, step=1, key="boot_seed")
+positive = st.sidebar.radio(
+    "Positive class of the metrics",
+    list(POSITIVE_CLASSES),
+    key="positive",
+    horizontal=True,
+    help="anomaly: the usual convention. normal: labels flipped and scores negated. AUROC is the same under "
+    "both; AUPR and AUROC30 are not. The paper does not say which it used (README: Metric conventions).",
+)
+show_paper = st.sidebar.toggle(
+    "Show the paper's numbers",
+    value=True,
+    key="show_paper",
+    help="The paper's Table I (3 vs 8) or IV (3 vs 4) beside ours, from data_manifests/paper_tables_mnistc.yaml",
+)
 if not chosen:
     st.info("Select at least one model in the sidebar.")
     st.stop()
@@ -42,7 +56,7 @@ if not chosen:
 selected = {name: named[name] for name in chosen}
 try:
     with st.spinner(f"Paired bootstrap ({n_boot} resamples)…"):
-        aligned, overall, per = lib.bootstrap(selected, int(n_boot), int(seed))
+        aligned, overall, per = lib.bootstrap(selected, int(n_boot), int(seed), positive=positive)
 except ValueError as err:
     st.error(f"Cannot compare these runs: {err}")
     st.stop()
@@ -51,8 +65,7 @@ n_items, n_anom = len(aligned.labels), int(aligned.labels.sum())
 st.markdown(
     f"**{experiment}** — test split: {n_items} items, {n_anom} anomalies. **Bold**: best model (highest bootstrap "
     f"mean); <u>underlined</u>: not significantly worse than the best (paired bootstrap, {n_boot} resamples, "
-    f"Bonferroni over {len(selected) - 1} comparison(s), α = {SIGNIFICANCE_LEVEL}). AUROC30: partial AUC for "
-    "FPR ≤ 0.3, McClish-standardized (0.5 = chance).",
+    f"Bonferroni over {len(selected) - 1} comparison(s), α = {SIGNIFICANCE_LEVEL}). {convention_note(positive)}",
     unsafe_allow_html=True,
 )
 show_ci = st.toggle("Show 95% confidence intervals", value=False, key="show_ci")
@@ -63,6 +76,18 @@ with st.expander("Table as Markdown / LaTeX, and the full statistics"):
     st.download_button("LaTeX", table.to_latex(), file_name=f"{experiment}_results.tex")
     st.code(table.to_latex(), language="latex")
     st.dataframe(overall, hide_index=True)
+
+if show_paper:
+    side = lib.paper_beside(selected, overall)
+    if side is not None:
+        st.subheader(f"Beside the paper's Table {side.attrs['table']}")
+        st.caption(
+            f"Ours: the table above (positive class: {positive}). The paper does not say which class its AUPR and "
+            "AUROC30 count as positive."
+        )
+        st.dataframe(side, key="paper_table")
+    else:
+        st.caption("The paper has no table for this task.")
 
 if per is not None:
     st.subheader("Per test corruption")
@@ -80,6 +105,6 @@ if per is not None:
 st.subheader("Curves")
 left, right = st.columns(2)
 with left:
-    st.plotly_chart(roc_figure(aligned.scores, aligned.labels), key="roc")
+    st.plotly_chart(roc_figure(aligned.scores, aligned.labels, positive=positive), key="roc")
 with right:
-    st.plotly_chart(pr_figure(aligned.scores, aligned.labels), key="pr")
+    st.plotly_chart(pr_figure(aligned.scores, aligned.labels, positive=positive), key="pr")

@@ -2,8 +2,14 @@
 
 Conventions (stated once for the whole project)
 -----------------------------------------------
-* ``labels``: 1 = anomaly (the positive class), 0 = normal. Booleans are accepted.
+* ``labels``: 1 = anomaly, 0 = normal. Booleans are accepted.
 * ``scores``: higher = more anomalous.
+* ``positive``: which class the metric treats as positive. ``"anomaly"`` (the default) scores
+  the detection of anomalies. ``"normal"`` scores the detection of normal items: the labels
+  are flipped (``1 - labels``) and the scores negated, then the same definitions apply.
+  AUROC is the same under both; AUPR and AUROC30 are not (the normal class is another
+  prevalence, and the low-FPR end of its ROC curve is the high-TPR end of the anomalies').
+  The paper does not say which class it counts as positive (see :func:`orient`).
 * Ties in the scores are handled as scikit-learn does: all items with the same score
   enter the curves together (a diagonal ROC segment, one precision/recall point).
 
@@ -42,6 +48,9 @@ METRICS: tuple[str, ...] = ("auroc", "aupr", "auroc30")
 """Names of the paper's three metrics, in the paper's column order."""
 
 DEFAULT_MAX_FPR = 0.3
+
+POSITIVE_CLASSES: tuple[str, ...] = ("anomaly", "normal")
+"""The two metric conventions: the class counted as positive (default first)."""
 
 
 class SortedScores(NamedTuple):
@@ -113,6 +122,60 @@ def check_labels_scores(labels: Sequence, scores: Sequence, *, need_both: bool =
     if need_both and values.size < 2:
         missing = "anomalies (label 1)" if values[0] == 0 else "normal items (label 0)"
         raise ValueError(f"metrics need both classes; the labels contain no {missing}")
+    return y, s
+
+
+def check_positive(positive: str) -> str:
+    """Validate the name of the positive class (``"anomaly"`` or ``"normal"``).
+
+    Examples
+    --------
+    >>> check_positive("normal")
+    'normal'
+    >>> check_positive("foo")
+    Traceback (most recent call last):
+    ...
+    ValueError: positive must be one of ('anomaly', 'normal'); got 'foo'
+    """
+    if not isinstance(positive, str) or positive not in POSITIVE_CLASSES:
+        raise ValueError(f"positive must be one of {POSITIVE_CLASSES}; got {positive!r}")
+    return positive
+
+
+def orient(labels: Sequence, scores: Sequence, positive: str = "anomaly", *,
+           need_both: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and scores of the chosen positive class, validated.
+
+    Parameters
+    ----------
+    labels : array-like of {0, 1} or bool
+        1 = anomaly.
+    scores : array-like of float
+        Higher = more anomalous.
+    positive : {"anomaly", "normal"}
+        ``"anomaly"``: returned as given. ``"normal"``: labels flipped (1 = normal) and
+        scores negated (higher = more normal), e.g. the authors' scorers, which return
+        "higher = more normal".
+    need_both : bool
+        Require both classes.
+
+    Returns
+    -------
+    labels : ndarray of int8
+        1 = the positive class.
+    scores : ndarray of float64
+        Higher = more likely positive.
+
+    Examples
+    --------
+    >>> y, s = orient([0, 1], [0.1, 0.9], "normal")
+    >>> y.tolist(), s.tolist()
+    ([1, 0], [-0.1, -0.9])
+    """
+    check_positive(positive)
+    y, s = check_labels_scores(labels, scores, need_both=need_both)
+    if positive == "normal":
+        return (1 - y).astype(np.int8), -s
     return y, s
 
 
@@ -250,9 +313,14 @@ def ranking_metrics_batch(
 
 
 def _single(
-    labels: Sequence, scores: Sequence, weights: Sequence | None, name: str, max_fpr: float = DEFAULT_MAX_FPR
+    labels: Sequence,
+    scores: Sequence,
+    weights: Sequence | None,
+    name: str,
+    max_fpr: float = DEFAULT_MAX_FPR,
+    positive: str = "anomaly",
 ) -> float:
-    y, s = check_labels_scores(labels, scores, need_both=weights is None)
+    y, s = orient(labels, scores, positive, need_both=weights is None)
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
     if w is not None and w.shape != y.shape:
         raise ValueError(f"weights must have shape {y.shape}; got {w.shape}")
@@ -262,26 +330,36 @@ def _single(
     return value
 
 
-def auroc(labels: Sequence, scores: Sequence, *, weights: Sequence | None = None) -> float:
-    """Area under the ROC curve, anomalies positive (equals ``roc_auc_score``).
+def auroc(
+    labels: Sequence, scores: Sequence, *, weights: Sequence | None = None, positive: str = "anomaly"
+) -> float:
+    """Area under the ROC curve (equals ``roc_auc_score``); the same for both ``positive`` classes.
 
     Examples
     --------
     >>> auroc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     0.75
+    >>> auroc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], positive="normal")
+    0.75
     """
-    return _single(labels, scores, weights, "auroc")
+    return _single(labels, scores, weights, "auroc", positive=positive)
 
 
-def aupr(labels: Sequence, scores: Sequence, *, weights: Sequence | None = None) -> float:
+def aupr(
+    labels: Sequence, scores: Sequence, *, weights: Sequence | None = None, positive: str = "anomaly"
+) -> float:
     """Average precision, step-wise (equals ``average_precision_score``).
+
+    ``positive="normal"`` equals ``average_precision_score(1 - labels, -scores)``.
 
     Examples
     --------
     >>> round(aupr([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]), 4)
     0.8333
+    >>> round(aupr([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], positive="normal"), 4)
+    0.8333
     """
-    return _single(labels, scores, weights, "aupr")
+    return _single(labels, scores, weights, "aupr", positive=positive)
 
 
 def partial_auroc(
@@ -291,6 +369,7 @@ def partial_auroc(
     max_fpr: float = DEFAULT_MAX_FPR,
     standardized: bool = True,
     weights: Sequence | None = None,
+    positive: str = "anomaly",
 ) -> float:
     """Partial AUROC for FPR <= ``max_fpr``.
 
@@ -299,6 +378,9 @@ def partial_auroc(
     standardized : bool
         ``True``: McClish-standardized (``roc_auc_score(max_fpr=...)``; 0.5 = random).
         ``False``: raw area divided by ``max_fpr`` (1 = perfect, ``max_fpr/2`` = random).
+    positive : {"anomaly", "normal"}
+        The positive class; with ``"normal"`` the FPR is the share of anomalies taken
+        for normal (``roc_auc_score(1 - labels, -scores, max_fpr=...)``).
 
     Examples
     --------
@@ -307,29 +389,41 @@ def partial_auroc(
     >>> round(partial_auroc([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5], standardized=False), 3)
     0.15
     """
-    return _single(labels, scores, weights, "auroc30" if standardized else "pauc_normalized", max_fpr)
+    name = "auroc30" if standardized else "pauc_normalized"
+    return _single(labels, scores, weights, name, max_fpr, positive=positive)
 
 
-def auroc30(labels: Sequence, scores: Sequence, *, standardized: bool = True, weights: Sequence | None = None) -> float:
+def auroc30(
+    labels: Sequence,
+    scores: Sequence,
+    *,
+    standardized: bool = True,
+    weights: Sequence | None = None,
+    positive: str = "anomaly",
+) -> float:
     """Partial AUROC for FPR <= 0.3 (the paper's AUROC30); see :func:`partial_auroc`.
 
     Examples
     --------
     >>> auroc30([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4])
     1.0
+    >>> auroc30([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4], positive="normal")
+    1.0
     """
-    return partial_auroc(labels, scores, max_fpr=0.3, standardized=standardized, weights=weights)
+    return partial_auroc(labels, scores, max_fpr=0.3, standardized=standardized, weights=weights, positive=positive)
 
 
-def all_metrics(labels: Sequence, scores: Sequence) -> dict[str, float]:
+def all_metrics(labels: Sequence, scores: Sequence, *, positive: str = "anomaly") -> dict[str, float]:
     """The paper's three metrics plus the raw normalized AUROC30, from one sort.
 
     Examples
     --------
     >>> sorted(all_metrics([0, 1], [0.0, 1.0]))
     ['aupr', 'auroc', 'auroc30', 'auroc30_raw']
+    >>> all_metrics([0, 0, 1], [0.1, 0.2, 0.9], positive="normal")["aupr"]
+    1.0
     """
-    y, s = check_labels_scores(labels, scores)
+    y, s = orient(labels, scores, positive)
     out = ranking_metrics_batch(sort_scores(y, s))
     return {
         "auroc": float(out["auroc"][0]),
@@ -339,8 +433,12 @@ def all_metrics(labels: Sequence, scores: Sequence) -> dict[str, float]:
     }
 
 
-def roc_points(labels: Sequence, scores: Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_points(
+    labels: Sequence, scores: Sequence, *, positive: str = "anomaly"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ROC curve points ``(fpr, tpr, thresholds)`` starting at (0, 0), ties grouped.
+
+    With ``positive="normal"`` the thresholds are those of the negated scores.
 
     Examples
     --------
@@ -348,7 +446,7 @@ def roc_points(labels: Sequence, scores: Sequence) -> tuple[np.ndarray, np.ndarr
     >>> fpr.tolist(), tpr.tolist()
     ([0.0, 0.0, 1.0], [0.0, 1.0, 1.0])
     """
-    y, s = check_labels_scores(labels, scores)
+    y, s = orient(labels, scores, positive)
     ss = sort_scores(y, s)
     tps, fps = _curves(ss, None)
     fpr = np.concatenate([[0.0], fps[0] / fps[0, -1]])
@@ -356,11 +454,14 @@ def roc_points(labels: Sequence, scores: Sequence) -> tuple[np.ndarray, np.ndarr
     return fpr, tpr, np.concatenate([[np.inf], ss.thresholds])
 
 
-def pr_points(labels: Sequence, scores: Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pr_points(
+    labels: Sequence, scores: Sequence, *, positive: str = "anomaly"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Precision-recall points ``(recall, precision, thresholds)`` by decreasing threshold.
 
     The first point is (0, 1) as in scikit-learn's curve; plot it as a step function
     (``line_shape="vh"``), which is the curve whose area is the average precision.
+    ``positive`` as in :func:`orient`.
 
     Examples
     --------
@@ -368,7 +469,7 @@ def pr_points(labels: Sequence, scores: Sequence) -> tuple[np.ndarray, np.ndarra
     >>> r.tolist(), p.tolist()
     ([0.0, 1.0, 1.0], [1.0, 1.0, 0.5])
     """
-    y, s = check_labels_scores(labels, scores)
+    y, s = orient(labels, scores, positive)
     ss = sort_scores(y, s)
     tps, fps = _curves(ss, None)
     recall = np.concatenate([[0.0], tps[0] / tps[0, -1]])

@@ -9,7 +9,9 @@ Paired bootstrap (the paper's test, :func:`paired_bootstrap`)
     (``min(1, m p)``); a competitor is significantly worse than the best when the adjusted
     p-value is below ``alpha`` (0.01, the paper's level). Confidence intervals are bootstrap
     percentile intervals. Resamples that lack a class are dropped (reported in
-    ``n_resamples``).
+    ``n_resamples``). ``positive`` chooses the metric convention (the class counted as
+    positive, see :func:`ogae_core.evaluation.metrics.orient`); the resamples do not depend
+    on it.
 
 Kruskal–Wallis + Dunn (:func:`kruskal_dunn`, for per-subject metrics)
     ``scipy.stats.kruskal`` for the omnibus test and ``scikit_posthocs.posthoc_dunn`` with
@@ -27,6 +29,7 @@ from ogae_core.evaluation.metrics import (
     DEFAULT_MAX_FPR,
     METRICS,
     check_labels_scores,
+    check_positive,
     ranking_metrics_batch,
     sort_scores,
 )
@@ -64,8 +67,10 @@ def bonferroni(pvalues: Sequence[float], n_comparisons: int | None = None) -> np
 
 
 def _check_models(
-    scores_by_model: Mapping[str, Sequence], labels: Sequence
+    scores_by_model: Mapping[str, Sequence], labels: Sequence, positive: str = "anomaly"
 ) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
+    """Names, labels and score arrays, oriented for ``positive`` (labels 1 = positive class)."""
+    check_positive(positive)
     if not isinstance(scores_by_model, Mapping) or len(scores_by_model) == 0:
         raise ValueError("scores_by_model must be a non-empty mapping {model name: scores}")
     names = [str(k) for k in scores_by_model]
@@ -79,6 +84,8 @@ def _check_models(
         except ValueError as err:
             raise ValueError(f"model {name!r}: {err}") from None
         arrays.append(s_arr)
+    if positive == "normal":
+        return names, (1 - y).astype(np.int8), [-a for a in arrays]
     return names, y, arrays
 
 
@@ -113,8 +120,9 @@ def bootstrap_samples(
     n: int = 1000,
     seed: int = 0,
     max_fpr: float = DEFAULT_MAX_FPR,
+    positive: str = "anomaly",
 ) -> dict[str, np.ndarray]:
-    """Metric values of every model on ``n`` paired resamples.
+    """Metric values of every model on ``n`` paired resamples (``positive``: the metric convention).
 
     Returns
     -------
@@ -130,7 +138,7 @@ def bootstrap_samples(
     """
     if int(n) != n or n < 1:
         raise ValueError(f"n (number of resamples) must be a positive integer; got {n}")
-    names, y, arrays = _check_models(scores_by_model, labels)
+    names, y, arrays = _check_models(scores_by_model, labels, positive)
     n_items = y.size
     sorted_scores = [sort_scores(y, s) for s in arrays]
     per_batch = max(_CHUNK, (_BATCH_ELEMENTS // n_items) // _CHUNK * _CHUNK)
@@ -155,6 +163,7 @@ def paired_bootstrap(
     alpha: float = SIGNIFICANCE_LEVEL,
     ci: float = 0.95,
     max_fpr: float = DEFAULT_MAX_FPR,
+    positive: str = "anomaly",
 ) -> pd.DataFrame:
     """The paper's paired bootstrap test of every model against the best one.
 
@@ -175,6 +184,8 @@ def paired_bootstrap(
         Significance level applied to the Bonferroni-adjusted p-values.
     ci : float
         Coverage of the percentile confidence interval.
+    positive : {"anomaly", "normal"}
+        The class the metrics count as positive (scores are always higher = more anomalous).
 
     Returns
     -------
@@ -183,7 +194,7 @@ def paired_bootstrap(
         ``boot_mean, ci_low, ci_high, is_best, p_value, p_adjusted, significant``
         (significantly worse than the best), ``tied_with_best`` (not best, not significantly
         worse), ``n_resamples, n_comparisons``. ``p_value`` and ``p_adjusted`` are NaN for
-        the best model. ``df.attrs`` holds n, seed, alpha, ci.
+        the best model. ``df.attrs`` holds n, seed, alpha, ci, max_fpr and positive.
 
     Examples
     --------
@@ -200,8 +211,8 @@ def paired_bootstrap(
         raise ValueError(f"unknown metric(s) {unknown}; choose from {sorted(aliases)}")
     if not 0 < alpha < 1 or not 0 < ci < 1:
         raise ValueError(f"alpha and ci must be in (0, 1); got alpha={alpha}, ci={ci}")
-    names, y, arrays = _check_models(scores_by_model, labels)
-    samples = bootstrap_samples(dict(zip(names, arrays)), y, n=n, seed=seed, max_fpr=max_fpr)
+    names, y, arrays = _check_models(scores_by_model, labels, positive)
+    samples = bootstrap_samples(dict(zip(names, arrays)), y, n=n, seed=seed, max_fpr=max_fpr)  # already oriented
     full = {}
     for name, s in zip(names, arrays):
         values = ranking_metrics_batch(sort_scores(y, s), None, max_fpr=max_fpr)
@@ -242,7 +253,7 @@ def paired_bootstrap(
                 }
             )
     table = pd.DataFrame(rows)
-    table.attrs.update({"n": int(n), "seed": seed, "alpha": alpha, "ci": ci, "max_fpr": max_fpr})
+    table.attrs.update({"n": int(n), "seed": seed, "alpha": alpha, "ci": ci, "max_fpr": max_fpr, "positive": positive})
     return table
 
 
@@ -255,6 +266,8 @@ def per_group_bootstrap(
     **kwargs,
 ) -> pd.DataFrame:
     """:func:`paired_bootstrap` within each group (e.g. each test corruption).
+
+    ``kwargs`` go to :func:`paired_bootstrap` (``metrics``, ``alpha``, ``positive``, ...).
 
     Returns the concatenated tidy tables with a leading ``group`` column, groups in order of
     first appearance. Groups lacking a class raise ``ValueError``.

@@ -18,6 +18,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ogae_core.evaluation.metrics import check_positive
 from ogae_core.evaluation.stats import paired_bootstrap, per_group_bootstrap
 
 METRIC_LABELS: dict[str, str] = {"auroc": "AUROC", "aupr": "AUPR", "auroc30": "AUROC30", "auroc30_raw": "AUROC30 (raw)"}
@@ -283,9 +284,12 @@ def per_corruption_table(
     seed: int = 0,
     *,
     metrics: Sequence[str] = ("auroc", "aupr", "auroc30"),
+    positive: str = "anomaly",
     **format_kwargs,
 ) -> ResultsTable:
     """Per-corruption breakdown: the paired bootstrap within each corruption, one column group each.
+
+    ``positive``: the metric convention (see :func:`~ogae_core.evaluation.metrics.orient`).
 
     Examples
     --------
@@ -294,7 +298,7 @@ def per_corruption_table(
     >>> t.to_markdown().splitlines()[0]
     '| Method | stripe AUROC | stripe AUPR | stripe AUROC30 | fog AUROC | fog AUPR | fog AUROC30 |'
     """
-    boot = per_group_bootstrap(scores_by_model, labels, corruptions, n=n, seed=seed, metrics=metrics)
+    boot = per_group_bootstrap(scores_by_model, labels, corruptions, n=n, seed=seed, metrics=metrics, positive=positive)
     return results_table(boot, **format_kwargs)
 
 
@@ -305,9 +309,10 @@ def overall_table(
     seed: int = 0,
     *,
     metrics: Sequence[str] = ("auroc", "aupr", "auroc30"),
+    positive: str = "anomaly",
     **format_kwargs,
 ) -> ResultsTable:
-    """Shortcut: :func:`paired_bootstrap` then :func:`results_table`.
+    """Shortcut: :func:`paired_bootstrap` (metric convention ``positive``) then :func:`results_table`.
 
     Examples
     --------
@@ -315,7 +320,7 @@ def overall_table(
     >>> overall_table({"a": y}, y, n=10).models
     ['a']
     """
-    return results_table(paired_bootstrap(scores_by_model, labels, n=n, seed=seed, metrics=metrics), **format_kwargs)
+    return results_table(paired_bootstrap(scores_by_model, labels, n=n, seed=seed, metrics=metrics, positive=positive), **format_kwargs)
 
 
 def results_caption(experiment: str, labels: Sequence, bootstrap: pd.DataFrame, selection_metric: str = "auroc") -> str:
@@ -351,4 +356,18 @@ def results_caption(experiment: str, labels: Sequence, bootstrap: pd.DataFrame, 
     return (f"{experiment}: test split, {len(y)} items ({int(y.sum())} anomalies). Bold: best (highest bootstrap mean); "
             f"underlined: not significantly worse than the best (paired bootstrap, {a.get('n')} resamples, "
             f"Bonferroni, alpha = {a.get('alpha')}). Hyperparameters chosen on the validation split "
-            f"(metric: {selection_metric}). AUROC30: McClish-standardized partial AUC, FPR <= 0.3.")
+            f"(metric: {selection_metric}). {convention_note(a.get('positive', 'anomaly'))}")
+
+
+def convention_note(positive: str = "anomaly") -> str:
+    """One sentence saying which class the metrics count as positive, and what AUROC30 is.
+
+    Examples
+    --------
+    >>> convention_note("normal").split(";")[0]
+    'Positive class: normal (labels flipped, scores negated)'
+    """
+    check_positive(positive)
+    which = "anomaly" if positive == "anomaly" else "normal (labels flipped, scores negated)"
+    return (f"Positive class: {which}; AUROC30: McClish-standardized partial AUC, FPR <= 0.3 "
+            f"(AUROC is the same under both conventions, AUPR and AUROC30 are not).")

@@ -6,7 +6,8 @@ run_mnistc, RunConfig, TaskSpec        one MNIST-C configuration end to end -> o
 preset_configs, PRESETS, PAPER_GRIDS   the smoke / quick / paper presets; guidance_configs (notebook 02)
 run_sweep, SweepResult                 many configurations of any kind through submitit (local, SLURM, inline), resumable
 select_configurations, selected_runs   hyperparameter selection on the validation split
-benchmark_report, write_report         the paper's table with significance from finished runs
+benchmark_report, write_report         the paper's table with significance from finished runs (+ the paper's numbers)
+convention_check_runs                  which AUPR / AUROC30 definition reproduces the paper, from finished runs
 experiment_report                      the report of any experiment, by its kind
 execute_notebooks                      papermill over notebooks/ into reports/ (ipynb + HTML)
 ablation, ablation_analysis (modules)  the fidelity ablation's aggregate (ogae ablation aggregate) and its tables
@@ -44,14 +45,20 @@ from ogae_core.experiments.presets import (
     guidance_configs,
     preset_configs,
 )
-from ogae_core.experiments.report import BenchmarkReport, benchmark_report, paper_order, write_report
+from ogae_core.experiments.report import (
+    BenchmarkReport,
+    benchmark_report,
+    convention_check_runs,
+    paper_order,
+    write_report,
+)
 from ogae_core.experiments.sweep import EXECUTORS, SweepResult, pending_configs, run_sweep, training_groups
 from ogae_core.runs.selection import SELECTION_METRICS, select_configurations, selected_runs, validation_table
 
 __all__ = [
     "EXECUTORS", "GUIDANCE_STRATEGIES", "PAPER_GRIDS", "PRESETS", "SELECTION_METRICS", "BenchmarkReport",
     "ExperimentKind", "NotebookParametersError", "Preset", "RunConfig", "RunFailed", "RunFinished", "RunOutcome",
-    "SweepResult", "TaskSpec", "benchmark_report", "default_label", "execute_notebooks", "experiment_kind",
+    "SweepResult", "TaskSpec", "benchmark_report", "convention_check_runs", "default_label", "execute_notebooks", "experiment_kind",
     "experiment_name", "experiment_report", "get_kind", "get_preset", "guidance_configs", "kind_names", "kind_of",
     "paper_order", "parameters_cell", "pending_configs", "preset_configs", "register_kind", "run_mnistc", "run_sweep",
     "run_training_group", "select_configurations", "selected_runs", "split_metrics", "stratified_subsample",

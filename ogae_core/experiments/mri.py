@@ -550,6 +550,9 @@ def report(runs_root, experiment: str, **options):
     """Tables II and III of one experiment (:func:`ogae_core.experiments.mri_report.mri_report`)."""
     from ogae_core.experiments.mri_report import mri_report
 
+    unsupported = sorted(k for k in ("positive", "paper", "conventions") if k in options)
+    if unsupported:
+        raise ValueError(f"the brain-MRI report does not take {unsupported} (MNIST-C report options)")
     return mri_report(runs_root, experiment, n_boot=options.get("n_boot") or 1000, seed=options.get("seed") or 0)
 
 

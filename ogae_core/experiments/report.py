@@ -7,7 +7,14 @@ paper's paired bootstrap (:func:`ogae_core.evaluation.paired_bootstrap`): best m
 models not significantly worse underlined (Bonferroni, alpha = 0.01). A per-corruption
 breakdown and the mean +- std of the test metrics over the selected configuration's seeds
 come with it. Nothing is typed in: every number is computed from ``scores.parquet`` and
-``metrics.json``.
+``metrics.json``, except the paper's own numbers, which come from
+``data_manifests/paper_tables_mnistc.yaml`` (:mod:`ogae_core.evaluation.paper`) and are
+shown beside ours when the experiment is one of the paper's digit pairs.
+
+``positive`` chooses the metric convention: ``"anomaly"`` (default) or ``"normal"`` (labels
+flipped, scores negated; see :func:`ogae_core.evaluation.orient`). Selection on the validation
+split always uses the stored anomaly-positive metrics (for AUROC, the default selection metric,
+both conventions agree).
 """
 from __future__ import annotations
 
@@ -58,6 +65,15 @@ class BenchmarkReport:
         Test scores of the selected runs on the same items (for ROC/PR curves).
     runs : dict
         ``{label: Run}`` of the compared runs.
+    positive : str
+        The metric convention (class counted as positive).
+    paper : pandas.DataFrame or None
+        Ours beside the paper's table (:func:`~ogae_core.evaluation.paper.beside_paper`),
+        ``attrs["table"]`` the paper's table number; ``None`` when the paper has no table for
+        this task.
+    conventions : pandas.DataFrame or None
+        Candidate metric definitions ranked against the paper
+        (:func:`~ogae_core.evaluation.paper.convention_check`), when requested.
     """
 
     experiment: str
@@ -69,14 +85,24 @@ class BenchmarkReport:
     seeds: pd.DataFrame
     aligned: Any
     runs: dict
+    positive: str = "anomaly"
+    paper: pd.DataFrame | None = None
+    conventions: pd.DataFrame | None = None
 
     def _caption(self) -> str:
-        a = self.bootstrap.attrs
-        n_items, n_anom = len(self.aligned.labels), int(self.aligned.labels.sum())
-        return (f"{self.experiment}: test split, {n_items} items ({n_anom} anomalies). Bold: best (highest bootstrap mean); "
-                f"underlined: not significantly worse than the best (paired bootstrap, {a.get('n')} resamples, "
-                f"Bonferroni, alpha = {a.get('alpha')}). Hyperparameters chosen on the validation split "
-                f"(metric: {self.selection.attrs.get('metric', 'auroc')}). AUROC30: McClish-standardized partial AUC, FPR <= 0.3.")
+        from ogae_core.evaluation import results_caption
+
+        return results_caption(self.experiment, self.aligned.labels, self.bootstrap,
+                               self.selection.attrs.get("metric", "auroc"))
+
+    def _paper_caption(self) -> str:
+        return (f"Ours (the table above, positive class: {self.positive}) beside the paper's Table "
+                f"{self.paper.attrs.get('table')} (data_manifests/paper_tables_mnistc.yaml). The paper does not "
+                f"say which class its AUPR and AUROC30 count as positive (README: \"Metric conventions\").")
+
+    def _conventions_caption(self) -> str:
+        return ("Candidate AUPR / AUROC30 definitions on the selected runs' test scores against the paper's rows: "
+                "gap = metric - AUROC, mean over the rows; gap_error = mean |our gap - the paper's gap|.")
 
     def render(self, fmt: str = "md") -> str:
         """The report as Markdown, HTML or LaTeX."""
@@ -87,19 +113,33 @@ class BenchmarkReport:
             parts = [self.table.to_latex(caption=self._caption())]
             if self.corruption_table is not None:
                 parts.append(self.corruption_table.to_latex(caption=f"{self.experiment}: per test corruption"))
+            if self.paper is not None:
+                parts.append(_latex(self.paper.reset_index(), self._paper_caption()))
             return "\n".join(parts)
         if fmt == "html":
             parts = [f"<h2>{html.escape(self.experiment)}</h2>", f"<p>{html.escape(self._caption())}</p>", self.table.to_html()]
+            if self.paper is not None:
+                parts += [f"<h3>Beside the paper's Table {html.escape(str(self.paper.attrs.get('table')))}</h3>",
+                          f"<p>{html.escape(self._paper_caption())}</p>", self.paper.reset_index().to_html(index=False)]
             if self.corruption_table is not None:
                 parts += ["<h3>Per test corruption</h3>", self.corruption_table.to_html()]
             parts += ["<h3>Test metrics over seeds (selected configurations)</h3>", seeds.to_html(index=False)]
+            if self.conventions is not None:
+                parts += ["<h3>Metric conventions against the paper</h3>", f"<p>{html.escape(self._conventions_caption())}</p>",
+                          self.conventions.round(3).to_html(index=False)]
             return "\n".join(parts)
         parts = [f"## {self.experiment}", "", self._caption(), "", self.table.to_markdown()]
+        if self.paper is not None:
+            parts += [f"### Beside the paper's Table {self.paper.attrs.get('table')}", "", self._paper_caption(), "",
+                      _markdown(self.paper.reset_index())]
         if self.corruption_table is not None:
             parts += ["### Per test corruption", "", self.corruption_table.to_markdown()]
         parts += ["### Test metrics over seeds (selected configurations)", "", _markdown(seeds), "",
                   "`test_tied_max`: the largest share of test items with one and the same score (worst seed); "
                   "`warnings`: collapse guards that fired in the selected runs (see `collapse_flags`).", ""]
+        if self.conventions is not None:
+            parts += ["### Metric conventions against the paper", "", self._conventions_caption(), "",
+                      _markdown(self.conventions.round(3)), ""]
         return "\n".join(parts)
 
 
@@ -111,11 +151,36 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join([head, rule, *body]) + "\n"
 
 
-def _seed_summary(runs: list, selection: pd.DataFrame) -> pd.DataFrame:
+def run_test_metrics(run, positive: str = "anomaly") -> dict:
+    """A run's test metrics under ``positive`` (from ``metrics.json``, else recomputed from
+    ``scores.parquet`` for runs written before both conventions were stored)."""
+    from ogae_core.experiments.items import split_metrics, stored_metrics
+
+    stored = stored_metrics(run.metrics.get("test", {}), positive)
+    if stored is not None:
+        return stored
+    scores = run.scores()
+    return stored_metrics(split_metrics(scores[scores["split"] == "test"]), positive)
+
+
+def _latex(frame: pd.DataFrame, caption: str) -> str:
+    """A plain booktabs LaTeX table (no optional dependency)."""
+    def esc(v) -> str:
+        return "".join("\\" + c if c in "_&%#$" else c for c in str(v))
+
+    lines = [r"\begin{table}", r"\centering", rf"\caption{{{esc(caption)}}}",
+             r"\begin{tabular}{l" + "c" * (len(frame.columns) - 1) + "}", r"\toprule",
+             " & ".join(esc(c) for c in frame.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(esc(v) for v in row) + r" \\" for row in frame.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def _seed_summary(runs: list, selection: pd.DataFrame, positive: str = "anomaly") -> pd.DataFrame:
     by_id = {r.run_id: r for r in runs}
     rows = []
     for row in selection.itertuples(index=False):
-        tests = [by_id[rid].metrics.get("test", {}) for rid in row.run_ids]
+        tests = [run_test_metrics(by_id[rid], positive) for rid in row.run_ids]
         out = {"model": row.label, "seeds": len(tests), "validation_auroc": row.validation_mean}
         for m in ("auroc", "aupr", "auroc30"):
             s = pd.Series([t.get(m) for t in tests], dtype=float)
@@ -140,7 +205,8 @@ def _test_tied_fraction(run) -> float:
 
 
 def benchmark_report(runs_root: str | Path | None = None, experiment: str = "mnistc-3v8-quick", *, metric: str = "auroc",
-                     n_boot: int = 1000, seed: int = 0, by_corruption: bool = True) -> BenchmarkReport:
+                     n_boot: int = 1000, seed: int = 0, by_corruption: bool = True, positive: str = "anomaly",
+                     paper: bool = True, conventions: bool = False) -> BenchmarkReport:
     """Aggregate the finished runs of ``experiment`` into the paper's table with significance.
 
     Parameters
@@ -153,15 +219,31 @@ def benchmark_report(runs_root: str | Path | None = None, experiment: str = "mni
         Paired-bootstrap resamples and seed.
     by_corruption : bool
         Also compute the per-corruption breakdown.
+    positive : {"anomaly", "normal"}
+        The metric convention of every table (the class counted as positive).
+    paper : bool
+        Put the paper's numbers beside ours when the paper has a table for this task.
+    conventions : bool
+        Also rank the candidate metric definitions against the paper's table
+        (:func:`~ogae_core.evaluation.paper.convention_check`).
 
     Examples
     --------
     >>> rep = benchmark_report("runs", "mnistc-3v8-quick")  # doctest: +SKIP
     >>> print(rep.render("md"))  # doctest: +SKIP
     """
-    from ogae_core.evaluation import align_scores, paired_bootstrap, per_group_bootstrap, results_table
+    from ogae_core.evaluation import align_scores, check_positive, paired_bootstrap, per_group_bootstrap, results_table
+    from ogae_core.evaluation.paper import (
+        beside_paper,
+        convention_check,
+        estimates,
+        paper_table,
+        paper_tables_mnistc,
+        table_key_of_configs,
+    )
     from ogae_core.runs import default_root, list_runs
 
+    check_positive(positive)
     root = Path(runs_root) if runs_root is not None else default_root()
     runs = [r for r in list_runs(root, experiment) if r.has("scores.parquet")]
     if not runs:
@@ -173,13 +255,22 @@ def benchmark_report(runs_root: str | Path | None = None, experiment: str = "mni
     order = [lab for lab in paper_order() if lab in chosen] + [lab for lab in chosen if lab not in paper_order()]
     chosen = {lab: chosen[lab] for lab in order}
     aligned = align_scores({lab: r.scores() for lab, r in chosen.items()}, split="test")
-    boot = paired_bootstrap(aligned.scores, aligned.labels, n=n_boot, seed=seed)
+    boot = paired_bootstrap(aligned.scores, aligned.labels, n=n_boot, seed=seed, positive=positive)
     per, per_table = None, None
     if by_corruption and "corruption" in aligned.items.columns and aligned.items["corruption"].nunique() > 1:
-        per = per_group_bootstrap(aligned.scores, aligned.labels, aligned.items["corruption"].to_numpy(), n=n_boot, seed=seed)
+        per = per_group_bootstrap(aligned.scores, aligned.labels, aligned.items["corruption"].to_numpy(), n=n_boot,
+                                  seed=seed, positive=positive)
         per_table = results_table(per, order=order)
+    key = table_key_of_configs(r.config for r in runs) if paper or conventions else None
+    side, ranked = None, None
+    if key is not None and paper:
+        t = paper_tables_mnistc()["tables"][key]
+        side = beside_paper(estimates(boot), paper_table(t["normal"], t["anomaly"]))
+        side.attrs.update({"table": t["table"], "key": key})
+    if key is not None and conventions:
+        ranked = convention_check({key: (aligned.scores, aligned.labels)})
     return BenchmarkReport(experiment, selection, boot, per, results_table(boot, order=order), per_table,
-                           _seed_summary(runs, selection), aligned, chosen)
+                           _seed_summary(runs, selection, positive), aligned, chosen, positive, side, ranked)
 
 
 def write_report(report: BenchmarkReport, out_dir: str | Path, fmt: str = "md") -> Path:
@@ -192,3 +283,32 @@ def write_report(report: BenchmarkReport, out_dir: str | Path, fmt: str = "md") 
     path = out / f"{report.experiment}.{ext}"
     path.write_text(report.render(fmt), encoding="utf-8")
     return path
+
+
+def convention_check_runs(runs_root: str | Path | None, experiments: list[str], *, metric: str = "auroc") -> pd.DataFrame:
+    """:func:`~ogae_core.evaluation.paper.convention_check` on the validation-selected runs of
+    finished MNIST-C experiments (all their rows together).
+
+    Each experiment's task picks the paper's table (3 vs 8: Table I, 3 vs 4: Table IV); an
+    experiment of another task raises ``ValueError``.
+
+    Examples
+    --------
+    >>> convention_check_runs("runs", ["mnistc-3v8-reduced", "mnistc-3v4-reduced"])  # doctest: +SKIP
+    """
+    from ogae_core.evaluation import align_scores
+    from ogae_core.evaluation.paper import convention_check, table_key_of_configs
+    from ogae_core.runs import default_root, list_runs
+
+    root = Path(runs_root) if runs_root is not None else default_root()
+    tables = {}
+    for experiment in experiments:
+        runs = [r for r in list_runs(root, experiment) if r.has("scores.parquet")]
+        if not runs:
+            raise ValueError(f"no finished runs with scores in {root / experiment}")
+        key = table_key_of_configs(r.config for r in runs)
+        if key is None:
+            raise ValueError(f"{experiment}: the paper has no table for its task")
+        aligned = align_scores({lab: r.scores() for lab, r in selected_runs(runs, metric).items()}, split="test")
+        tables[key] = (aligned.scores, aligned.labels)
+    return convention_check(tables)

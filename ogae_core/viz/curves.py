@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ogae_core.evaluation.metrics import all_metrics, pr_points, roc_points
+from ogae_core.evaluation.metrics import all_metrics, check_positive, pr_points, roc_points
 from ogae_core.evaluation.tables import METRIC_LABELS
 
 _MAX_POINTS = 2000
@@ -32,7 +32,8 @@ def roc_figure(
     labels: Sequence,
     *,
     max_points: int = _MAX_POINTS,
-    title: str = "ROC curves (anomaly = positive)",
+    title: str | None = None,
+    positive: str = "anomaly",
 ) -> go.Figure:
     """ROC curve of every model, AUROC in the legend, FPR = 0.3 marked.
 
@@ -43,6 +44,10 @@ def roc_figure(
     labels : array-like of {0, 1}
     max_points : int
         Points drawn per curve (thinned evenly; the metrics use all points).
+    title : str, optional
+        Default: "ROC curves (<positive> = positive)".
+    positive : {"anomaly", "normal"}
+        The class counted as positive (see :func:`ogae_core.evaluation.orient`).
 
     Returns
     -------
@@ -55,10 +60,11 @@ def roc_figure(
     'a (AUROC 1.000)'
     """
     _check(scores_by_model, labels)
+    check_positive(positive)
     fig = go.Figure()
     for name, scores in scores_by_model.items():
-        fpr, tpr, _ = roc_points(labels, scores)
-        value = all_metrics(labels, scores)["auroc"]
+        fpr, tpr, _ = roc_points(labels, scores, positive=positive)
+        value = all_metrics(labels, scores, positive=positive)["auroc"]
         x, y = _thin(fpr, tpr, max_points)
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{name} (AUROC {value:.3f})"))
     fig.add_trace(
@@ -68,7 +74,7 @@ def roc_figure(
     )
     fig.add_vline(x=0.3, line_dash="dash", line_color="grey", annotation_text="FPR 0.3 (AUROC30)")
     fig.update_layout(
-        title=title,
+        title=title or f"ROC curves ({positive} = positive)",
         xaxis_title="False positive rate",
         yaxis_title="True positive rate",
         xaxis_range=[0, 1],
@@ -83,9 +89,12 @@ def pr_figure(
     labels: Sequence,
     *,
     max_points: int = _MAX_POINTS,
-    title: str = "Precision-recall curves (anomaly = positive)",
+    title: str | None = None,
+    positive: str = "anomaly",
 ) -> go.Figure:
     """Step-wise precision-recall curve of every model, average precision in the legend.
+
+    ``positive``: the class counted as positive (its prevalence is the chance line).
 
     Examples
     --------
@@ -94,17 +103,18 @@ def pr_figure(
     'a (AUPR 1.000)'
     """
     _check(scores_by_model, labels)
+    check_positive(positive)
     y_arr = np.asarray(labels)
     fig = go.Figure()
     for name, scores in scores_by_model.items():
-        recall, precision, _ = pr_points(labels, scores)
-        value = all_metrics(labels, scores)["aupr"]
+        recall, precision, _ = pr_points(labels, scores, positive=positive)
+        value = all_metrics(labels, scores, positive=positive)["aupr"]
         x, y = _thin(recall, precision, max_points)
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line_shape="vh", name=f"{name} (AUPR {value:.3f})"))
-    prevalence = float(np.mean(y_arr == 1))
+    prevalence = float(np.mean(y_arr == (1 if positive == "anomaly" else 0)))
     fig.add_hline(y=prevalence, line_dash="dot", line_color="grey", annotation_text=f"prevalence {prevalence:.2f}")
     fig.update_layout(
-        title=title,
+        title=title or f"Precision-recall curves ({positive} = positive)",
         xaxis_title="Recall",
         yaxis_title="Precision",
         xaxis_range=[0, 1],

@@ -93,6 +93,45 @@ def test_results_page_reacts_to_selection(synthetic_store, monkeypatch):
     assert any("Select at least one model" in i.value for i in at.info)
 
 
+def test_results_page_switches_the_metric_convention(synthetic_store, monkeypatch):
+    from sklearn.metrics import average_precision_score
+
+    at = _run("results", synthetic_store, monkeypatch)
+    at.sidebar.selectbox(key="experiment").set_value("mnistc-3v8-smoke")
+    at.sidebar.number_input(key="n_boot").set_value(100)
+    at.sidebar.multiselect(key="results_models").set_value(["ae-recons"])
+    at.sidebar.radio(key="positive").set_value("normal").run()
+    assert not at.exception
+    runs = {r.label: r for r in store.list_runs(synthetic_store, "mnistc-3v8-smoke")}
+    aligned = align_scores({"ae-recons": runs["ae-recons"].scores()})
+    expected = average_precision_score(1 - aligned.labels, -aligned.scores["ae-recons"])
+    overall = _html_tables(at)[0]
+    aupr_cell = re.findall(r"<td>(?:<[bu]>)*([0-9.]+)", overall)[1]  # AUROC, AUPR, AUROC30
+    assert float(aupr_cell) == pytest.approx(expected, abs=0.005)
+    assert any("Positive class: normal" in m.value for m in at.markdown)
+    pr = next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith("Precision"))
+    assert "normal = positive" in pr["layout"]["title"]["text"]
+
+
+def test_results_page_shows_the_papers_table_beside_ours(synthetic_store, monkeypatch):
+    from ogae_core.evaluation import paper_table
+
+    at = _run("results", synthetic_store, monkeypatch)
+    at.sidebar.selectbox(key="experiment").set_value("mnistc-3v8-smoke")
+    at.sidebar.number_input(key="n_boot").set_value(100)
+    at.run()
+    side = next(d.value for d in at.dataframe if "AUROC paper" in d.value.columns)
+    paper = paper_table(3, 8)
+    assert side.loc["ae-recons", "AUPR paper"] == f"{paper.loc['ae-recons', 'aupr']:.2f}"
+    assert side.loc["dvaesvdd", "AUROC ours"] == "–"  # a paper row we did not run
+    assert len(side) == len(paper)  # the four runs shown are rows of the paper; its eight others follow
+    ogae = next(name for name in side.index if name.startswith("ogae-ocsvm"))  # display name with its seed
+    assert side.loc[ogae, "AUROC paper"] == f"{paper.loc['ogae-ocsvm', 'auroc']:.2f}"
+    assert any("Table I" in s.value for s in at.subheader)
+    at.sidebar.toggle(key="show_paper").set_value(False).run()
+    assert not any("AUROC paper" in d.value.columns for d in at.dataframe)
+
+
 def test_training_dynamics_page(synthetic_store, monkeypatch):
     at = _run("dynamics", synthetic_store, monkeypatch)
     chosen = at.sidebar.multiselect(key="dyn_runs").value

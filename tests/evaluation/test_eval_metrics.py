@@ -146,3 +146,51 @@ def test_largest_tie_fraction_counts_the_biggest_group_of_equal_scores():
         largest_tie_fraction([1.0, np.nan])
     with pytest.raises(ValueError, match="empty"):
         largest_tie_fraction([])
+
+
+# ----------------------------------------------------------------------------- both conventions
+@pytest.mark.parametrize("name,y,s", CASES, ids=[c[0] for c in CASES])
+def test_normal_positive_equals_sklearn_on_flipped_labels_and_negated_scores(name, y, s):
+    yn, sn = 1 - np.asarray(y, dtype=int), -np.asarray(s, dtype=float)
+    assert auroc(y, s, positive="normal") == pytest.approx(roc_auc_score(yn, sn), abs=1e-12)
+    assert aupr(y, s, positive="normal") == pytest.approx(average_precision_score(yn, sn), abs=1e-12)
+    assert auroc30(y, s, positive="normal") == pytest.approx(roc_auc_score(yn, sn, max_fpr=0.3), abs=1e-12)
+    assert partial_auroc(y, s, max_fpr=0.1, positive="normal") == pytest.approx(
+        roc_auc_score(yn, sn, max_fpr=0.1), abs=1e-12)
+    both = all_metrics(y, s, positive="normal")
+    assert both["aupr"] == pytest.approx(average_precision_score(yn, sn), abs=1e-12)
+    # AUROC does not depend on the convention; the others in general do
+    assert auroc(y, s, positive="normal") == pytest.approx(auroc(y, s), abs=1e-12)
+
+
+def test_conventions_differ_where_they_should():
+    rng = np.random.default_rng(5)
+    y = (rng.random(400) < 0.3).astype(int)  # prevalence 0.3: AP of a random detector differs by class
+    s = rng.normal(size=400)
+    assert aupr(y, s) == pytest.approx(average_precision_score(y, s))
+    assert abs(aupr(y, s) - aupr(y, s, positive="normal")) > 0.2
+
+
+def test_normal_positive_curves_and_weights_match_sklearn():
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 2, 80)
+    y[:2] = [0, 1]
+    s = rng.integers(0, 7, 80).astype(float)
+    fpr, tpr, _ = roc_points(y, s, positive="normal")
+    f2, t2, _ = roc_curve(1 - y, -s, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, f2)
+    np.testing.assert_allclose(tpr, t2)
+    recall, precision, _ = pr_points(y, s, positive="normal")
+    p2, r2, _ = precision_recall_curve(1 - y, -s)
+    np.testing.assert_allclose(recall, r2[::-1])
+    np.testing.assert_allclose(precision, p2[::-1])
+    w = rng.random(80)
+    assert aupr(y, s, weights=w, positive="normal") == pytest.approx(
+        average_precision_score(1 - y, -s, sample_weight=w), abs=1e-12)
+
+
+@pytest.mark.parametrize("func", [auroc, aupr, auroc30, partial_auroc, all_metrics, roc_points, pr_points])
+@pytest.mark.parametrize("bad", ["foo", "Normal", None, 1])
+def test_bad_positive_class_is_named(func, bad):
+    with pytest.raises(ValueError, match=f"positive must be one of .*got {bad!r}"):
+        func([0, 1], [0.1, 0.9], positive=bad)

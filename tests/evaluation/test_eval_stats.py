@@ -174,3 +174,28 @@ def test_kruskal_dunn_bad_input():
         kruskal_dunn({"a": [1, 1], "b": [1, 1]})
     with pytest.raises(ValueError, match="lacks column"):
         kruskal_dunn(pd.DataFrame({"x": [1]}))
+
+
+def test_paired_bootstrap_normal_positive_matches_sklearn_on_each_resample(task):
+    y, good, weak = task
+    t = paired_bootstrap({"good": good, "weak": weak}, y, n=30, seed=3, positive="normal")
+    est = t.set_index(["metric", "model"])["estimate"]
+    assert est["aupr", "weak"] == pytest.approx(average_precision_score(1 - y, -weak), abs=1e-12)
+    assert est["auroc30", "weak"] == pytest.approx(roc_auc_score(1 - y, -weak, max_fpr=0.3), abs=1e-12)
+    assert t.attrs["positive"] == "normal"
+    samples = bootstrap_samples({"weak": weak}, y, n=4, seed=3, positive="normal")
+    idx = next(resample_indices(y.size, 4, 3))
+    for k in range(4):
+        i = idx[k]
+        assert samples["aupr"][0, k] == pytest.approx(average_precision_score(1 - y[i], -weak[i]), abs=1e-12)
+    # same resamples under both conventions: AUROC identical resample by resample
+    anomaly = bootstrap_samples({"weak": weak}, y, n=4, seed=3)
+    np.testing.assert_allclose(anomaly["auroc"], samples["auroc"], atol=1e-12)
+
+
+def test_bootstrap_bad_positive_is_named(task):
+    y, good, _ = task
+    with pytest.raises(ValueError, match="positive must be one of .*'foo'"):
+        paired_bootstrap({"good": good}, y, n=5, positive="foo")
+    with pytest.raises(ValueError, match="positive must be one of .*'foo'"):
+        per_group_bootstrap({"good": good}, y, np.repeat(["a", "b"], 300), n=5, positive="foo")

@@ -79,3 +79,19 @@ def test_caption_states_the_items_and_the_bootstrap_that_made_the_table(boot):
     assert text.startswith("mnistc-3v8-quick: test split, 500 items (250 anomalies).")
     assert f"{boot.attrs['n']} resamples" in text and f"alpha = {boot.attrs['alpha']}" in text
     assert "(metric: aupr)" in text
+
+
+def test_tables_and_caption_follow_the_convention():
+    from sklearn.metrics import average_precision_score
+
+    from ogae_core.evaluation import convention_note, overall_table
+
+    rng = np.random.default_rng(4)
+    y = (rng.random(200) < 0.3).astype(int)
+    s = rng.normal(size=200) + y
+    t = overall_table({"a": s}, y, n=20, positive="normal")
+    assert t.frame.loc["a", "AUPR"] == pytest.approx(average_precision_score(1 - y, -s))
+    assert "Positive class: normal" in results_caption("x", y, t.source)
+    assert "Positive class: anomaly" in results_caption("x", y, paired_bootstrap({"a": s}, y, n=20))
+    with pytest.raises(ValueError, match="'foo'"):
+        convention_note("foo")

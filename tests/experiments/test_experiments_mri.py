@@ -233,3 +233,10 @@ def test_batch_decision_maps_are_used_and_negated(tmp_path, mri_store):
     subjects = load_mri_cohort(cfg).by_role("patient")
     got = list(scored_subjects(det, subjects, batch_voxels=1))
     assert [s.subject_id for s, *_ in got] == [s.subject_id for s in subjects] and mri_fakes.BATCHES == [1, 1, 1]
+
+
+def test_mri_report_refuses_the_mnistc_report_options(tmp_path):
+    from ogae_core.experiments.mri import report
+
+    with pytest.raises(ValueError, match=r"does not take \['positive'\]"):
+        report(tmp_path, "mri-anything", n_boot=10, positive="normal")

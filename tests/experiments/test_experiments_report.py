@@ -79,3 +79,86 @@ def test_presets():
         preset_configs("quick", methods=["vae-recons"])
     with pytest.raises(ValueError, match="unknown preset"):
         preset_configs("huge")
+
+
+# ----------------------------------------------------------------------------- both metric conventions
+def _strip_normal_positive(value):
+    if isinstance(value, dict):
+        return {k: _strip_normal_positive(v) for k, v in value.items() if k != "normal_positive"}
+    return value
+
+
+@pytest.mark.slow
+def test_metrics_json_stores_both_conventions(smoke_store):
+    from sklearn.metrics import average_precision_score
+
+    from ogae_core.runs import list_runs
+
+    root, _ = smoke_store
+    run = list_runs(root, SMOKE_EXPERIMENT)[0]
+    test = run.scores().query("split == 'test'")
+    y, s = test["label"].to_numpy(), test["score"].to_numpy()
+    block = run.metrics["test"]
+    assert block["aupr"] == pytest.approx(average_precision_score(y, s))  # existing key: anomaly-positive
+    assert block["normal_positive"]["aupr"] == pytest.approx(average_precision_score(1 - y, -s))
+    assert block["normal_positive"]["auroc30"] == pytest.approx(roc_auc_score(1 - y, -s, max_fpr=0.3))
+    stripe = test[test.corruption == "stripe"]
+    assert block["per_corruption"]["stripe"]["normal_positive"]["aupr"] == pytest.approx(
+        average_precision_score(1 - stripe["label"], -stripe["score"]))
+
+
+@pytest.mark.slow
+def test_report_normal_positive_and_paper_beside(smoke_store):
+    from sklearn.metrics import average_precision_score
+
+    root, _ = smoke_store
+    rep = benchmark_report(root, SMOKE_EXPERIMENT, n_boot=50, positive="normal", conventions=True)
+    boot = rep.bootstrap.query("metric == 'aupr'").set_index("model")
+    for label, run in rep.runs.items():
+        test = run.scores().query("split == 'test'").sort_values("item")
+        assert boot.loc[label, "estimate"] == pytest.approx(average_precision_score(1 - test["label"], -test["score"]))
+        stored = run.metrics["test"]["normal_positive"]["aupr"]
+        assert rep.seeds.set_index("model").loc[label, "test_aupr_mean"] == pytest.approx(stored)
+    assert rep.paper is not None and rep.paper.attrs["table"] == "I" and len(rep.paper) == 12
+    assert rep.paper.loc["ae-recons", "AUROC paper"] == "0.56"
+    assert rep.paper.loc["ae-recons", "AUPR ours"] == f"{boot.loc['ae-recons', 'estimate']:.2f}"
+    md = rep.render("md")
+    assert "Beside the paper's Table I" in md and "Positive class: normal" in md
+    assert "Metric conventions against the paper" in md and set(rep.conventions.positive) == {"anomaly", "normal"}
+    assert "Beside the paper" in rep.render("html") and "paper" in rep.render("latex")
+    assert benchmark_report(root, SMOKE_EXPERIMENT, n_boot=20, paper=False).paper is None
+    with pytest.raises(ValueError, match="'foo'"):
+        benchmark_report(root, SMOKE_EXPERIMENT, n_boot=20, positive="foo")
+
+
+@pytest.mark.slow
+def test_report_on_runs_without_the_new_keys_recomputes(smoke_store, tmp_path):
+    import json
+    import shutil
+
+    from ogae_core.runs import METRICS_FILE
+
+    root, _ = smoke_store
+    old = tmp_path / "old"
+    shutil.copytree(root, old)
+    for path in (old / SMOKE_EXPERIMENT).glob(f"*/{METRICS_FILE}"):
+        path.write_text(json.dumps(_strip_normal_positive(json.loads(path.read_text()))))
+    fresh = benchmark_report(root, SMOKE_EXPERIMENT, n_boot=20, positive="normal").seeds
+    legacy = benchmark_report(old, SMOKE_EXPERIMENT, n_boot=20, positive="normal").seeds
+    cols = ["test_aupr_mean", "test_auroc30_mean"]
+    np.testing.assert_allclose(legacy[cols].to_numpy(), fresh[cols].to_numpy())
+
+
+@pytest.mark.slow
+def test_cli_report_positive_and_conventions(smoke_store, capsys):
+    root, _ = smoke_store
+    assert main(["report", "--runs-root", str(root), "--experiment", SMOKE_EXPERIMENT, "--n-boot", "20",
+                 "--positive", "normal", "--conventions"]) == 0
+    out = capsys.readouterr().out
+    assert "Positive class: normal" in out and "Beside the paper's Table I" in out and "gap_error" in out
+    assert main(["report", "--runs-root", str(root), "--experiment", SMOKE_EXPERIMENT, "--n-boot", "20",
+                 "--no-paper"]) == 0
+    assert "Beside the paper" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["report", "--positive", "foo"])
+    assert "invalid choice: 'foo'" in capsys.readouterr().err

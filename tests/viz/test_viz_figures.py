@@ -45,6 +45,19 @@ def test_pr_figure_is_stepwise(task):
     assert np.sum(np.diff(r) * p[1:]) == pytest.approx(average_precision_score(y, scores["good"]))
 
 
+def test_curves_under_the_normal_positive_convention(task):
+    y, scores = task
+    roc = roc_figure(scores, y, positive="normal")
+    fpr, tpr, _ = roc_curve(1 - y, -scores["good"], drop_intermediate=False)
+    np.testing.assert_allclose(roc.data[0].x, fpr)
+    np.testing.assert_allclose(roc.data[0].y, tpr)
+    assert "normal = positive" in roc.layout.title.text
+    pr = pr_figure(scores, y, positive="normal")
+    assert pr.data[0].name == f"good (AUPR {average_precision_score(1 - y, -scores['good']):.3f})"
+    with pytest.raises(ValueError, match="'foo'"):
+        pr_figure(scores, y, positive="foo")
+
+
 def test_per_corruption_bars(task):
     y, scores = task
     groups = np.repeat(["stripe", "fog"], 100)
