@@ -156,12 +156,48 @@ def bench_localized_cohort(det, vols, radius: int, slices: list, sample: int, ma
             "ratio": ref_per_volume / ours_per_volume, "goal": f"<= {GOAL_SECONDS:.0f} s per test volume"}
 
 
+def bench_dense_encoding(det, vols, slices: list, radius: int = 1) -> dict:
+    """Encoding of the streamed localized scoring (training controls' codes at the fitted voxels
+    and their neighbourhoods, every test subject's codes at the fitted voxels): convolutional over
+    whole slices (:func:`ogae_core.volumes.conv_codes.slice_codes`) vs patch by patch (the
+    reference), extrapolated per test volume of the ``full`` cohort as the localized rows."""
+    from ogae_core.volumes.conv_codes import slice_codes
+    from ogae_core.volumes.patch_training import encode_patches, patches_at
+    from ogae_core.volumes.streaming import _neighbour_grid
+
+    times = {"conv": 0.0, "patch": 0.0}
+    voxels = brain = 0.0
+    for z in slices:
+        union = np.zeros(vols[0].t1.shape[:2], bool)
+        for v in vols:
+            union |= v.brain[:, :, z]
+        xy = np.argwhere(union)
+        needed, _ = _neighbour_grid(xy, union.shape, radius)
+        jobs = [(r[:, :, z], needed) for r in det.reference_t1_] + [(v.t1[:, :, z], xy) for v in vols]
+        for name, encode in (("patch", lambda s, at: encode_patches(det.network_, patches_at(s, at, det.patch_size))),
+                             ("conv", lambda s, at: slice_codes(det.network_, s, at, det.patch_size))):
+            t0 = time.perf_counter()
+            for s, at in jobs:
+                encode(s, at)
+            times[name] += time.perf_counter() - t0
+        voxels += len(xy)
+        brain += float(np.mean([v.brain[:, :, z].sum() for v in vols]))
+    full_voxels = FULL_BRAIN_VOXELS * voxels / brain
+    per_volume = {k: t / voxels * full_voxels / len(vols) for k, t in times.items()}
+    return {"benchmark": "mri_models",
+            "case": (f"dense encoding of the localized scoring (n = {len(det.reference_t1_)} x "
+                     f"{(2 * radius + 1) ** 2}, {len(vols)} test volumes), whole-slice convolution vs per patch"),
+            "ours": per_volume["conv"], "reference": per_volume["patch"], "unit": "s per test volume (amortized)",
+            "ratio": per_volume["patch"] / per_volume["conv"], "goal": "faster than per patch (ratio > 1)"}
+
+
 def run(quick: bool = False) -> list[dict]:
     """Rows for ``benchmarks/run_all.py``."""
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = [bench_training_step(blocks=3 if quick else 5, steps=10 if quick else 20)]
     det, vols = _default_setup(quick)
     slices = [4] if quick else [2, 5]
+    rows.append(bench_dense_encoding(det, vols, slices))
     for radius in (1, 0):
         rows.append(bench_localized_cohort(det, vols, radius, slices, sample=30 if quick else 100,
                                            max_voxels=1500 if quick else None))

@@ -3,7 +3,8 @@
 A voxel's score is the decision value of the patch centred on it (stride 1, per axial slice).
 
 * :func:`localized_slice_decisions` -- one axial slice: encode the reference (training)
-  controls' patches around the slice's voxels, fit one OCSVM per voxel
+  controls' patches around the slice's voxels (in one convolutional pass per slice,
+  :func:`ogae_core.volumes.conv_codes.slice_codes`), fit one OCSVM per voxel
   (:class:`ogae_core.ocsvm.LocalizedOCSVM`, on the codes of every reference control at the
   voxel and its in-plane neighbourhood), score every target subject's patch at that voxel,
   and drop the models. Voxels go through in chunks of at most ``chunk_memory`` bytes of
@@ -41,7 +42,7 @@ from ogae_core.methods import Method
 from ogae_core.ocsvm import OneClassSVM
 from ogae_core.ocsvm.estimator import NATIVE_MAX_N
 from ogae_core.validation import check_integer, check_nu_times_n
-from ogae_core.volumes.patch_training import encode_patches, patches_at
+from ogae_core.volumes.conv_codes import slice_codes
 
 __all__ = ["localized_decision_maps", "localized_slice_decisions", "neighbourhood_offsets",
            "patient_specific_decision_map", "subject_score"]
@@ -98,8 +99,8 @@ def localized_slice_decisions(method: Method, reference_slices: list, target_sli
         return out
     shape = reference_slices[0].shape
     needed, positions = _neighbour_grid(xy, shape, radius)
-    ref = torch.stack([encode_patches(method, patches_at(s, needed, patch_size)) for s in reference_slices])
-    tgt = torch.stack([encode_patches(method, patches_at(s, xy, patch_size)) for s in target_slices])  # (m, V, d)
+    ref = torch.stack([slice_codes(method, s, needed, patch_size) for s in reference_slices])
+    tgt = torch.stack([slice_codes(method, s, xy, patch_size) for s in target_slices])  # (m, V, d)
     d = ref.shape[-1]
     rows = max(1, int(chunk_memory) // (n * d * 4))
     for a in range(0, len(xy), rows):
@@ -160,7 +161,7 @@ def patient_specific_decision_map(method: Method, t1: np.ndarray, brain: np.ndar
     codes = []
     for z in np.unique(sample[:, 2]):
         sel = sample[:, 2] == z
-        codes.append(encode_patches(method, patches_at(t1[:, :, z], sample[sel, :2], patch_size)))
+        codes.append(slice_codes(method, t1[:, :, z], sample[sel, :2], patch_size))
     train = torch.cat(codes).double().numpy()
     mean, scale = train.mean(0), train.std(0)
     scale[scale == 0] = 1.0
@@ -170,7 +171,7 @@ def patient_specific_decision_map(method: Method, t1: np.ndarray, brain: np.ndar
     for z in tqdm(range(t1.shape[2]), desc="slices (patient-specific OCSVM)", disable=not progress, unit="slice"):
         xy = np.argwhere(brain[:, :, z])
         if len(xy):
-            z_codes = encode_patches(method, patches_at(t1[:, :, z], xy, patch_size)).double().numpy()
+            z_codes = slice_codes(method, t1[:, :, z], xy, patch_size).double().numpy()
             out[xy[:, 0], xy[:, 1], z] = model.decision_function((z_codes - mean) / scale)
     return out
 
