@@ -27,6 +27,13 @@ test volume (goal 60 s missed; scikit-learn loop 207 s without encoding); n = 16
 loaded). At n = 144 the time goes to LocalizedOCSVM's per-voxel standardization and dual solves;
 encoding (about 1.6 M test + 1.2 M amortized training patches per volume) is about 25 s of it.
 
+* ``dense encoding``: the encoding part of the localized rows, whole-slice convolution
+  (:mod:`ogae_core.volumes.conv_codes`, now the streamed path) vs patch by patch, same slices.
+  Measured 2026-12-01 under heavy load (load average 8 on the 2 cores): 13.1 s vs 103 s per
+  test volume (7.9x). The convolutions cost ~35x less; gathering the ``V x 400`` codes per
+  subject (memory-bound) is now most of the encoding time.
+* ``paper scale``: n = 60 training controls (:func:`bench_paper_scale`), report only.
+
 A full-cohort run (``python -m ogae_core.volumes.run --cohort full``) takes hours on 2 cores
 with n = 144; this benchmark states its extrapolation. The network is trained for one short
 epoch (the cost of fitting and scoring barely depends on training).
@@ -156,15 +163,100 @@ def bench_localized_cohort(det, vols, radius: int, slices: list, sample: int, ma
             "ratio": ref_per_volume / ours_per_volume, "goal": f"<= {GOAL_SECONDS:.0f} s per test volume"}
 
 
+def bench_dense_encoding(det, vols, slices: list, radius: int = 1) -> dict:
+    """Encoding of the streamed localized scoring (training controls' codes at the fitted voxels
+    and their neighbourhoods, every test subject's codes at the fitted voxels): convolutional over
+    whole slices (:func:`ogae_core.volumes.conv_codes.slice_codes`) vs patch by patch (the
+    reference), extrapolated per test volume of the ``full`` cohort as the localized rows."""
+    from ogae_core.volumes.conv_codes import slice_codes
+    from ogae_core.volumes.patch_training import encode_patches, patches_at
+    from ogae_core.volumes.streaming import _neighbour_grid
+
+    times = {"conv": 0.0, "patch": 0.0}
+    voxels = brain = 0.0
+    for z in slices:
+        union = np.zeros(vols[0].t1.shape[:2], bool)
+        for v in vols:
+            union |= v.brain[:, :, z]
+        xy = np.argwhere(union)
+        needed, _ = _neighbour_grid(xy, union.shape, radius)
+        jobs = [(r[:, :, z], needed) for r in det.reference_t1_] + [(v.t1[:, :, z], xy) for v in vols]
+        for name, encode in (("patch", lambda s, at: encode_patches(det.network_, patches_at(s, at, det.patch_size))),
+                             ("conv", lambda s, at: slice_codes(det.network_, s, at, det.patch_size))):
+            t0 = time.perf_counter()
+            for s, at in jobs:
+                encode(s, at)
+            times[name] += time.perf_counter() - t0
+        voxels += len(xy)
+        brain += float(np.mean([v.brain[:, :, z].sum() for v in vols]))
+    full_voxels = FULL_BRAIN_VOXELS * voxels / brain
+    per_volume = {k: t / voxels * full_voxels / len(vols) for k, t in times.items()}
+    return {"benchmark": "mri_models",
+            "case": (f"dense encoding of the localized scoring (n = {len(det.reference_t1_)} x "
+                     f"{(2 * radius + 1) ** 2}, {len(vols)} test volumes), whole-slice convolution vs per patch"),
+            "ours": per_volume["conv"], "reference": per_volume["patch"], "unit": "s per test volume (amortized)",
+            "ratio": per_volume["patch"] / per_volume["conv"], "goal": "faster than per patch (ratio > 1)"}
+
+
+PAPER_TRAINING_CONTROLS = 60  # the paper's 75 training controls minus the 20 % early-stopping share
+PAPER_TEST_VOLUMES = 120      # 60 test controls + 60 patients
+
+
+def bench_paper_scale(radius: int, z: int = 4, max_voxels: int = 500) -> dict:
+    """Localized fit + score at the paper's scale (n = 60 training controls), extrapolated.
+
+    Generating 75 full volumes is too slow on 2 cores, so the ``default`` slab is generated with
+    the paper's 75 training controls (``counts`` override; 60 after the early-stopping split)
+    and the ``default`` test subjects; ``max_voxels`` voxels of slice ``z`` are fitted and scored
+    (encoding included), the time per voxel is extrapolated to the full cohort's voxels per
+    test volume amortized over the paper's 120 test volumes. Memory: the peak RSS of the process
+    and the slice's reference codes ``60 x D x 400`` float32 that the streamed fit holds (``D``:
+    the slice's voxels with their neighbourhoods, measured on the full slice).
+    """
+    from ogae_core.data.mri import load_cohort
+    from ogae_core.volumes import build_volume_detector
+    from ogae_core.volumes.streaming import _neighbour_grid, localized_slice_decisions, neighbourhood_offsets
+
+    cohort = load_cohort("default", counts={"train_control": 75, "test_control": 12, "patient": 12})
+    train, stop = cohort.split_training(seed=0)
+    det = build_volume_detector("sae-loc", {"epochs": 1, "patches_per_epoch": 2000, "pool_locations": 2000,
+                                            "eval_patches": 500, "device": "cpu"}).fit(train, stop, seed=0)
+    vols = [s.load() for s in cohort.by_role("test_control") + cohort.by_role("patient")]
+    union = np.zeros(vols[0].t1.shape[:2], bool)
+    for v in vols:
+        union |= v.brain[:, :, z]
+    xy_all = np.argwhere(union)
+    xy = xy_all[np.random.default_rng(0).choice(len(xy_all), size=min(max_voxels, len(xy_all)), replace=False)]
+    n = len(det.reference_t1_) * len(neighbourhood_offsets(radius))
+    t0 = time.perf_counter()
+    localized_slice_decisions(det.network_, [r[:, :, z] for r in det.reference_t1_], [v.t1[:, :, z] for v in vols],
+                              xy, nu=max(det.nu, 1.0 / n), radius=radius, device="cpu")
+    per_voxel = (time.perf_counter() - t0) / len(xy)
+    ratio = len(xy_all) / float(np.mean([v.brain[:, :, z].sum() for v in vols]))
+    per_volume = per_voxel * FULL_BRAIN_VOXELS * ratio / PAPER_TEST_VOLUMES
+    D = len(_neighbour_grid(xy_all, union.shape, radius)[0])
+    codes_gb = len(det.reference_t1_) * D * det.network_.backbone_config.latent_dim * 4 / 1e9
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    return {"benchmark": "mri_models",
+            "case": (f"paper scale: localized n = {len(det.reference_t1_)} x {len(neighbourhood_offsets(radius))}, "
+                     f"extrapolated from {len(xy)} voxels of 1 slice to 1.61 M voxels x {PAPER_TEST_VOLUMES} test "
+                     f"volumes; slice reference codes {codes_gb:.2f} GB, peak RSS {peak_gb:.2f} GB"),
+            "ours": per_volume, "reference": float("nan"), "unit": "s per test volume (amortized)",
+            "ratio": float("nan"), "goal": "report only (issue 14: time and memory at n = 60)"}
+
+
 def run(quick: bool = False) -> list[dict]:
     """Rows for ``benchmarks/run_all.py``."""
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = [bench_training_step(blocks=3 if quick else 5, steps=10 if quick else 20)]
     det, vols = _default_setup(quick)
     slices = [4] if quick else [2, 5]
+    rows.append(bench_dense_encoding(det, vols, slices))
     for radius in (1, 0):
         rows.append(bench_localized_cohort(det, vols, radius, slices, sample=30 if quick else 100,
                                            max_voxels=1500 if quick else None))
+    for radius in (1, 0):
+        rows.append(bench_paper_scale(radius, max_voxels=100 if quick else 500))
     return rows
 
 

@@ -66,6 +66,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(f"{len(configs)} configuration(s), {len(keys)} training(s)")
         return 0
     experiment = args.experiment or default_experiment
+    if getattr(args, "select_on", None):
+        if kind.select is None:
+            raise ValueError(f"ogae bench {args.kind} has no --select-on")
+        return kind.select(configs, args, experiment)
     slurm = {"partition": args.partition, "gpus": args.gpus, "cpus": args.cpus, "mem_gb": args.mem_gb,
              "account": args.account, "qos": args.qos}
     result = run_sweep(configs, args.runs_root, experiment, executor=args.executor, jobs=args.jobs,

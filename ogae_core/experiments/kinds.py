@@ -129,6 +129,9 @@ class ExperimentKind:
         ``(argparse.ArgumentParser) -> None``: the kind's own options of ``ogae bench <name>``.
     configs_from_args : callable, optional
         ``(argparse.Namespace) -> (configs, default experiment name)``.
+    select : callable, optional
+        ``(configs, argparse.Namespace, experiment) -> exit code``: hyperparameter selection on
+        validation data, run by ``ogae bench <name> --select-on validation`` instead of the sweep.
     """
 
     name: str
@@ -141,6 +144,7 @@ class ExperimentKind:
     report: Callable[..., Any] | None = None
     add_arguments: Callable[[Any], None] | None = None
     configs_from_args: Callable[[Any], tuple[list, str]] | None = None
+    select: Callable[[Sequence[Any], Any, str], int] | None = None
 
     def __post_init__(self) -> None:
         if getattr(self.config_type, "kind", None) != self.name:

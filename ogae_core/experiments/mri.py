@@ -63,7 +63,7 @@ from ogae_core.experiments.mri_config import MriConfig, MriEvalSpec
 
 __all__ = ["COHORTS", "MAPS_DIR", "MODEL_DIR", "MriConfig", "MriEvalSpec", "evaluate_subject", "full_grid_map",
            "load_mri_cohort", "mri_configs", "registered_methods", "run_mri", "run_training_group",
-           "scored_subjects"]
+           "scored_subjects", "select_on_validation"]
 
 #: Cohort presets of ``ogae bench mri --cohort``.
 COHORTS = ("smoke", "default", "full", "paper")
@@ -410,6 +410,106 @@ def run_training_group(configs: Sequence[MriConfig | Mapping[str, Any]], runs_ro
     return out
 
 
+# ----------------------------------------------------------------------------- selection on validation
+SELECTION_FILE = "selection.parquet"
+
+
+def _finished_network(cfg: MriConfig, base_dir: Path):
+    """A detector of a finished run of ``base_dir`` with ``cfg``'s training key (its network), or None."""
+    from ogae_core.runs import is_finished, read_run
+
+    for path in sorted(base_dir.iterdir()) if base_dir.is_dir() else []:
+        if not is_finished(path):
+            continue
+        try:
+            other = MriConfig.from_dict(read_run(path).config)
+        except (ValueError, TypeError, KeyError):
+            continue
+        if other.training_key() == cfg.training_key():
+            return _load_trained(path)[0]
+    return None
+
+
+def select_on_validation(cfg: MriConfig | Mapping[str, Any], runs_root: str | Path | None = None,
+                         experiment: str = "mri", *, grid: Mapping[str, Sequence] | None = None,
+                         voxel_fraction: float = 1.0, device: str = "cpu", progress: bool = False) -> Path:
+    """Select a localized method's OCSVM settings on the cohort's validation patients; returns the run.
+
+    The network is the one of a finished run of ``experiment`` with the same training key
+    (``ogae bench mri`` trained it), else trained here; the grid
+    (:data:`ogae_core.volumes.select.DEFAULT_GRID` by default: nu, gamma factor of "scale",
+    neighbourhood radius) is scored on the ``validation_patient`` subjects only
+    (:func:`ogae_core.volumes.select.evaluate_localized_grid`). The run is written to the
+    experiment ``<experiment>-select``: ``selection.parquet`` (one row per setting and patient)
+    and ``metrics.json`` with ``selected`` (the best mean voxel AUPR, without the ventricles),
+    ``current`` (the config's own setting, when in the grid) and the timings.
+    """
+    from ogae_core.runs import create_run, default_root, run_id
+    from ogae_core.volumes.select import DEFAULT_GRID, choose_setting, evaluate_localized_grid, localized_settings
+
+    cfg = cfg if isinstance(cfg, MriConfig) else MriConfig.from_dict(cfg)
+    grid = {**DEFAULT_GRID, **dict(grid or {})}
+    cohort = load_mri_cohort(cfg)
+    patients = cohort.by_role("validation_patient")
+    if not patients:
+        raise ValueError(f"cohort {cohort.name} has no validation_patient subjects to select on (test subjects "
+                         f"are never used for selection)")
+    root = Path(runs_root) if runs_root is not None else default_root()
+    t0 = time.perf_counter()
+    base = _finished_network(cfg, root / experiment)
+    train, early = cohort.split_training(seed=int(cohort.info.get("config", {}).get("seed", 0)))
+    det = _train_or_reuse(cfg, base, train, early, progress, device)
+    if not hasattr(det, "reference_t1_") or not hasattr(det, "neighbourhood"):
+        raise ValueError(f"{cfg.method} has no localized OCSVM to select settings for")
+    train_seconds = time.perf_counter() - t0
+    settings = localized_settings(len(det.reference_t1_), det.network_.backbone_config.latent_dim,
+                                  nus=grid["nus"], gamma_factors=grid["gamma_factors"], radii=grid["radii"])
+    t0 = time.perf_counter()
+    table = evaluate_localized_grid(det.network_, det.reference_t1_, [s.load() for s in patients], settings,
+                                    patient_ids=[s.subject_id for s in patients], patch_size=det.patch_size,
+                                    voxel_fraction=voxel_fraction, seed=cfg.seed,
+                                    device=None if det.device == "auto" else det.device,
+                                    chunk_memory=det.chunk_memory, progress=progress)
+    best = choose_setting(table)
+    current = table[(table["nu"] == float(det.nu)) & (table["neighbourhood"] == int(det.neighbourhood))
+                    & (table["gamma"] == str(det.gamma))]
+    config = {**cfg.to_dict(), "selection": {"on": "validation_patient", "grid": {k: list(v) for k, v in grid.items()},
+                                             "voxel_fraction": float(voxel_fraction), "metric": "mean voxel AUPR"}}
+    metrics = {"selected": best, "n_validation_patients": len(patients), "n_settings": len(settings),
+               "current": ({"nu": float(det.nu), "gamma": det.gamma, "neighbourhood": int(det.neighbourhood),
+                            "mean_aupr": float(current["aupr"].mean()), "mean_auroc": float(current["auroc"].mean())}
+                           if len(current) else None),
+               "network_reused": base is not None, "train_seconds": train_seconds,
+               "grid_seconds": time.perf_counter() - t0}
+    with create_run(root, f"{experiment}-select", config, seed=cfg.seed, data_hash=cohort_hash(cohort),
+                    run_id=run_id(config, f"{cfg.label}-s{cfg.seed}-select")) as w:
+        table.to_parquet(w.path / SELECTION_FILE, index=False)
+        w.write_metrics(metrics)
+    return w.final_path
+
+
+def select_from_args(configs: Sequence[MriConfig], args, experiment: str) -> int:
+    """``ogae bench mri --select-on validation``: :func:`select_on_validation` for every config
+    of a localized method; prints the selected settings."""
+    import json
+
+    from ogae_core.runs import read_run
+
+    localized = [c for c in configs if c.method.endswith("-loc")]
+    if not localized:
+        raise ValueError("--select-on validation needs a localized method (ogae-loc, sae-loc) in --methods")
+    grid = {k: v for k, v in (("nus", args.select_nu), ("gamma_factors", args.select_gamma_factor),
+                              ("radii", args.select_neighbourhood)) if v}
+    for c in localized:
+        path = select_on_validation(c, args.runs_root, experiment, grid=grid, voxel_fraction=args.voxel_fraction,
+                                    device=args.device if args.device != "auto" else "cpu", progress=args.verbose)
+        m = read_run(path).metrics
+        print(f"{c.run_id()}: selected {json.dumps(m['selected'])} on {m['n_validation_patients']} validation "
+              f"patients ({m['n_settings']} settings, {m['grid_seconds']:.0f} s); current {json.dumps(m['current'])}; "
+              f"run {path}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- the kind
 def default_methods() -> list[str]:
     """Every registered MRI method (the five of the paper when present, and ``wm-prior``)."""
@@ -525,6 +625,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--aggregation", default="q98", help="subject score rule (default q98, ventricles excluded)")
     parser.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
                         help="a detector hyperparameter, e.g. ogae-loc.epochs=2 (repeatable)")
+    parser.add_argument("--select-on", choices=["validation"], default=None,
+                        help="instead of the benchmark: select the localized OCSVM settings (nu, gamma, neighbourhood) "
+                             "of the localized methods on the validation patients, into <experiment>-select")
+    parser.add_argument("--select-nu", nargs="+", type=float, default=None, help="nu grid (default 0.05 0.1 0.3)")
+    parser.add_argument("--select-gamma-factor", nargs="+", type=float, default=None,
+                        help="gamma grid as factors of 'scale' (default 1 0.5 2)")
+    parser.add_argument("--select-neighbourhood", nargs="+", type=int, default=None,
+                        help="neighbourhood radii (default 0 1)")
+    parser.add_argument("--voxel-fraction", type=float, default=1.0,
+                        help="share of non-lesion voxels scored in the selection (weighted AUPR; default 1: all)")
 
 
 def configs_from_args(args) -> tuple[list[MriConfig], str]:
@@ -561,4 +671,5 @@ KIND = register_kind(ExperimentKind(
     name="mri", config_type=MriConfig, run_training_group=run_training_group,
     description="Experiment 2: brain MRI, subject classification and lesion localization", prepare=prepare,
     run_summary=run_summary, report=report, add_arguments=add_arguments, configs_from_args=configs_from_args,
+    select=select_from_args,
 ), replace=True)

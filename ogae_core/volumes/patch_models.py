@@ -25,9 +25,10 @@ restate them):
   voxel's OCSVM gets the codes of every training control at the voxel and its 3x3 in-plane
   neighbours, i.e. ``n = 9 x`` training controls (144 for the ``default`` cohort's 16), so that
   ``nu * n >= 1`` holds with room; ``neighbourhood = 0`` is the strict one-point-per-subject
-  model. Scoring streams slice by slice (:mod:`ogae_core.volumes.streaming`) and keeps no model:
-  the detector keeps the training controls' T1 slab and fits each slice's models when asked
-  to score (:func:`score_cohort` fits them once for all subjects).
+  model. Scoring streams slice by slice (:mod:`ogae_core.volumes.streaming`) and keeps no model
+  unless ``keep_models=True`` (:mod:`ogae_core.volumes.kept_models`): the detector keeps the
+  training controls' T1 slab and fits each slice's models when asked to score
+  (:func:`score_cohort` fits them once for all subjects).
 * patient-specific (``sae-ps``): ``nu = 0.1``, ``gamma = "scale"`` on standardized codes, fitted
   on ``ps_samples = 2000`` codes drawn (seeded) in the subject's own brain.
 
@@ -46,6 +47,7 @@ Examples
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import ClassVar, Sequence
 
@@ -291,7 +293,11 @@ class PatchModelDetector(VolumeDetector):
             (tmp / "detector.json").write_text(json.dumps(meta, indent=1, default=_json_default))
 
         atomic_write_dir(directory, write, replace=True)
+        self._saved_in(directory)
         return directory
+
+    def _saved_in(self, directory: Path) -> None:
+        """Hook: the detector lives in ``directory`` now (saved there or loaded from there)."""
 
     @classmethod
     def load(cls, directory: str | Path) -> "PatchModelDetector":
@@ -311,6 +317,7 @@ class PatchModelDetector(VolumeDetector):
         det.affine_ = np.asarray(meta["affine"], float)
         det.history_ = None
         det._load_extra(load_file(str(directory / "state.safetensors")))
+        det._saved_in(directory)
         return det
 
 
@@ -332,19 +339,51 @@ class LocalizedPatchDetector(PatchModelDetector):
         controls (default 1: 3x3).
     chunk_memory : int
         Bytes of training codes gathered per chunk of voxels (bounds memory with the slice).
+    keep_models : bool
+        Keep the localized models instead of discarding them after each slice: scoring saves
+        every slice's :class:`~ogae_core.ocsvm.LocalizedOCSVM` in ``<detector dir>/localized_models``
+        (:mod:`ogae_core.volumes.kept_models`; the detector must have been saved first), fitted on
+        the union of the scored subjects' brains and the training controls' (T1 > 0), so that later
+        subjects on the grid are scored from them without refitting -- also after :meth:`load`.
+        About 30 kB per voxel at the defaults (~5 GB for the ``default`` slab).
     """
 
     def __init__(self, method_params: dict | None = None, patch_size: int = 15, widths: tuple = (3, 4, 12, 16),
                  epochs: int = 10, batch_size: int = 100, lr: float = 1e-3, patience: int = 5,
                  patches_per_epoch: int = 60_000, pool_locations: int = 20_000, eval_patches: int = 10_000,
                  nu: float = 0.1, gamma: float | str = "scale", neighbourhood: int = 1,
-                 chunk_memory: int = CHUNK_MEMORY, device: str = "auto") -> None:
+                 chunk_memory: int = CHUNK_MEMORY, keep_models: bool = False, device: str = "auto") -> None:
         super().__init__(method_params, patch_size, widths, epochs, batch_size, lr, patience, patches_per_epoch,
                          pool_locations, eval_patches, nu, gamma, device)
         self.neighbourhood = neighbourhood
         self.chunk_memory = chunk_memory
+        self.keep_models = keep_models
 
-    scoring_params: ClassVar[tuple] = ("nu", "gamma", "neighbourhood", "chunk_memory")
+    scoring_params: ClassVar[tuple] = ("nu", "gamma", "neighbourhood", "chunk_memory", "keep_models")
+    #: Folder of the kept localized models inside the detector's directory.
+    KEPT_MODELS_DIR: ClassVar[str] = "localized_models"
+
+    def _saved_in(self, directory: Path) -> None:
+        self.directory_ = Path(directory)
+
+    def _kept_models(self) -> Path | None:
+        """The kept models of this detector's directory, when they are complete."""
+        from ogae_core.volumes.kept_models import INDEX_FILE
+
+        from ogae_core.volumes.kept_models import read_index
+
+        directory = getattr(self, "directory_", None)
+        root = directory / self.KEPT_MODELS_DIR if directory is not None else None
+        if root is None or not (root / INDEX_FILE).is_file():
+            return None
+        meta = read_index(root)
+        mine = {"nu": float(self.nu), "gamma": self.gamma if isinstance(self.gamma, str) else float(self.gamma),
+                "radius": int(self.neighbourhood), "patch_size": int(self.patch_size)}
+        differ = {k: (meta.get(k), v) for k, v in mine.items() if meta.get(k) != v}
+        if differ:
+            raise ValueError(f"the localized models kept in {root} were fitted with other settings "
+                             f"(kept, now): {differ}; delete them or restore the settings")
+        return root
 
     def _check_ocsvm_params(self, n_train: int) -> None:
         super()._check_ocsvm_params(n_train)
@@ -363,13 +402,35 @@ class LocalizedPatchDetector(PatchModelDetector):
         self.reference_t1_ = tensors["reference_t1"].numpy()
 
     def decision_maps(self, subjects: Sequence, progress: bool = False) -> list:
+        """Decision maps of several subjects: from the kept models when the detector has them
+        (``keep_models``), else streamed (localized models fitted once per slice for all subjects)."""
+        from ogae_core.volumes import kept_models as kept
+
         vols = self._checked_targets(subjects)
         if not vols:
             return []
-        return localized_decision_maps(self.network_, list(self.reference_t1_), [(v.t1, v.brain) for v in vols],
+        targets = [(v.t1, v.brain) for v in vols]
+        root = self._kept_models()
+        if root is not None:
+            return kept.kept_decision_maps(self.network_, root, targets, device=self._ocsvm_device(), progress=progress)
+        keep_dir = cover = None
+        if self.keep_models:
+            if getattr(self, "directory_", None) is None:
+                raise ValueError(f"{self.name}: keep_models=True keeps the localized models in the detector's "
+                                 f"directory; save() the detector before scoring")
+            keep_dir = self.directory_ / self.KEPT_MODELS_DIR
+            if keep_dir.exists():
+                shutil.rmtree(keep_dir)  # an unfinished earlier scoring (no index): start afresh
+            cover = (self.reference_t1_ > 0).any(0)
+        maps = localized_decision_maps(self.network_, list(self.reference_t1_), targets,
                                        nu=self.nu, gamma=self.gamma, radius=self.neighbourhood,
                                        patch_size=self.patch_size, device=self._ocsvm_device(),
-                                       chunk_memory=self.chunk_memory, progress=progress)
+                                       chunk_memory=self.chunk_memory, progress=progress, keep_dir=keep_dir,
+                                       cover=cover)
+        if keep_dir is not None:
+            kept.write_index(keep_dir, shape=self.shape_, patch_size=self.patch_size, radius=self.neighbourhood,
+                             nu=self.nu, gamma=self.gamma, n_reference=len(self.reference_t1_))
+        return maps
 
 
 @register_volume_method

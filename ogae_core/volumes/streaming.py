@@ -3,7 +3,8 @@
 A voxel's score is the decision value of the patch centred on it (stride 1, per axial slice).
 
 * :func:`localized_slice_decisions` -- one axial slice: encode the reference (training)
-  controls' patches around the slice's voxels, fit one OCSVM per voxel
+  controls' patches around the slice's voxels (in one convolutional pass per slice,
+  :func:`ogae_core.volumes.conv_codes.slice_codes`), fit one OCSVM per voxel
   (:class:`ogae_core.ocsvm.LocalizedOCSVM`, on the codes of every reference control at the
   voxel and its in-plane neighbourhood), score every target subject's patch at that voxel,
   and drop the models. Voxels go through in chunks of at most ``chunk_memory`` bytes of
@@ -33,6 +34,9 @@ Examples
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -41,9 +45,10 @@ from ogae_core.methods import Method
 from ogae_core.ocsvm import OneClassSVM
 from ogae_core.ocsvm.estimator import NATIVE_MAX_N
 from ogae_core.validation import check_integer, check_nu_times_n
-from ogae_core.volumes.patch_training import encode_patches, patches_at
+from ogae_core.volumes.conv_codes import slice_codes
 
-__all__ = ["localized_decision_maps", "localized_slice_decisions", "neighbourhood_offsets",
+__all__ = ["localized_decision_maps", "localized_decisions_from_codes", "localized_slice_codes",
+           "localized_slice_decisions", "neighbourhood_offsets",
            "patient_specific_decision_map", "subject_score"]
 
 #: Default bound (bytes) on the float32 training codes gathered for one chunk of voxels.
@@ -71,67 +76,109 @@ def _neighbour_grid(xy: np.ndarray, shape: tuple[int, int], radius: int) -> tupl
     return np.column_stack([needed // shape[1], needed % shape[1]]), positions.reshape(flat.shape)
 
 
+def localized_slice_codes(method: Method, reference_slices: list, target_slices: list, xy: np.ndarray, *,
+                          radius: int = 1, patch_size: int = 15) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """What the localized OCSVMs of the voxels ``xy`` of one slice are fitted and scored on:
+    ``(reference codes (R, D, d), target codes (m, V, d), positions (V, O))`` where the ``D``
+    distinct voxels cover every voxel's ``O = (2 radius + 1)^2`` in-plane neighbours (clipped at
+    the slice border) and ``positions`` indexes them (float32 codes, one convolutional pass per slice)."""
+    needed, positions = _neighbour_grid(xy, reference_slices[0].shape, radius)
+    ref = torch.stack([slice_codes(method, s, needed, patch_size) for s in reference_slices])
+    tgt = torch.stack([slice_codes(method, s, xy, patch_size) for s in target_slices])
+    return ref, tgt, positions
+
+
+def localized_decisions_from_codes(ref: torch.Tensor, tgt: torch.Tensor, positions: np.ndarray, *, nu: float,
+                                   gamma="scale", device=None, chunk_memory: int = CHUNK_MEMORY,
+                                   keep_dir=None) -> np.ndarray:
+    """Decision values ``(m, V)``: fit one OCSVM per voxel on the reference codes of its
+    neighbourhood (``n = R O`` points, standardized per voxel) and score the targets' codes, in
+    chunks of at most ``chunk_memory`` bytes of training codes (:func:`localized_slice_codes`).
+
+    ``keep_dir``: also save each chunk's :class:`~ogae_core.ocsvm.LocalizedOCSVM` in
+    ``keep_dir/chunk-NNN`` (voxels ``[a, b)`` of the slice, listed in ``keep_dir/chunks.json``).
+    """
+    from ogae_core.ocsvm import LocalizedOCSVM
+
+    n_ref, (V, n_off) = ref.shape[0], positions.shape
+    n, d = n_ref * n_off, ref.shape[-1]
+    out = np.empty((tgt.shape[0], V), np.float64)
+    rows = max(1, int(chunk_memory) // (n * d * 4))
+    chunks = []
+    for k, a in enumerate(range(0, V, rows)):
+        pos = torch.from_numpy(positions[a:a + rows])                       # (C, O)
+        codes = ref[:, pos].permute(1, 0, 2, 3).reshape(len(pos), n, d)     # (C, n_ref * O, d)
+        model = LocalizedOCSVM(nu=nu, gamma=gamma, standardize=True, device=device).fit(codes)
+        out[:, a:a + len(pos)] = model.decision_function(tgt[:, a:a + len(pos)].permute(1, 0, 2)).cpu().numpy().T
+        if keep_dir is not None:
+            model.save(Path(keep_dir) / f"chunk-{k:03d}")
+            chunks.append([a, a + len(pos)])
+        del model, codes
+    if keep_dir is not None:
+        (Path(keep_dir) / "chunks.json").write_text(json.dumps({"chunks": chunks}))
+    return out
+
+
 def localized_slice_decisions(method: Method, reference_slices: list, target_slices: list, xy: np.ndarray, *,
                               nu: float, gamma="scale", radius: int = 1, patch_size: int = 15,
-                              device=None, chunk_memory: int = CHUNK_MEMORY) -> np.ndarray:
+                              device=None, chunk_memory: int = CHUNK_MEMORY, keep_dir=None) -> np.ndarray:
     """Decision values ``(len(target_slices), len(xy))`` of the voxels ``xy`` of one slice.
 
     Voxel ``v``'s OCSVM is fitted on the codes of every reference slice's patches centred on
     ``v`` and its ``(2 radius + 1)^2`` in-plane neighbours (clipped at the slice border), so
     ``n = len(reference_slices) * (2 radius + 1)^2`` points, standardized per voxel, RBF width
-    ``gamma`` resolved per voxel (``"scale"``: ``1 / (d Var)``).
+    ``gamma`` resolved per voxel (``"scale"``: ``1 / (d Var)``). ``keep_dir``: see
+    :func:`localized_decisions_from_codes`.
 
     Raises
     ------
     ValueError
         ``nu * n < 1``, no reference slice, or NaN codes.
     """
-    from ogae_core.ocsvm import LocalizedOCSVM
-
     if not reference_slices:
         raise ValueError("localized OCSVMs need at least one training control")
     n = len(reference_slices) * len(neighbourhood_offsets(radius))
     check_nu_times_n(nu, n, f"each voxel's localized OCSVM ({len(reference_slices)} training controls x "
                             f"{len(neighbourhood_offsets(radius))} neighbourhood voxels)")
-    out = np.empty((len(target_slices), len(xy)), np.float64)
     if len(xy) == 0:
-        return out
-    shape = reference_slices[0].shape
-    needed, positions = _neighbour_grid(xy, shape, radius)
-    ref = torch.stack([encode_patches(method, patches_at(s, needed, patch_size)) for s in reference_slices])
-    tgt = torch.stack([encode_patches(method, patches_at(s, xy, patch_size)) for s in target_slices])  # (m, V, d)
-    d = ref.shape[-1]
-    rows = max(1, int(chunk_memory) // (n * d * 4))
-    for a in range(0, len(xy), rows):
-        pos = torch.from_numpy(positions[a:a + rows])                       # (C, O)
-        codes = ref[:, pos].permute(1, 0, 2, 3).reshape(len(pos), n, d)     # (C, n_ref * O, d)
-        model = LocalizedOCSVM(nu=nu, gamma=gamma, standardize=True, device=device).fit(codes)
-        out[:, a:a + len(pos)] = model.decision_function(tgt[:, a:a + len(pos)].permute(1, 0, 2)).cpu().numpy().T
-        del model, codes
-    return out
+        return np.empty((len(target_slices), 0), np.float64)
+    ref, tgt, positions = localized_slice_codes(method, reference_slices, target_slices, xy, radius=radius,
+                                                patch_size=patch_size)
+    return localized_decisions_from_codes(ref, tgt, positions, nu=nu, gamma=gamma, device=device,
+                                          chunk_memory=chunk_memory, keep_dir=keep_dir)
 
 
 def localized_decision_maps(method: Method, reference_t1: list, targets: list, *, nu: float, gamma="scale",
                             radius: int = 1, patch_size: int = 15, device=None,
-                            chunk_memory: int = CHUNK_MEMORY, progress: bool = False) -> list:
+                            chunk_memory: int = CHUNK_MEMORY, progress: bool = False, keep_dir=None,
+                            cover: np.ndarray | None = None) -> list:
     """Decision maps (float32, NaN outside each target's brain) of several target subjects.
 
     ``reference_t1``: the training controls' T1 volumes; ``targets``: ``(t1, brain)`` pairs on
     the same grid. Streams over axial slices; the models of a slice are fitted once, on the
-    union of the targets' brain voxels of that slice, and discarded after scoring.
+    union of the targets' brain voxels of that slice (and of ``cover``, a boolean volume, when
+    given), and discarded after scoring -- unless ``keep_dir`` is given: then each slice's
+    models are saved in ``keep_dir/slice-ZZZ/`` (:func:`ogae_core.volumes.kept_models.write_slice_voxels`)
+    for :func:`ogae_core.volumes.kept_models.kept_decision_maps`.
     """
+    from ogae_core.volumes.kept_models import slice_dir, write_slice_voxels
+
     maps = [np.full(t1.shape, np.nan, np.float32) for t1, _ in targets]
     n_slices = targets[0][0].shape[2] if targets else 0
     for z in tqdm(range(n_slices), desc="slices (localized OCSVMs)", disable=not progress, unit="slice"):
-        union = np.zeros(targets[0][1].shape[:2], bool)
+        union = np.zeros(targets[0][1].shape[:2], bool) if cover is None else cover[:, :, z].copy()
         for _, brain in targets:
             union |= brain[:, :, z]
         xy = np.argwhere(union)
         if len(xy) == 0:
             continue
+        where = None
+        if keep_dir is not None:
+            where = slice_dir(keep_dir, z)
+            write_slice_voxels(where, xy)
         dec = localized_slice_decisions(method, [r[:, :, z] for r in reference_t1], [t[:, :, z] for t, _ in targets],
                                         xy, nu=nu, gamma=gamma, radius=radius, patch_size=patch_size,
-                                        device=device, chunk_memory=chunk_memory)
+                                        device=device, chunk_memory=chunk_memory, keep_dir=where)
         for i, (_, brain) in enumerate(targets):
             inside = brain[xy[:, 0], xy[:, 1], z]
             maps[i][xy[inside, 0], xy[inside, 1], z] = dec[i, inside]
@@ -160,7 +207,7 @@ def patient_specific_decision_map(method: Method, t1: np.ndarray, brain: np.ndar
     codes = []
     for z in np.unique(sample[:, 2]):
         sel = sample[:, 2] == z
-        codes.append(encode_patches(method, patches_at(t1[:, :, z], sample[sel, :2], patch_size)))
+        codes.append(slice_codes(method, t1[:, :, z], sample[sel, :2], patch_size))
     train = torch.cat(codes).double().numpy()
     mean, scale = train.mean(0), train.std(0)
     scale[scale == 0] = 1.0
@@ -170,7 +217,7 @@ def patient_specific_decision_map(method: Method, t1: np.ndarray, brain: np.ndar
     for z in tqdm(range(t1.shape[2]), desc="slices (patient-specific OCSVM)", disable=not progress, unit="slice"):
         xy = np.argwhere(brain[:, :, z])
         if len(xy):
-            z_codes = encode_patches(method, patches_at(t1[:, :, z], xy, patch_size)).double().numpy()
+            z_codes = slice_codes(method, t1[:, :, z], xy, patch_size).double().numpy()
             out[xy[:, 0], xy[:, 1], z] = model.decision_function((z_codes - mean) / scale)
     return out
 

@@ -2,7 +2,8 @@
 
 CSV columns (one row per subject; ``*`` = required)::
 
-    subject_id*, role* (train_control | test_control | patient), site*, age*, sex*, t1*,
+    subject_id*, role* (train_control | test_control | patient | validation_control |
+    validation_patient), site*, age*, sex*, t1*,
     lesion_mask, brain_mask, ventricle_mask, wm_prob,
     t1_sha256 (or sha256), lesion_mask_sha256, brain_mask_sha256, ventricle_mask_sha256, wm_prob_sha256
 
@@ -46,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from ogae_core.data.mri.grid import ReferenceGrid, reference_grid
-from ogae_core.data.mri.manifest import ROLES, cohorts_manifest
+from ogae_core.data.mri.manifest import PATIENT_ROLES, REQUIRED_ROLES, ROLES, cohorts_manifest
 from ogae_core.data.mri.nifti import Volume, load_volume
 
 __all__ = ["FILE_COLUMNS", "Cohort", "Subject", "SubjectVolumes", "read_cohort_csv", "write_cohort_csv"]
@@ -111,10 +112,10 @@ class Subject:
                 _same_grid(t1, masks[key], self.subject_id, key, self.files[key])
         labels = masks["lesion_mask"].data if "lesion_mask" in masks else np.zeros(t1.data.shape, np.uint8)
         lesion = np.isin(labels, c.lesion_labels)
-        if self.role == "patient" and not lesion.any():
+        if self.role in PATIENT_ROLES and not lesion.any():
             raise ValueError(f"subject {self.subject_id}: a patient needs a non-empty lesion mask with labels "
                              f"{c.lesion_labels} ({self.files.get('lesion_mask') or 'no lesion_mask given'})")
-        if self.role != "patient" and labels.any():
+        if self.role not in PATIENT_ROLES and labels.any():
             raise ValueError(f"subject {self.subject_id}: a control ({self.role}) must not have lesion voxels "
                              f"({self.files.get('lesion_mask')})")
         brain = masks["brain_mask"].data > 0 if "brain_mask" in masks else t1.data > 0
@@ -185,20 +186,21 @@ class Cohort:
                          "lesion_cm3": v.lesion_cm3, "brain_cm3": float(v.brain.sum()) / 1000,
                          "ventricle_cm3": float(v.ventricles.sum()) / 1000, "prevalence": v.prevalence,
                          "shape": list(v.t1.shape), "z_start": v.z_start})
-        patients = [r for r in rows if r["role"] == "patient"]
+        roles = [r for r in ROLES if r in REQUIRED_ROLES or self.by_role(r)]  # validation roles when present
+        patients = [r for r in rows if r["role"] == "patient"]  # the test patients
         lesion = sum(r["lesion_cm3"] for r in patients)
         brain = sum(r["brain_cm3"] for r in patients)
         return {
             "cohort": self.name,
-            "counts": {role: len(self.by_role(role)) for role in ROLES},
-            "sites": {role: sorted({s.site for s in self.by_role(role)}) for role in ROLES},
+            "counts": {role: len(self.by_role(role)) for role in roles},
+            "sites": {role: sorted({s.site for s in self.by_role(role)}) for role in roles},
             "lesion_labels": list(self.lesion_labels),
             "shape": rows[0]["shape"] if rows else None,
             "lesion_cm3": [round(r["lesion_cm3"], 3) for r in patients],
             "prevalence_pooled": lesion / brain if brain else 0.0,
             "prevalence_mean": float(np.mean([r["prevalence"] for r in patients])) if patients else 0.0,
             "ventricle_cm3_mean": {role: round(float(np.mean([r["ventricle_cm3"] for r in rows if r["role"] == role])), 2)
-                                   for role in ROLES if any(r["role"] == role for r in rows)},
+                                   for role in roles if any(r["role"] == role for r in rows)},
             "subjects": rows,
         }
 

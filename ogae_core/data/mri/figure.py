@@ -47,7 +47,7 @@ def cohort_figure(cohort: Cohort, path: str | Path, z: int | None = None, dpi: i
             ax.contour((v.labels[:, :, z] == 2).T.astype(float), levels=[0.5], colors=["#1f4fff"], linewidths=0.9)
         if v.ventricles[:, :, z].any():
             ax.contour(v.ventricles[:, :, z].T.astype(float), levels=[0.5], colors=["#ffb000"], linewidths=0.5)
-        label = {"train_control": "young control", "test_control": "old control", "patient": "patient"}[s.role]
+        label = {"train_control": "young control", "test_control": "old control"}.get(s.role, s.role.replace("_", " "))
         extra = f", lesions {v.lesion_cm3:.1f} cm³" if s.role == "patient" else ""
         where = " in slab" if v.t1.shape[2] < cohort.grid.cropped_shape[2] else ""
         ax.set_title(f"{label} {s.subject_id} ({s.site}, age {s.age:.0f})\nventricles "

@@ -19,9 +19,20 @@ from typing import Any
 
 from ogae_core.data.manifests import ManifestError, load_manifest, require
 
-__all__ = ["ROLES", "atlases_manifest", "cohorts_manifest", "preset_config", "require"]
+__all__ = ["PATIENT_ROLES", "REQUIRED_ROLES", "ROLES", "VALIDATION_ROLES", "atlases_manifest", "cohorts_manifest",
+           "preset_config", "require", "role_sites"]
 
-ROLES = ("train_control", "test_control", "patient")
+#: Every subject role. Training controls fit the models; validation controls and patients select
+#: hyperparameters (never the test subjects); test controls and patients are the reported evaluation.
+ROLES = ("train_control", "test_control", "patient", "validation_control", "validation_patient")
+#: Roles every cohort preset has at least one subject of (the validation roles are optional).
+REQUIRED_ROLES = ("train_control", "test_control", "patient")
+VALIDATION_ROLES = ("validation_control", "validation_patient")
+#: Roles with lesions (a non-empty lesion mask).
+PATIENT_ROLES = ("patient", "validation_patient")
+#: Where a role without its own ``simulator.site_plan`` entry takes its sites: validation
+#: subjects come from the scanners of their test counterparts.
+_SITE_FALLBACK = {"validation_control": "test_control", "validation_patient": "patient"}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -102,6 +113,8 @@ def cohorts_manifest() -> dict[str, Any]:
             require(site, key, (int, float), f"{w}.simulator.sites.{name}")
     plan = require(sim, "site_plan", dict, f"{w}.simulator")
     for role in ROLES:
+        if role not in REQUIRED_ROLES and role not in plan:
+            continue  # optional: the test counterpart's sites (role_sites)
         for site in require(plan, role, list, f"{w}.simulator.site_plan"):
             if site not in sites:
                 raise ManifestError(f"{w}.simulator.site_plan.{role}: unknown site {site!r}")
@@ -116,9 +129,15 @@ def cohorts_manifest() -> dict[str, Any]:
     for name, preset in require(m, "presets", dict, w).items():
         where = f"{w}.presets.{name}"
         counts = require(preset, "counts", dict, where)
-        for role in ROLES:
+        for role in REQUIRED_ROLES:
             if require(counts, role, int, f"{where}.counts") < 1:
                 raise ManifestError(f"{where}.counts.{role}: need at least 1 subject")
+        for role in VALIDATION_ROLES:  # optional (absent = 0)
+            if role in counts and (not isinstance(counts[role], int) or counts[role] < 0):
+                raise ManifestError(f"{where}.counts.{role}: need a number of subjects >= 0")
+        unknown = sorted(set(counts) - set(ROLES))
+        if unknown:
+            raise ManifestError(f"{where}.counts: unknown role(s) {unknown}; known: {list(ROLES)}")
         slab = preset.get("slab")
         if slab is not None:
             require(slab, "z_mm", (int, float), f"{where}.slab")
@@ -128,6 +147,20 @@ def cohorts_manifest() -> dict[str, Any]:
         for key in ("site_balanced", "confound"):
             require(preset, key, bool, where)
     return m
+
+
+def role_sites(simulator: dict, role: str) -> list:
+    """Sites of ``role`` in ``simulator.site_plan``; a validation role without its own entry gets
+    its test counterpart's (validation controls: the test controls', validation patients: the patients').
+
+    Examples
+    --------
+    >>> sim = cohorts_manifest()["simulator"]
+    >>> role_sites(sim, "validation_patient") == role_sites(sim, "patient")
+    True
+    """
+    plan = simulator["site_plan"]
+    return list(plan[role] if role in plan else plan[_SITE_FALLBACK[role]])
 
 
 def preset_config(name: str, **overrides: Any) -> dict[str, Any]:

@@ -31,12 +31,13 @@ from scipy import ndimage
 from ogae_core.data.mri.anatomy import Anatomy
 from ogae_core.data.mri.fields import sample, smooth_field
 from ogae_core.data.mri.lesions import draw_load, lacune, place_lesions
-from ogae_core.data.mri.manifest import ROLES, cohorts_manifest
+from ogae_core.data.mri.manifest import PATIENT_ROLES, ROLES, cohorts_manifest, role_sites
 
 __all__ = ["SIMULATOR_VERSION", "SimulatedSubject", "SubjectPlan", "plan_subjects", "simulate_subject"]
 
 SIMULATOR_VERSION = 1
-_PREFIX = {"train_control": "trn", "test_control": "tst", "patient": "pat"}
+_PREFIX = {"train_control": "trn", "test_control": "tst", "patient": "pat", "validation_control": "vct",
+           "validation_patient": "vpt"}
 _MARGIN = 4  # extra slices simulated around a slab for the smoothing steps
 
 
@@ -74,19 +75,22 @@ def plan_subjects(config: dict, simulator: dict | None = None, slab: tuple[int, 
     """The subjects of a preset ``config`` (counts, seed, site_balanced, confound), in a fixed order.
 
     Sites go round-robin over the role's sites; ages are drawn from the young / old
-    distributions (patients ``confound_patient_shift`` years older when ``confound``).
+    distributions (patients ``confound_patient_shift`` years older when ``confound``). A role's
+    random numbers depend on its index in :data:`~ogae_core.data.mri.manifest.ROLES` only, so
+    adding validation subjects leaves the other subjects unchanged; a role absent from
+    ``counts`` has no subject.
     """
     sim = simulator or cohorts_manifest()["simulator"]
     plan = []
     for r, role in enumerate(ROLES):
-        sites = sim["site_plan"][role]
+        sites = role_sites(sim, role)
         if config["site_balanced"] and role != "train_control":
             sites = sim["balanced_sites"]
         group = sim["age"]["young" if role == "train_control" else "old"]
         rng = np.random.default_rng([config["seed"], r, 10**6])
-        for i in range(config["counts"][role]):
+        for i in range(int(config["counts"].get(role, 0))):
             age = float(np.clip(rng.normal(group["mean"], group["sd"]), group["min"], group["max"]))
-            if role == "patient" and config["confound"]:
+            if role in PATIENT_ROLES and config["confound"]:
                 age += sim["age"]["confound_patient_shift"]
             sex = "F" if rng.random() < 0.5 else "M"
             plan.append(SubjectPlan(f"{_PREFIX[role]}-{i:03d}", role, sites[i % len(sites)], round(age, 1), sex,
@@ -152,7 +156,7 @@ def simulate_subject(anatomy: Anatomy, plan: SubjectPlan, simulator: dict | None
     lesion = np.zeros(shape, np.uint8)
     soft = np.zeros(shape, np.float32)
     params: dict = {"load_cm3_drawn": 0.0, "contrast": 0.0, "lacune": False}
-    if plan.role == "patient":
+    if plan.role in PATIENT_ROLES:
         load = draw_load(rng, les)
         allowed = brain > 0.5
         allowed[:, :, :core.start] = False

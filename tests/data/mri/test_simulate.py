@@ -159,3 +159,32 @@ def test_plan_sites_ages_and_switches():
 def test_slab_outside_grid_is_refused(toy):
     with pytest.raises(ValueError, match="s-0: slab"):
         simulate_subject(toy, replace(_plan(), slab=(30, 5)))
+
+
+def test_validation_roles_leave_the_other_subjects_unchanged(toy):
+    base = {"counts": {"train_control": 2, "test_control": 1, "patient": 2}, "seed": 3, "site_balanced": False,
+            "confound": False}
+    more = {**base, "counts": {**base["counts"], "validation_control": 1, "validation_patient": 2}}
+    before, after = plan_subjects(base), plan_subjects(more)
+    assert after[:len(before)] == before                      # same ids, sites, ages, seeds
+    extra = after[len(before):]
+    assert [p.role for p in extra] == ["validation_control", "validation_patient", "validation_patient"]
+    sim = cohorts_manifest()["simulator"]
+    assert {p.site for p in extra if p.role == "validation_patient"} <= set(sim["site_plan"]["patient"])
+    assert extra[0].site in sim["site_plan"]["test_control"]
+    assert len({p.seed for p in after}) == len(after)         # distinct random streams
+    assert simulate_subject(toy, extra[-1]).lesion.any()      # validation patients have lesions
+    assert not simulate_subject(toy, extra[0]).lesion.any()
+
+
+def test_preset_counts_of_validation_roles_are_checked(monkeypatch):
+    import ogae_core.data.mri.manifest as manifest
+    from ogae_core.data.manifests import ManifestError
+
+    good = copy.deepcopy(manifest.load_manifest("mri_cohorts"))
+    for bad, match in (({"validation_patient": -1}, "validation_patient"), ({"validation": 2}, "unknown role")):
+        m = copy.deepcopy(good)
+        m["presets"]["smoke"]["counts"].update(bad)
+        monkeypatch.setattr(manifest, "load_manifest", lambda name, m=m: m)
+        with pytest.raises(ManifestError, match=match):
+            manifest.cohorts_manifest()
