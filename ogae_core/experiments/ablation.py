@@ -14,7 +14,9 @@ what the analysis needs into a few small CSV files (no models, no per-item score
 ``runs.csv``
     One row per run: experiment, pair, label, row, cell, seed, the run's hyperparameters
     (``hp.<name>``), every validation / test metric (``validation.auroc``,
-    ``test.per_corruption.stripe.auroc``...), epochs run, early stopping, warnings.
+    ``test.per_corruption.stripe.auroc``..., and the normal-positive ones,
+    ``test.normal_positive.aupr``..., recomputed from the scores for runs that predate them;
+    :func:`split_blocks`), epochs run, early stopping, warnings.
 ``history.csv``
     One row per epoch of every training (the run that trained the network): phase, losses,
     latent spread, misclassified fraction of the per-batch OCSVM.
@@ -111,8 +113,8 @@ def runs_frame(runs) -> pd.DataFrame:
                "method": run.config.get("method"), "scoring": run.config.get("scoring"),
                "epochs": run.config.get("epochs")}
         out.update({f"hp.{k}": _cell_value(v) for k, v in sorted(run.config.get("hyperparameters", {}).items())})
-        for split in ("validation", "test"):
-            out.update({f"{split}.{k}": v for k, v in _flat(run.metrics.get(split, {})).items()})
+        for split, block in split_blocks(run).items():
+            out.update({f"{split}.{k}": v for k, v in _flat(block).items()})
         for key in RUN_FIELDS:
             value = run.metrics.get(key)
             out[key] = ";".join(value) if isinstance(value, list) else value
@@ -120,6 +122,44 @@ def runs_frame(runs) -> pd.DataFrame:
         out["code_version"] = run.config.get("provenance", {}).get("code_version")
         rows.append(out)
     return pd.DataFrame(rows)
+
+
+def split_blocks(run) -> dict[str, dict]:
+    """The validation and test blocks of a run's ``metrics.json``, each with its normal-positive
+    metrics (``normal_positive``, also per corruption): recomputed from ``scores.parquet`` for
+    runs written before ``metrics.json`` stored them (the anomaly-positive values are kept as
+    stored). A run without scores keeps its blocks as they are.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> s = pd.DataFrame({"split": "test", "score": [0.1, 0.9, 0.2, 0.8], "label": [0, 1, 0, 1], "corruption": "a"})
+    >>> run = SimpleNamespace(metrics={"test": {"auroc": 1.0, "per_corruption": {"a": {"auroc": 1.0}}}},
+    ...                       scores=lambda: s)
+    >>> b = split_blocks(run)["test"]
+    >>> b["normal_positive"]["aupr"], b["per_corruption"]["a"]["normal_positive"]["aupr"]
+    (1.0, 1.0)
+    """
+    from ogae_core.experiments.items import NORMAL_POSITIVE_KEY, split_metrics
+
+    blocks = {split: dict(run.metrics.get(split) or {}) for split in ("validation", "test")}
+    stale = [s for s, b in blocks.items() if b and NORMAL_POSITIVE_KEY not in b]
+    if not stale:
+        return blocks
+    try:
+        scores = run.scores()
+    except FileNotFoundError:
+        return blocks
+    for split in stale:
+        fresh = split_metrics(scores[scores["split"] == split])
+        block = blocks[split]
+        block[NORMAL_POSITIVE_KEY] = fresh[NORMAL_POSITIVE_KEY]
+        per = {c: dict(v) for c, v in (block.get("per_corruption") or {}).items()}
+        for c, v in per.items():
+            if c in fresh["per_corruption"]:
+                v[NORMAL_POSITIVE_KEY] = fresh["per_corruption"][c][NORMAL_POSITIVE_KEY]
+        block["per_corruption"] = per
+    return blocks
 
 
 def _cell_value(v):
