@@ -7,6 +7,10 @@ the best mean validation metric over seeds is kept (:func:`select_runs`); factor
 that choice to the grid without ``"scale"``.
 
 * :func:`cell_summary` — mean ± sd over seeds of each label's selected runs;
+* :func:`cell_test_metrics` — mean ± sd over seeds of every test metric of the selected runs
+  (AUROC, AUROC30, AUPR, and the normal-positive AUROC30 / AUPR when the aggregate has them);
+* :func:`beside_paper_cells` — those of one digit pair beside the paper's OgAE-ocsvm and AE-ocsvm
+  rows (Table I for 3 vs 8, Table IV for 3 vs 4);
 * :func:`factor_effects` — each cell minus the baseline cell of its row (paired by seed), and
   F3 (grid with minus without ``"scale"``), with a t confidence interval, per pair and pooled;
 * :func:`per_corruption` — test metric per corruption of the selected runs;
@@ -23,8 +27,9 @@ import pandas as pd
 
 from ogae_core.experiments.presets import OCSVM_GRID_WITHOUT_SCALE
 
-__all__ = ["OCSVM_GRIDS", "best_of_k", "cell_summary", "epoch_curves", "factor_effects", "in_grid_without_scale",
-           "per_corruption", "select_runs"]
+__all__ = ["OCSVM_GRIDS", "PAPER_METRICS", "PAPER_ROWS", "beside_paper_cells", "best_of_k", "cell_summary",
+           "cell_test_metrics", "epoch_curves", "factor_effects", "in_grid_without_scale", "per_corruption",
+           "select_runs"]
 
 #: The final-OCSVM grids factor F3 compares: the points of each, by ``hp.ocsvm_*`` columns.
 OCSVM_GRIDS = ("with-scale", "without-scale")
@@ -108,7 +113,8 @@ def cell_summary(runs: pd.DataFrame, *, grid: str = "with-scale", metric: str = 
     test_mean, test_sd, warnings`` (the guards that fired in any of the label's runs).
     """
     sel = select_runs(runs, grid=grid, metric=metric)
-    warnings = sel.get("warnings", pd.Series("", index=sel.index)).fillna("").astype(str)
+    # an all-NaN warnings column reads back as float: cast before filling
+    warnings = sel.get("warnings", pd.Series("", index=sel.index)).astype(object).fillna("").astype(str)
     sel = sel.assign(_warnings=warnings)
     out = sel.groupby(_KEYS, sort=False).agg(
         scoring_point=("scoring_point", "first"), n_seeds=("seed", "nunique"),
@@ -116,6 +122,117 @@ def cell_summary(runs: pd.DataFrame, *, grid: str = "with-scale", metric: str = 
         test_sd=(f"test.{metric}", "std"),
         warnings=("_warnings", lambda w: ", ".join(sorted({x for v in w for x in v.split(";") if x})) or "-"))
     return out.reset_index()
+
+
+#: Test metrics of :func:`cell_test_metrics` (``runs.csv`` column without ``test.``) and their
+#: names in :func:`beside_paper_cells`; the normal-positive ones are used when present.
+PAPER_METRICS = {"auroc": "AUROC", "auroc30": "AUROC30", "aupr": "AUPR",
+                 "normal_positive.auroc30": "AUROC30 (normal +)", "normal_positive.aupr": "AUPR (normal +)"}
+#: Rows of the paper's table shown beside the ablation (the ablation's rows).
+PAPER_ROWS = ("ogae-ocsvm", "ae-ocsvm")
+
+
+def cell_test_metrics(runs: pd.DataFrame, *, grid: str = "with-scale", metric: str = "auroc") -> pd.DataFrame:
+    """Mean and sd over seeds of the test metrics of every label's selected runs.
+
+    Selection as in :func:`select_runs` (validation ``metric``). The metrics are those of
+    :data:`PAPER_METRICS` that ``runs`` has (runs.csv of runs written before the
+    normal-positive block have no ``test.normal_positive.*`` columns).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long: ``experiment, pair, row, cell, label, metric, n_seeds, mean, sd``.
+
+    Examples
+    --------
+    >>> runs = pd.DataFrame({"experiment": "e", "pair": "3v4", "row": "ae-ocsvm", "cell": "project",
+    ...     "label": "ae-ocsvm [project]", "seed": [0, 1], "hp.ocsvm_nu": 0.1, "hp.ocsvm_gamma": "scale",
+    ...     "hp.ocsvm_standardize": True, "validation.auroc": 0.6, "test.auroc": [0.5, 0.7], "test.aupr": 0.6})
+    >>> cell_test_metrics(runs)[["metric", "mean", "sd"]].round(3).values.tolist()
+    [['auroc', 0.6, 0.141], ['aupr', 0.6, 0.0]]
+    """
+    _check(runs, [f"test.{metric}"], "runs")
+    cols = [f"test.{m}" for m in PAPER_METRICS if f"test.{m}" in runs.columns]
+    sel = select_runs(runs, grid=grid, metric=metric)
+    long = sel.melt(id_vars=[*_KEYS, "seed"], value_vars=cols, var_name="metric", value_name="value")
+    long["metric"] = long["metric"].str.slice(len("test."))
+    out = long.groupby([*_KEYS, "metric"], sort=False).agg(n_seeds=("seed", "nunique"), mean=("value", "mean"),
+                                                           sd=("value", "std"))
+    return out.reset_index()
+
+
+def _pair_digits(pair: str) -> tuple[int, int]:
+    try:
+        normal, anomaly = (int(d) for d in str(pair).split("v"))
+    except ValueError:
+        raise ValueError(f"pair must read <normal>v<anomaly> (e.g. '3v4'); got {pair!r}") from None
+    return normal, anomaly
+
+
+def beside_paper_cells(runs: pd.DataFrame, pair: str, *, grid: str = "with-scale", metric: str = "auroc",
+                       digits: int = 2) -> pd.DataFrame:
+    """The ablation's cells of one digit pair beside the paper's OgAE-ocsvm and AE-ocsvm rows, as text.
+
+    Our rows: ``mean ± sd`` over seeds of each label's selected runs (:func:`cell_test_metrics`;
+    ``mean`` alone with one seed). Then the paper's rows of :data:`PAPER_ROWS` from its table
+    for the pair (:func:`~ogae_core.evaluation.paper.paper_table`), named ``"paper: <row>
+    (Table IV)"``. The paper does not say which class is positive for AUPR and AUROC30, so its
+    value stands under both conventions' columns; AUROC is the same under both.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        ``runs.csv`` of the aggregate.
+    pair : str
+        ``"3v4"`` or ``"3v8"`` (a ``pair`` of ``runs`` the paper has a table for).
+    grid, metric : str
+        Final-OCSVM grid and validation metric of the selection (:func:`select_runs`).
+    digits : int
+        Decimals of our values (the paper's are shown as printed, two).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``model`` (our labels, sorted by row and cell, then the paper's rows); columns the
+        names of :data:`PAPER_METRICS` present in ``runs``, plus ``n_seeds``.
+
+    Examples
+    --------
+    >>> runs = pd.DataFrame({"experiment": "e", "pair": "3v4", "row": "ogae-ocsvm", "cell": "project",
+    ...     "label": "ogae-ocsvm [project]", "seed": [0, 1], "hp.ocsvm_nu": 0.1, "hp.ocsvm_gamma": "scale",
+    ...     "hp.ocsvm_standardize": True, "validation.auroc": 0.6, "test.auroc": [0.5, 0.7], "test.aupr": 0.6})
+    >>> t = beside_paper_cells(runs, "3v4")
+    >>> t.index.tolist()
+    ['ogae-ocsvm [project]', 'paper: ogae-ocsvm (Table IV)', 'paper: ae-ocsvm (Table IV)']
+    >>> t["AUROC"].tolist(), t["AUPR"].tolist()
+    (['0.60 ± 0.14', '0.74', '0.52'], ['0.60 ± 0.00', '0.76', '0.64'])
+    """
+    from ogae_core.evaluation.paper import paper_table
+
+    _check(runs, ["pair"], "runs")
+    if pair not in set(runs["pair"]):
+        raise ValueError(f"pair {pair!r} is not in the runs table; it has {sorted(runs['pair'].unique())}")
+    paper = paper_table(*_pair_digits(pair))
+    if paper is None:
+        raise ValueError(f"the paper has no MNIST-C table for the pair {pair!r}")
+    stats = cell_test_metrics(runs[runs["pair"] == pair], grid=grid, metric=metric)
+    present = [m for m in PAPER_METRICS if m in set(stats["metric"])]
+
+    def text(mean: float, sd: float) -> str:
+        return f"{mean:.{digits}f}" if pd.isna(sd) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+    rows = {}
+    for label, g in stats.groupby("label", sort=False):
+        by = g.set_index("metric")
+        rows[label] = {PAPER_METRICS[m]: text(by.at[m, "mean"], by.at[m, "sd"]) for m in present}
+        rows[label]["n_seeds"] = str(int(by["n_seeds"].max()))
+    for row in PAPER_ROWS:
+        values = {PAPER_METRICS[m]: f"{paper.at[row, m.split('.')[-1]]:.2f}" for m in present}
+        rows[f"paper: {row} (Table {paper.attrs['table']})"] = {**values, "n_seeds": "–"}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "model"
+    return out
 
 
 def _t_interval(diffs: np.ndarray, confidence: float) -> tuple[float, float, float]:

@@ -3,6 +3,7 @@ effects (fast), and end to end from a smoke ablation through the CLI (slow)."""
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -12,11 +13,14 @@ from ogae_core.experiments.ablation import (
     AGGREGATE_FILES,
     ablation_experiments,
     read_aggregate,
+    split_blocks,
     split_label,
 )
 from ogae_core.experiments.ablation_analysis import (
+    beside_paper_cells,
     best_of_k,
     cell_summary,
+    cell_test_metrics,
     epoch_curves,
     factor_effects,
     in_grid_without_scale,
@@ -98,6 +102,86 @@ def test_cell_summary_and_factor_effects_recover_the_planted_effects():
         factor_effects(runs, confidence=1.0)
 
 
+def test_cell_summary_reads_an_all_missing_warnings_column_without_a_pandas_warning(tmp_path):
+    runs = synthetic_runs(seeds=(0,), pairs=("3v4",)).assign(warnings=np.nan)
+    runs.to_csv(tmp_path / "r.csv", index=False)
+    back = pd.read_csv(tmp_path / "r.csv")
+    assert back["warnings"].dtype == float
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert set(cell_summary(back)["warnings"]) == {"-"}
+
+
+def with_other_metrics(runs: pd.DataFrame) -> pd.DataFrame:
+    """The synthetic runs with AUPR / AUROC30 under both conventions planted from the AUROC."""
+    return runs.assign(**{"test.aupr": runs["test.auroc"] + 0.1, "test.auroc30": runs["test.auroc"] - 0.1,
+                          "test.normal_positive.aupr": runs["test.auroc"] + 0.2,
+                          "test.normal_positive.auroc30": runs["test.auroc"] - 0.2})
+
+
+def test_cell_test_metrics_gives_every_metric_of_the_selected_runs():
+    runs = with_other_metrics(synthetic_runs())
+    t = cell_test_metrics(runs).set_index(["pair", "cell", "metric"])
+    assert set(t.index.get_level_values("metric")) == {"auroc", "auroc30", "aupr", "normal_positive.aupr",
+                                                       "normal_positive.auroc30"}
+    auroc = t.loc[("3v4", "authors", "auroc")]
+    assert auroc["n_seeds"] == 3 and auroc["sd"] == pytest.approx(0.02, abs=1e-9)
+    # the selected runs' values (the validation-best point), shifted as planted
+    assert t.loc[("3v4", "authors", "normal_positive.aupr"), "mean"] == pytest.approx(auroc["mean"] + 0.2)
+    assert t.loc[("3v4", "authors", "auroc30"), "mean"] == pytest.approx(auroc["mean"] - 0.1)
+    # an aggregate of runs without the normal-positive block: only the metrics it has
+    assert set(cell_test_metrics(synthetic_runs())["metric"]) == {"auroc"}
+
+
+def test_beside_paper_cells_puts_the_papers_rows_under_our_cells():
+    from ogae_core.evaluation.paper import paper_table
+
+    runs = with_other_metrics(synthetic_runs())
+    t = beside_paper_cells(runs, "3v8")
+    paper = paper_table(3, 8)
+    labels = sorted(f"ogae-ocsvm [{c}]" for c in CELL_EFFECT)
+    assert t.index.tolist() == [*labels, "paper: ogae-ocsvm (Table I)", "paper: ae-ocsvm (Table I)"]
+    assert t.columns.tolist() == ["AUROC", "AUROC30", "AUPR", "AUROC30 (normal +)", "AUPR (normal +)", "n_seeds"]
+    mean = cell_test_metrics(runs).set_index(["pair", "label", "metric"]).loc[("3v8", labels[1], "aupr"), "mean"]
+    assert t.loc[labels[1], "AUPR"] == f"{mean:.2f} ± 0.02" and t.loc[labels[1], "n_seeds"] == "3"
+    row = t.loc["paper: ae-ocsvm (Table I)"]
+    assert row["AUROC30"] == row["AUROC30 (normal +)"] == f"{paper.at['ae-ocsvm', 'auroc30']:.2f}"
+    assert beside_paper_cells(runs, "3v4").index[-1] == "paper: ae-ocsvm (Table IV)"
+    with pytest.raises(ValueError, match="not in the runs table"):
+        beside_paper_cells(runs, "3v5")
+    with pytest.raises(ValueError, match="no MNIST-C table"):
+        beside_paper_cells(runs.assign(pair="1v7"), "1v7")
+
+
+def test_split_blocks_recomputes_the_normal_positive_block_only_when_missing():
+    scores = pd.DataFrame({"split": ["test"] * 4 + ["validation"] * 4, "score": [0.1, 0.9, 0.2, 0.8] * 2,
+                           "label": [0, 1, 1, 0] * 2, "corruption": "a"})
+    stored_np = {"auroc": 0.123, "aupr": 0.456}
+
+    class Run:
+        metrics = {"test": {"auroc": 0.5, "per_corruption": {"a": {"auroc": 0.5}}},
+                   "validation": {"auroc": 0.5, "normal_positive": stored_np}}
+
+        @staticmethod
+        def scores():
+            return scores
+
+    blocks = split_blocks(Run())
+    assert blocks["validation"]["normal_positive"] == stored_np  # stored: kept
+    fresh = blocks["test"]["normal_positive"]
+    # anomalies 0.9, 0.2 vs normals 0.1, 0.8: 3 of 4 pairs ordered; the stored value is left alone
+    assert fresh["auroc"] == pytest.approx(0.75) and blocks["test"]["auroc"] == 0.5
+    assert "normal_positive" in blocks["test"]["per_corruption"]["a"]
+    assert "normal_positive" not in Run.metrics["test"]  # the run's metrics are not changed
+
+    class NoScores(Run):
+        @staticmethod
+        def scores():
+            raise FileNotFoundError("scores.parquet")
+
+    assert "normal_positive" not in split_blocks(NoScores())["test"]
+
+
 def test_factor_effect_interval_widens_with_seed_noise():
     runs = synthetic_runs()
     noisy = runs.copy()
@@ -147,6 +231,8 @@ def test_committed_smoke_aggregate_has_every_table():
     assert set(runs["pair"]) == {"3v4", "3v8"} and {"ogae-ocsvm", "ae-ocsvm"} <= set(runs["row"])
     assert {"latent_spread", "misclassified_fraction"} <= set(agg["history"].columns)
     assert not cell_summary(runs).empty and not factor_effects(runs).empty
+    assert {"test.normal_positive.aupr", "test.normal_positive.auroc30"} <= set(runs.columns)
+    assert "AUPR (normal +)" in beside_paper_cells(runs, "3v4").columns
 
 
 @pytest.mark.slow
