@@ -24,12 +24,14 @@ if not runs:
     lib.empty_state(root)
     st.stop()
 
+kinds = store.experiment_kinds(runs)
 summary = (
     pd.DataFrame({"experiment": [r.experiment for r in runs], "model": [r.label for r in runs]})
     .groupby("experiment")
     .agg(runs=("model", "size"), models=("model", "nunique"))
     .reset_index()
 )
+summary.insert(1, "kind", [", ".join(kinds.get(e, [])) for e in summary.experiment])
 st.subheader(f"{len(runs)} finished runs in `{root}`")
 st.dataframe(summary, hide_index=True)
 partial = store.partial_runs(root)
@@ -47,5 +49,7 @@ st.markdown(
   misclassified fraction, support vectors, ρ; several runs overlaid.
 - **Latent space** — the stored 2-D UMAP of latent codes colored by corruption, digit or label.
 - **Runs** — every run's configuration and metrics; filter and compare.
+- **Brain MRI** — experiments of kind `mri` (Experiment 2): a subject's T1 with the ground-truth lesions
+  and each method's anomaly map overlaid, side by side, in three planes, with per-subject metrics.
 """
 )

@@ -17,8 +17,9 @@ from ogae_core import runs as store
 from ogae_core.evaluation import align_scores, paired_bootstrap, per_group_bootstrap
 
 MAKE_RUNS_HINT = (
-    "Create runs with **`make demo`** (fetches MNIST, runs the quick 3-vs-8 benchmark and opens this "
-    "dashboard) or **`ogae bench mnistc --preset quick`**, or point the sidebar at another runs directory."
+    "Create runs with **`make demo`** (fetches MNIST, runs the quick 3-vs-8 benchmark and the brain-MRI "
+    "demo cohort, and opens this dashboard) or **`ogae bench mnistc --preset quick`**, or point the sidebar at "
+    "another runs directory."
 )
 
 
@@ -210,8 +211,8 @@ def paper_beside(named_runs: dict[str, store.Run], overall: pd.DataFrame) -> pd.
 
 
 # ----------------------------------------------------------------------------- brain MRI (page 5)
-MRI_RUNS_HINT = ("Create brain-MRI runs with **`ogae bench mri --cohort smoke`** (or `--cohort default`), "
-                 "or point the sidebar at another runs directory.")
+MRI_RUNS_HINT = ("Create brain-MRI runs with **`make demo`**, **`ogae bench mri --cohort smoke`** (or `--cohort "
+                 "demo`, `--cohort default`), or point the sidebar at another runs directory.")
 
 
 @st.cache_resource(show_spinner=False, max_entries=48)

@@ -34,7 +34,7 @@ pio.renderers.default = "plotly_mimetype+notebook"
 from ogae_core.data.mri import load_cohort
 from ogae_core.experiments import run_sweep
 from ogae_core.experiments.mri import experiment_name, mri_configs, registered_methods
-from ogae_core.experiments.mri_report import fig3, frame_markdown, mri_report, paper_comparison
+from ogae_core.experiments.mri_report import classification_stats, fig3, frame_markdown, mri_report, paper_comparison
 from ogae_core.viz.mri import metric_distributions
 
 if smoke:  # the CI cohort, one seed, fewer resamples
@@ -80,11 +80,17 @@ display(Markdown("Statistics (Kruskal–Wallis + Dunn as the paper; Friedman + W
 display(HTML(report.localization.stats.round(4).to_html(index=False)))
 
 # %% [markdown]
-# ## Aggregation rules, lesion load and lesion size, peers' metrics
+# ## Table II statistics and variants (aggregation rules, site confound), lesion load and size, peers' metrics
 
 # %%
-for title, table in [("Classification AUROC by subject-score rule (the paper: little change)", report.aggregations),
-                     ("Localization AUPR by lesion-load tercile", report.by_load),
+display(Markdown("**Table II statistics** (paired bootstrap over subjects, Bonferroni)\n\n"
+                 + frame_markdown(classification_stats(report.classification.stats).set_index("metric"))))
+for metric, table in report.aggregations.items():  # the paper: the rule changes little
+    display(Markdown(f"**Table II variant: {metric} by subject-score rule** (spread = max - min)\n\n"
+                     + frame_markdown(table)))
+if report.site is not None:
+    display(Markdown(f"**Site confound on / off** ({report.site_experiment})\n\n" + frame_markdown(report.site)))
+for title, table in [("Localization AUPR by lesion-load tercile", report.by_load),
                      ("Lesion-wise detection rate by lesion size (one voxel in the top 2 %)", report.by_lesion_size),
                      ("Pooled voxel AUPRC and best Dice (peers' metrics)", report.secondary)]:
     display(Markdown(f"**{title}**\n\n" + frame_markdown(table)))

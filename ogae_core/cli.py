@@ -278,7 +278,7 @@ def _cmd_data_mri(args: argparse.Namespace) -> int:
 
 def _add_data_mri_parser(data_sub) -> None:
     mri = data_sub.add_parser("mri", help="build / check a brain-MRI cohort (Experiment 2) and print its summary")
-    mri.add_argument("--cohort", default="default", help="simulated preset: smoke, default, full, paper")
+    mri.add_argument("--cohort", default="default", help="simulated preset: smoke, demo, default, full, paper")
     mri.add_argument("--csv", default=None, help="a real cohort's CSV manifest instead of a preset")
     mri.add_argument("--root", default=None, help="data root of the CSV paths (else OGAE_MRI_ROOT or the CSV folder)")
     mri.add_argument("--resample", action="store_true", help="resample volumes not on the MNI grid (nilearn)")

@@ -257,14 +257,36 @@ def _simple(frame: pd.DataFrame, columns: Sequence[str], order: Sequence[str], d
 
 def aggregation_table(subjects: pd.DataFrame, aggregations: Sequence[str], *, metric: str = "auroc",
                       order: Sequence[str] | None = None) -> pd.DataFrame:
-    """Classification ``metric`` of every subject-score rule (columns ``score_<rule>``), mean ± sd over seeds."""
+    """Classification ``metric`` of every subject-score rule (columns ``score_<rule>``), mean ± sd
+    over seeds, side by side, and a last column ``spread``: the largest minus the smallest of the
+    rules' seed means (how much the choice of rule changes the method's result).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.r_[np.zeros(8), np.ones(8)]
+    >>> rows = [{"method": "m", "seed": s, "subject_id": i, "label": y[i], "score_a": y[i] + rng.normal(),
+    ...          "score_b": rng.normal()} for s in (0, 1) for i in range(16)]
+    >>> t = aggregation_table(pd.DataFrame(rows), ["a", "b"])
+    >>> list(t.columns), float(t.loc["m", "spread"]) > 0.2
+    (['a', 'b', 'spread'], True)
+    """
+    if metric not in ("auroc", "auroc30", "aupr"):
+        raise ValueError(f"metric must be one of auroc, auroc30, aupr; got {metric!r}")
+    missing = [f"score_{a}" for a in aggregations if f"score_{a}" not in subjects.columns]
+    if missing:
+        raise ValueError(f"subject frame lacks the aggregation column(s) {missing}")
     order = _order(subjects, order)
     rows = []
     for (method, s), g in subjects.groupby(["method", "seed"], sort=False):
         y = g["label"].to_numpy(int)
         rows.append({"method": method, "seed": s,
                      **{a: all_metrics(y, g[f"score_{a}"].to_numpy(float))[metric] for a in aggregations}})
-    return _simple(pd.DataFrame(rows), list(aggregations), order)
+    frame = pd.DataFrame(rows)
+    out = _simple(frame, list(aggregations), order)
+    means = frame.groupby("method")[list(aggregations)].mean()
+    out["spread"] = [f"{float(means.loc[m].max() - means.loc[m].min()):.2f}" for m in out.index]
+    return out
 
 
 def size_tables(voxels: pd.DataFrame, lesions: pd.DataFrame, *, order: Sequence[str] | None = None

@@ -66,7 +66,7 @@ __all__ = ["COHORTS", "MAPS_DIR", "MODEL_DIR", "MriConfig", "MriEvalSpec", "eval
            "scored_subjects", "select_on_validation"]
 
 #: Cohort presets of ``ogae bench mri --cohort``.
-COHORTS = ("smoke", "default", "full", "paper")
+COHORTS = ("smoke", "demo", "default", "full", "paper")
 MAPS_DIR, MODEL_DIR = "maps", "model"
 VOXEL_METRICS_FILE, LESIONS_FILE = "voxel_metrics.parquet", "lesions.parquet"
 
@@ -612,7 +612,7 @@ def _parse_param(text: str) -> tuple[str, str, Any]:
 def add_arguments(parser) -> None:
     """Options of ``ogae bench mri`` (besides the sweep options every kind shares)."""
     parser.add_argument("--cohort", default="smoke",
-                        help="simulated preset (smoke | default | full | paper) or a cohort CSV (default smoke)")
+                        help="simulated preset (smoke | demo | default | full | paper) or a cohort CSV (default smoke)")
     parser.add_argument("--methods", nargs="+", default=None,
                         help="MRI methods (default: every registered one, incl. the wm-prior reference)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (default 0)")

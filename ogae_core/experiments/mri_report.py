@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from ogae_core.evaluation.mri import AGGREGATIONS, PAPER_ORDER
 from ogae_core.evaluation.mri_tables import (
+    PAPER_METRICS,
     MriTable,
     aggregation_table,
     classification_table,
@@ -29,8 +31,9 @@ from ogae_core.evaluation.mri_tables import (
     size_tables,
 )
 
-__all__ = ["PAPER_ORDER", "MriFrames", "MriReport", "frame_markdown", "mri_frames", "mri_report", "mri_runs",
-           "fig3", "one_run_per_method", "paper_comparison", "paper_tables", "subject_maps"]
+__all__ = ["PAPER_ORDER", "MriFrames", "MriReport", "classification_stats", "fig3", "frame_markdown", "mri_frames",
+           "mri_report", "mri_runs", "one_run_per_method", "paper_comparison", "paper_tables", "site_comparison",
+           "site_experiment", "subject_maps"]
 
 FORMATS = ("md", "html", "latex")
 
@@ -103,17 +106,25 @@ def _order(methods: Sequence[str]) -> list[str]:
 
 @dataclass
 class MriReport:
-    """Tables II (classification) and III (localization, brain and white matter) and the secondary analyses."""
+    """Tables II (classification) and III (localization, brain and white matter) and the secondary analyses.
+
+    ``aggregations`` maps ``AUROC``, ``AUROC30`` and ``AUPR`` to Table II's metric under every
+    subject-score rule (:func:`~ogae_core.evaluation.mri_tables.aggregation_table`, side by side).
+    """
 
     experiment: str
     classification: MriTable
     localization: MriTable
     localization_wm: MriTable | None
-    aggregations: pd.DataFrame
+    aggregations: dict
     by_load: pd.DataFrame
     by_lesion_size: pd.DataFrame
     secondary: pd.DataFrame
     frames: MriFrames
+    #: Tables II and III with the site confound on and off (:func:`site_comparison`), when the
+    #: store holds the same cohort with the other ``site_balanced`` setting.
+    site: pd.DataFrame | None = None
+    site_experiment: str | None = None
 
     def sections(self) -> list[tuple[str, str, object]]:
         """``(title, caption, table)`` in display order."""
@@ -127,8 +138,15 @@ class MriReport:
                  paper_comparison(self, "classification")),
                 ("Table III beside the paper", "Ours: brain minus ventricles, lesion label 1 by default.",
                  paper_comparison(self, "localization")),
-                ("Classification AUROC by subject-score rule", "The paper: aggregation choices change little.",
-                 self.aggregations),
+                ("Classification statistics (paired bootstrap over subjects)",
+                 "Table II's bold / underline: bootstrap mean and 95 % interval of each metric, p-value against the "
+                 "best (Bonferroni-adjusted), on subject scores averaged over training seeds.",
+                 classification_stats(self.classification.stats))]
+        for metric, table in self.aggregations.items():
+            out.append((f"Table II variants: classification {metric} by subject-score rule",
+                        "The paper: the choice (2 % quantile, mean or median; with or without the ventricles) "
+                        "changes little. spread = largest minus smallest rule mean.", table))
+        out += [
                 ("Localization AUPR by lesion-load tercile", "Patients split in thirds by lesion load.", self.by_load),
                 ("Lesion-wise detection rate by lesion size",
                  "A connected lesion is detected when one voxel is above the patient's 98 % quantile.",
@@ -137,6 +155,10 @@ class MriReport:
                  self.secondary),
                 ("Localization statistics (Kruskal–Wallis + Dunn, and the paired Friedman + Wilcoxon)", "",
                  self.localization.stats.round(4))]
+        if self.site is not None:
+            out.append((f"Site confound on ({self.experiment}) and off ({self.site_experiment})",
+                        "Off: test controls and patients on the same sites (--site-balanced); training controls "
+                        "on their own sites in both. Mean ± sd over training seeds.", self.site))
         return out
 
     def render(self, fmt: str = "md") -> str:
@@ -158,8 +180,93 @@ class MriReport:
         return head + "\n".join(parts)
 
 
-def mri_report(runs_root: str | Path | None, experiment: str, *, n_boot: int = 1000, seed: int = 0) -> MriReport:
-    """The report of one MRI experiment (see :class:`MriReport`)."""
+def classification_stats(stats: pd.DataFrame) -> pd.DataFrame:
+    """The paired-bootstrap columns of Table II's statistics, rounded (empty stays empty).
+
+    Examples
+    --------
+    >>> classification_stats(pd.DataFrame()).empty
+    True
+    """
+    cols = ["metric", "method", "estimate", "boot_mean", "ci_low", "ci_high", "is_best", "p_adjusted",
+            "tied_with_best", "n_resamples", "n_comparisons"]
+    if stats.empty:
+        return stats
+    return stats[[c for c in cols if c in stats.columns]].round(4).reset_index(drop=True)
+
+
+def _cohort_identity(run) -> tuple[str, dict]:
+    return str(run.config.get("cohort")), dict(run.config.get("cohort_options") or {})
+
+
+def site_experiment(runs_root: str | Path | None, experiment: str) -> str | None:
+    """The experiment of the store with the same cohort and options as ``experiment`` but the
+    other ``site_balanced`` setting (site confound off resp. on), or None.
+
+    Examples
+    --------
+    >>> site_experiment("/nonexistent", "mri-default")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ValueError: experiment 'mri-default' has no finished MRI run in /nonexistent
+    """
+    from ogae_core.runs import default_root, list_runs
+
+    cohort, options = _cohort_identity(mri_runs(runs_root, experiment)[0])
+    balanced = bool(options.pop("site_balanced", False))
+    root = Path(runs_root) if runs_root is not None else default_root()
+    for r in list_runs(root):
+        if r.kind != "mri" or r.experiment == experiment:
+            continue
+        c, o = _cohort_identity(r)
+        if c == cohort and bool(o.pop("site_balanced", False)) != balanced and o == options:
+            return r.experiment
+    return None
+
+
+def _value_text(table: MriTable, method: str, metric: str, digits: int) -> str:
+    v = table.values[(table.values.method == method) & (table.values.metric == metric)]
+    if v.empty or not np.isfinite(v["mean"].iloc[0]):
+        return "–"
+    mean, sd = float(v["mean"].iloc[0]), float(v["sd"].iloc[0])
+    return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if np.isfinite(sd) else "")
+
+
+def site_comparison(on: "MriReport", off: "MriReport") -> pd.DataFrame:
+    """Tables II (classification AUROC, AUPR) and III (localization AUROC, AUPR) with the site
+    confound on and off, side by side: ``mean ± sd`` over training seeds, one row per method of
+    either report (``–`` where a report lacks the method).
+    """
+    methods = _order(list(dict.fromkeys([*on.classification.values.method, *off.classification.values.method])))
+    rows = {}
+    for m in methods:
+        row = {}
+        for task, attr in (("II", "classification"), ("III", "localization")):
+            for metric in ("auroc", "aupr"):
+                digits = 3 if (attr, metric) == ("localization", "aupr") else 2
+                for state, rep in (("on", on), ("off", off)):
+                    row[f"{task} {metric.upper()} site {state}"] = _value_text(getattr(rep, attr), m, metric, digits)
+        rows[m] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def mri_report(runs_root: str | Path | None, experiment: str, *, n_boot: int = 1000, seed: int = 0,
+               site: str | None = "auto") -> MriReport:
+    """The report of one MRI experiment (see :class:`MriReport`).
+
+    ``site``: the experiment with the site confound switched the other way, for
+    :func:`site_comparison` (``"auto"``: found by :func:`site_experiment`; None: no comparison).
+    """
+    report = _single_report(runs_root, experiment, n_boot=n_boot, seed=seed)
+    other = site_experiment(runs_root, experiment) if site == "auto" else site
+    if other:
+        rep_other = _single_report(runs_root, other, n_boot=n_boot, seed=seed)
+        balanced = bool(report.frames.runs[0].config.get("cohort_options", {}).get("site_balanced"))
+        on, off = (rep_other, report) if balanced else (report, rep_other)
+        report.site, report.site_experiment = site_comparison(on, off), other
+    return report
+
+
+def _single_report(runs_root: str | Path | None, experiment: str, *, n_boot: int, seed: int) -> MriReport:
     f = mri_frames(runs_root, experiment)
     order = _order(list(pd.unique(f.subjects["method"])))
     rules = sorted({str(r.config.get("evaluation", {}).get("aggregation", "q98")) for r in f.runs})
@@ -169,7 +276,8 @@ def mri_report(runs_root: str | Path | None, experiment: str, *, n_boot: int = 1
     wm = None
     if "wm_aupr" in f.voxels.columns and f.voxels["wm_aupr"].notna().any():
         wm = localization_table(f.voxels, prefix="wm_", order=order, what="white matter (minus ventricles)")
-    aggs = aggregation_table(f.subjects, list(AGGREGATIONS), order=order)
+    aggs = {metric.upper(): aggregation_table(f.subjects, list(AGGREGATIONS), metric=metric, order=order)
+            for metric in PAPER_METRICS}
     by_load, by_size = size_tables(f.voxels, f.lesions, order=order)
     secondary = secondary_table(f.pooled, f.voxels, order=order)
     return MriReport(experiment, cls, loc, wm, aggs, by_load, by_size, secondary, f)

@@ -129,20 +129,25 @@ class PatchModelDetector(VolumeDetector):
     training_family: ClassVar[str] = ""
     #: Hyperparameters of the OCSVM scorer only (they do not change the trained network).
     scoring_params: ClassVar[tuple] = ("nu", "gamma")
-    #: Fast training settings of the CI cohort (:meth:`preset_params`).
-    SMOKE_PARAMS: ClassVar[dict] = {"epochs": 2, "patches_per_epoch": 5000, "pool_locations": 3000,
-                                    "eval_patches": 2000}
+    #: Short training settings of the small cohort presets (:meth:`preset_params`): ``smoke`` (CI)
+    #: and ``demo`` (``make demo``: 4 epochs, 2 expander + 2 expander + compactor for OgAE).
+    PRESET_PARAMS: ClassVar[dict] = {
+        "smoke": {"epochs": 2, "patches_per_epoch": 5000, "pool_locations": 3000, "eval_patches": 2000},
+        "demo": {"epochs": 4, "patches_per_epoch": 5000, "pool_locations": 3000, "eval_patches": 2000},
+    }
 
     @classmethod
     def preset_params(cls, cohort: str) -> dict:
-        """Defaults for a cohort preset: short training on ``smoke`` (CI), the paper's otherwise.
+        """Defaults for a cohort preset: short training on ``smoke`` (CI) and ``demo``, the paper's otherwise.
 
         Examples
         --------
-        >>> SAELocalized.preset_params("smoke")["epochs"], SAELocalized.preset_params("default")
-        (2, {})
+        >>> SAELocalized.preset_params("smoke")["epochs"], SAELocalized.preset_params("demo")["epochs"]
+        (2, 4)
+        >>> SAELocalized.preset_params("default")
+        {}
         """
-        return dict(cls.SMOKE_PARAMS) if cohort == "smoke" else {}
+        return dict(cls.PRESET_PARAMS.get(cohort, {}))
 
     @classmethod
     def from_trained(cls, trained: "PatchModelDetector", params: dict, train: Sequence, early_stop: Sequence = (),

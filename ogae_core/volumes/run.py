@@ -111,7 +111,7 @@ def run_methods(cohort_name: str, methods: list, out: str | Path, *, params: dic
 def main(argv: list | None = None) -> int:
     """Command-line entry (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m ogae_core.volumes.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--cohort", default="default", help="cohort preset (smoke, default, full, paper)")
+    parser.add_argument("--cohort", default="default", help="cohort preset (smoke, demo, default, full, paper)")
     parser.add_argument("--methods", nargs="+", default=["ogae-loc", "sae-loc", "sae-ps"])
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--seed", type=int, default=0)

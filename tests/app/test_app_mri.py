@@ -127,3 +127,17 @@ def test_brain_mri_page_renders_in_chromium(mri_store, tmp_path):
         assert page.locator("[data-testid='stException']").count() == 0
         assert page.get_by_text("Download NIfTI").count() >= 1
         assert not errors, errors
+
+
+def test_home_lists_both_experiment_kinds_and_the_mri_page(synthetic_store, mri_store, monkeypatch, tmp_path):
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(synthetic_store, root)
+    shutil.copytree(mri_store / "mri-smoke", root / "mri-smoke")
+    monkeypatch.setenv(store.RUNS_ENV, str(root))
+    at = AppTest.from_file(str(PAGE.parents[1] / "Home.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    summary = at.dataframe[0].value.set_index("experiment")
+    assert summary.loc["mri-smoke", "kind"] == "mri" and "mnistc-3v8-smoke" in summary.index
+    assert any("**Brain MRI**" in m.value for m in at.markdown)

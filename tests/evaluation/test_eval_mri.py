@@ -163,6 +163,15 @@ def test_localization_table_dunn_and_paired_tests():
 
 def test_aggregation_table_and_mean_sd():
     rng = np.random.default_rng(4)
-    t = aggregation_table(_subjects(rng, {"a": 3.0}), list(AGGREGATIONS))
-    assert list(t.columns) == list(AGGREGATIONS) and t.index.tolist() == ["a"]
+    subjects = _subjects(rng, {"a": 3.0})
+    t = aggregation_table(subjects, list(AGGREGATIONS))
+    assert list(t.columns) == [*AGGREGATIONS, "spread"] and t.index.tolist() == ["a"]
+    assert t.loc["a", "spread"] == "0.00"  # the rules differ by a constant shift: same ranking
+    flipped = subjects.assign(score_mean=-subjects["score_mean"])  # one rule ranks the other way round
+    spread = float(aggregation_table(flipped, list(AGGREGATIONS), metric="aupr").loc["a", "spread"])
+    assert spread > 0.3
+    with pytest.raises(ValueError, match="metric"):
+        aggregation_table(subjects, list(AGGREGATIONS), metric="accuracy")
+    with pytest.raises(ValueError, match="score_nope"):
+        aggregation_table(subjects, ["q98", "nope"])
     assert mean_sd([np.nan, 0.5]) == "0.50" and mean_sd([]) == "–"

@@ -168,10 +168,52 @@ def test_report_has_tables_ii_and_iii_in_paper_order(mri_store):
     assert header.index("AUROC |") < header.index("AUROC30") < header.index("AUPR")
     assert rep.classification.table.models[-1] == "chance" and "wm-prior" in rep.localization.table.models
     assert {"kruskal_p", "p_adjusted", "friedman_p", "wilcoxon_p_adjusted"} <= set(rep.localization.stats)
-    assert list(rep.aggregations.columns)[0] == "q98" and len(rep.by_load.columns) >= 1
+    assert list(rep.aggregations) == ["AUROC", "AUROC30", "AUPR"]
+    assert list(rep.aggregations["AUROC"].columns)[0] == "q98" and len(rep.by_load.columns) >= 1
+    assert rep.site is None  # the store holds no site-balanced twin of this experiment
+    assert "Classification statistics (paired bootstrap" in md and "Table II variants" in md
     assert "<table" in rep.render("html")
     f = mri_frames(root, "mri-smoke")
     assert set(f.subjects["method"]) == {"wm-prior", "fake-dark", "fake-shared-a", "fake-shared-b"}
+
+
+def _site_balanced_twin(root: Path, experiment: str, twin: str, shift: float) -> None:
+    """Copy ``experiment`` as if it had been run with --site-balanced, patients' scores shifted by ``shift``."""
+    import shutil
+
+    shutil.copytree(root / experiment, root / twin)
+    for run in (root / twin).iterdir():
+        if not (run / "config.json").is_file():
+            continue
+        cfg = json.loads((run / "config.json").read_text())
+        cfg["cohort_options"] = {"site_balanced": True}
+        (run / "config.json").write_text(json.dumps(cfg))
+        scores = pd.read_parquet(run / "scores.parquet")
+        scores["score"] = scores["score"] - shift * scores["label"]
+        scores.to_parquet(run / "scores.parquet", index=False)
+
+
+def test_report_puts_site_confound_on_and_off_side_by_side(mri_store, tmp_path):
+    import shutil
+
+    from ogae_core.experiments.mri_report import site_experiment
+
+    src, _, _ = mri_store
+    root = tmp_path / "runs"
+    shutil.copytree(src / "mri-smoke", root / "mri-smoke")
+    assert site_experiment(root, "mri-smoke") is None
+    _site_balanced_twin(root, "mri-smoke", "mri-smoke-site_balanced", shift=100.0)
+    assert site_experiment(root, "mri-smoke") == "mri-smoke-site_balanced"
+    assert site_experiment(root, "mri-smoke-site_balanced") == "mri-smoke"
+    on = mri_report(root, "mri-smoke", n_boot=50)
+    off = mri_report(root, "mri-smoke-site_balanced", n_boot=50)
+    for rep in (on, off):  # confound on = the experiment without site_balanced, whichever is asked
+        assert list(rep.site.columns[:2]) == ["II AUROC site on", "II AUROC site off"]
+        assert rep.site.loc["fake-dark", "II AUROC site off"].startswith("0.00")  # patients pushed below every control
+        assert not rep.site.loc["fake-dark", "II AUROC site on"].startswith("0.00")
+        assert "Site confound on (" in rep.render("md")
+    assert on.site_experiment == "mri-smoke-site_balanced" and off.site_experiment == "mri-smoke"
+    assert mri_report(root, "mri-smoke", n_boot=50, site=None).site is None
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ Examples
 --------
 >>> cohorts = cohorts_manifest()
 >>> sorted(cohorts["presets"])
-['default', 'full', 'paper', 'smoke']
+['default', 'demo', 'full', 'paper', 'smoke']
 >>> preset_config("smoke")["counts"]["patient"]
 3
 """
