@@ -53,8 +53,8 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ogae_core.ocsvm.solver import solve_dual
 from ogae_core.batching import resolve_device
+from ogae_core.ocsvm.localized_fit import ALGORITHMS, WORKING_SET_MAX_NU, decision_chunk, fit_chunk
 from ogae_core.validation import check_integer, check_nu_times_n, check_real
 
 __all__ = ["LocalizedOCSVM"]
@@ -97,6 +97,11 @@ class LocalizedOCSVM(BaseEstimator):
         Copy the training codes at fit. By default the model keeps a reference to them
         (as scikit-learn's neighbors estimators do): do not modify them in place while
         the model is in use.
+    algorithm : {"auto", "working_set", "full_gram"}, default="auto"
+        How the duals are solved (both exact; see :mod:`ogae_core.ocsvm.localized_fit`):
+        ``"working_set"`` computes only the kernel rows of a growing working set (CPU; few
+        support vectors, small ``nu``), ``"full_gram"`` every ``(n, n)`` kernel. ``"auto"``:
+        the working set on the CPU when ``nu <= 0.25``, else the full Gram.
 
     Attributes
     ----------
@@ -142,6 +147,7 @@ class LocalizedOCSVM(BaseEstimator):
         device: str | torch.device | None = None,
         max_memory: int | None = None,
         copy: bool = False,
+        algorithm: str = "auto",
     ) -> None:
         self.nu = nu
         self.gamma = gamma
@@ -149,6 +155,7 @@ class LocalizedOCSVM(BaseEstimator):
         self.device = device
         self.max_memory = max_memory
         self.copy = copy
+        self.algorithm = algorithm
 
     # ------------------------------------------------------------------ checks
     def _checked_params(self) -> tuple[float, torch.device]:
@@ -162,7 +169,14 @@ class LocalizedOCSVM(BaseEstimator):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
         check_integer("max_memory", self.max_memory, minimum=1, allow_none=True)
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {ALGORITHMS}; got {self.algorithm!r}")
         return nu, resolve_device("auto" if self.device is None else self.device)
+
+    def _algorithm(self, nu: float, device: torch.device) -> str:
+        if self.algorithm != "auto":
+            return self.algorithm
+        return "working_set" if device.type == "cpu" and nu <= WORKING_SET_MAX_NU else "full_gram"
 
     def _chunk_memory(self, device: torch.device) -> int:
         if self.max_memory is not None:
@@ -200,13 +214,15 @@ class LocalizedOCSVM(BaseEstimator):
         elif self.copy:
             codes = codes.clone()
         rows = _chunk_voxels(self._chunk_memory(device), per_voxel=8 * (n * d + 4 * n * n + 4 * d))
-        z_buf = torch.empty(min(rows, V), n, d, dtype=torch.float64, device=device)
+        w_buf = torch.empty(min(rows, V), n, d, dtype=torch.float64, device=device)
         k_buf = torch.empty(min(rows, V), n, n, dtype=torch.float64, device=device)
+        algorithm = self._algorithm(nu, device)
         parts = []
         for start in range(0, V, rows):
             chunk = codes[start:start + rows]
-            z = z_buf[:chunk.shape[0]].copy_(chunk)  # float64 on the device, memory reused
-            parts.append(_fit_chunk(z, k_buf[:chunk.shape[0]], nu, self.gamma, bool(self.standardize), start))
+            b = chunk.shape[0]
+            parts.append(fit_chunk(chunk, w_buf[:b], k_buf[:b], nu, self.gamma, bool(self.standardize), start,
+                                   algorithm))
         self._set_state(codes, parts)
         return self
 
@@ -249,21 +265,15 @@ class LocalizedOCSVM(BaseEstimator):
                 f"test codes have shape {tuple(codes.shape)} (V={V}, d={d}) but the model was fitted on "
                 f"V={self.n_voxels_} voxels of d={self.n_features_in_} features"
             )
-        k = self.support_vectors_.shape[1]
+        k = int(self.n_support_.max()) if self.n_voxels_ else 1
         rows = min(V, _chunk_voxels(self._chunk_memory(device), per_voxel=8 * (m * d + k * d + 2 * m * k + 4 * d)))
-        state = dict(sv=self.support_vectors_, coef=self.dual_coef_, offset=self.offset_, gamma=self.gamma_,
-                     mean=self.mean_, scale=self.scale_, sq_norm=self.support_sq_norms_)
-        buffers = dict(x=torch.empty(rows, m, d, dtype=torch.float64, device=device),
-                       sv=torch.empty(rows, k, d, dtype=torch.float64, device=device),
-                       K=torch.empty(rows, m, k, dtype=torch.float64, device=device))
+        state = dict(coef=self.dual_coef_, offset=self.offset_, gamma=self.gamma_, mean=self.mean_, scale=self.scale_)
         out = torch.empty(V, m, dtype=torch.float64, device=device)
         for start in range(0, V, rows):
             b = min(rows, V - start)
-            x = buffers["x"][:b].copy_(codes[start:start + b])
-            sv = buffers["sv"][:b].copy_(state["sv"][start:start + b])
-            chunk = {key: (None if v is None else v[start:start + b].to(device))
-                     for key, v in state.items() if key != "sv"}
-            out[start:start + b] = _decision_chunk(x, sv, buffers["K"][:b], chunk, start)
+            chunk = {key: (None if v is None else v[start:start + b].to(device)) for key, v in state.items()}
+            out[start:start + b] = decision_chunk(codes[start:start + b].to(device),
+                                                  self.support_vectors_[start:start + b].to(device), chunk, start)
         return out.cpu().numpy() if numpy_in else out
 
     def score_samples(self, codes):
@@ -357,86 +367,6 @@ def _chunk_voxels(max_memory: int, per_voxel: int) -> int:
     return max(1, int(max_memory) // max(1, per_voxel))
 
 
-def _check_finite(sq_norm: torch.Tensor, start: int, name: str) -> None:
-    """Refuse NaN/infinite codes, seen in their squared norms ``(B, k)`` (no extra pass)."""
-    finite = torch.isfinite(sq_norm).all(1)
-    if not bool(finite.all()):
-        first = start + int((~finite).nonzero()[0, 0])
-        raise ValueError(f"{name} contain NaN or infinite values (or values too large to square in "
-                         f"float64), first at voxel {first}")
-
-
-def _standardize_chunk(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Standardize ``z`` ``(B, n, d)`` in place per voxel and feature; returns ``(z, mean, scale)``
-    with the statistics of ``StandardScaler``: population std, scale 1 for (numerically)
-    constant features."""
-    n = z.shape[1]
-    mean = z.mean(1)
-    z.sub_(mean.unsqueeze(1))
-    var = torch.linalg.vector_norm(z, dim=1).square_().div_(n)
-    eps = torch.finfo(torch.float64).eps
-    constant = var <= n * eps * var + (n * mean * eps) ** 2
-    scale = torch.where(constant, torch.ones_like(var), var.sqrt())
-    return z.div_(scale.unsqueeze(1)), mean, scale
-
-
-def _voxel_gamma(z: torch.Tensor, sq_norm: torch.Tensor, gamma) -> torch.Tensor:
-    """gamma per voxel ``(B,)`` for the (standardized) training codes ``z`` ``(B, n, d)``.
-
-    ``"scale"`` needs the variance of all ``n d`` entries: from the squared norms (the
-    Gram diagonal) and the sums, with the two-pass formula where that would cancel.
-    """
-    B, n, d = z.shape
-    if gamma == "auto":
-        return torch.full((B,), 1.0 / d, dtype=torch.float64, device=z.device)
-    if gamma != "scale":
-        return torch.full((B,), float(gamma), dtype=torch.float64, device=z.device)
-    flat = z.reshape(B, n * d)
-    mean = (flat @ flat.new_ones(n * d)) / (n * d)  # a gemv: faster than sum over two dims
-    mean_sq = sq_norm.sum(1) / (n * d)
-    var = mean_sq - mean * mean
-    cancels = ~(mean_sq <= 1e3 * var)
-    if bool(cancels.any()):
-        idx = cancels.nonzero().squeeze(1)
-        var[idx] = torch.linalg.vector_norm(flat[idx] - mean[idx].unsqueeze(1), dim=1).square() / (n * d)
-    return torch.where(var > 0, 1.0 / (d * var), torch.ones_like(var))
-
-
-def _self_kernel(z: torch.Tensor, out: torch.Tensor, gamma_rule, start: int):
-    """RBF Gram matrices ``(B, n, n)`` of ``z`` ``(B, n, d)`` (written into ``out``), the
-    gammas ``(B,)`` and the squared norms ``(B, n)``: one bmm, squared distances from its
-    diagonal, exactly symmetric with a unit diagonal."""
-    G = torch.bmm(z, z.transpose(1, 2), out=out)
-    sq_norm = G.diagonal(dim1=1, dim2=2).clone()
-    _check_finite(sq_norm, start, "codes")
-    gamma = _voxel_gamma(z, sq_norm, gamma_rule)
-    sq = G.mul_(-2.0).add_(sq_norm.unsqueeze(2)).add_(sq_norm.unsqueeze(1))
-    sq = sq.add_(sq.transpose(1, 2).clone()).mul_(0.5)
-    sq.diagonal(dim1=1, dim2=2).zero_()
-    return sq.clamp_min_(0.0).mul_(-gamma.view(-1, 1, 1)).exp_(), gamma, sq_norm
-
-
-def _fit_chunk(z: torch.Tensor, k_out: torch.Tensor, nu: float, gamma_rule, standardize: bool, start: int) -> dict:
-    """Fit the OCSVMs of one chunk of float64 codes ``z`` ``(B, n, d)`` (on the device,
-    overwritten); ``k_out`` ``(B, n, n)`` receives the kernels.
-
-    Returns the libsvm-scaled coefficients ``(B, n)`` (0 off the support), offsets,
-    gammas, squared norms of the (standardized) codes, standardization statistics and
-    solver counters.
-    """
-    n = z.shape[1]
-    part: dict = {}
-    if standardize:
-        z, part["mean"], part["scale"] = _standardize_chunk(z)
-    K, gamma, part["sq_norm"] = _self_kernel(z, k_out, gamma_rule, start)
-    with torch.no_grad():
-        sol = solve_dual(K, nu)
-    scale = nu * n  # paper scaling -> libsvm scaling
-    part.update(coef=sol.alpha.to(torch.float64) * scale, offset=sol.rho.to(torch.float64) * scale,
-                gamma=gamma, n_iter=int(sol.n_iter), n_fallback=int(sol.n_fallback))
-    return part
-
-
 def _standardized_sq_norms(sv: torch.Tensor, mean, scale, max_memory: int) -> torch.Tensor:
     """Squared norms ``(V, k)`` of the (standardized) support vectors, chunk by chunk."""
     V, k, d = sv.shape
@@ -448,18 +378,3 @@ def _standardized_sq_norms(sv: torch.Tensor, mean, scale, max_memory: int) -> to
             z = (z - mean[start:start + rows].unsqueeze(1)).div_(scale[start:start + rows].unsqueeze(1))
         out[start:start + rows] = torch.linalg.vector_norm(z, dim=2).square_()
     return out
-
-
-def _decision_chunk(x: torch.Tensor, sv: torch.Tensor, k_out: torch.Tensor, state: dict, start: int) -> torch.Tensor:
-    """Decision values ``(B, m)`` of float64 test codes ``x`` ``(B, m, d)`` against float64
-    support vectors ``sv`` ``(B, k, d)`` (both overwritten) for one chunk."""
-    if state["mean"] is not None:
-        mean, scale = state["mean"].unsqueeze(1), state["scale"].unsqueeze(1)
-        x.sub_(mean).div_(scale)
-        sv.sub_(mean).div_(scale)
-    x_sq = torch.linalg.vector_norm(x, dim=2).square_()
-    _check_finite(x_sq, start, "test codes")
-    sv_sq = state["sq_norm"]
-    sq = torch.baddbmm(x_sq.unsqueeze(2) + sv_sq.unsqueeze(1), x, sv.transpose(1, 2), alpha=-2.0, out=k_out)
-    K = sq.clamp_min_(0.0).mul_(-state["gamma"].view(-1, 1, 1)).exp_()
-    return torch.bmm(K, state["coef"].unsqueeze(2)).squeeze(2) - state["offset"].unsqueeze(1)

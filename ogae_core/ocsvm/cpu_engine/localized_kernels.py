@@ -1,0 +1,382 @@
+"""Compiled helpers of the batched localized OCSVMs on the CPU (numba, float64).
+
+Used by :mod:`ogae_core.ocsvm.localized_fit`; every function works on a batch of voxels,
+one voxel per thread (``prange``), and never changes a result with the thread count.
+
+* :func:`prepare_codes` -- float32/float64 codes ``(B, n, d)`` to float64, standardized per
+  voxel and feature (``StandardScaler``'s statistics), their squared norms, each voxel's
+  ``gamma`` and its spread (squared distance of each point to the voxel's mean);
+* :func:`transform_rows` -- the same standardization with given statistics, for test codes
+  or for the support vectors only (gathered, compacted to the left);
+* :func:`self_exponent` / :func:`cross_exponent` -- ``-gamma max(0, |x|^2 + |y|^2 - 2 x.y)``
+  from a BLAS product, in place (the caller takes ``exp`` with torch, which is vectorized);
+* :func:`working_set_round` -- one round of the working-set solve: each voxel's dual on its
+  working set ``S`` (the active-set solver :func:`~ogae_core.ocsvm.cpu_engine.active_set.solve_one`
+  on ``K_SS``), the gradient ``K[:, S] alpha_S`` on every point and the points that violate
+  the KKT conditions outside ``S`` (to add in the next round).
+
+Sums over features use reassociating (vectorized) float arithmetic: results equal the
+sequential sums to rounding, which the 1e-6 agreement with scikit-learn does not see.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ogae_core.ocsvm.cpu_engine.active_set import kkt_residual_one, solve_one, vertex_rho
+from ogae_core.ocsvm.cpu_engine.builds import serial_and_parallel
+
+__all__ = ["add_rows", "cross_exponent", "prepare_codes", "self_exponent", "transform_rows", "working_set_round"]
+
+_FAST = {"reassoc", "contract"}  # vectorized sums; no assumption on NaN/inf (the finiteness checks rely on them)
+
+
+@njit(cache=True, fastmath=_FAST)
+def _row_sq_norms(w, out):
+    n, d = w.shape
+    for i in range(n):
+        s = 0.0
+        for f in range(d):
+            s += w[i, f] * w[i, f]
+        out[i] = s
+
+
+@njit(cache=True, fastmath=_FAST)
+def _prepare_one(x, standardize, rule, gamma_value, w, mean, scale, sqn, spread):
+    """One voxel of :func:`prepare_codes`; returns its gamma."""
+    n, d = x.shape
+    eps = np.finfo(np.float64).eps
+    mu = np.zeros(d)
+    for i in range(n):
+        for f in range(d):
+            mu[f] += x[i, f]
+    for f in range(d):
+        mu[f] /= n
+    if standardize:
+        var = np.zeros(d)
+        for i in range(n):
+            for f in range(d):
+                t = x[i, f] - mu[f]
+                w[i, f] = t
+                var[f] += t * t
+        inv = np.empty(d)
+        for f in range(d):
+            v = var[f] / n
+            constant = v <= n * eps * v + (n * mu[f] * eps) ** 2  # StandardScaler's constant features
+            s = 1.0 if constant else np.sqrt(v)
+            mean[f] = mu[f]
+            scale[f] = s
+            inv[f] = 1.0 / s
+            mu[f] = 0.0
+        for i in range(n):
+            for f in range(d):
+                t = w[i, f] * inv[f]
+                w[i, f] = t
+                mu[f] += t
+        for f in range(d):
+            mu[f] /= n
+    else:
+        for i in range(n):
+            for f in range(d):
+                w[i, f] = x[i, f]
+    # squared norms, squared distances to the mean, and the variance of all n d entries
+    mean_all = 0.0
+    for f in range(d):
+        mean_all += mu[f]
+    mean_all /= d
+    total = 0.0
+    for i in range(n):
+        q = 0.0
+        s = 0.0
+        a = 0.0
+        for f in range(d):
+            v = w[i, f]
+            q += v * v
+            t = v - mu[f]
+            s += t * t
+            u = v - mean_all
+            a += u * u
+        sqn[i] = q
+        spread[i] = s
+        total += a
+    if rule == 0:  # "scale": 1 / (d Var(X)), scikit-learn's X.var() over all entries
+        var_all = total / (n * d)
+        return 1.0 / (d * var_all) if var_all > 0.0 else 1.0
+    if rule == 1:  # "auto"
+        return 1.0 / d
+    return gamma_value
+
+
+def _prepare_codes(x, standardize, rule, gamma_value, w, mean, scale, sqn, spread, gamma):
+    for b in prange(x.shape[0]):
+        gamma[b] = _prepare_one(x[b], standardize, rule, gamma_value, w[b], mean[b], scale[b], sqn[b], spread[b])
+
+
+_prepare_builds = serial_and_parallel(_prepare_codes, "_localized_prepare_codes")
+
+
+def prepare_codes(x, standardize, rule, gamma_value, w, mean, scale, sqn, spread, gamma):
+    """Fill ``w`` ``(B, n, d)`` float64 with the (standardized) codes ``x`` (float32 or float64).
+
+    ``mean``, ``scale`` ``(B, d)``: ``StandardScaler``'s statistics (written only when
+    ``standardize``); ``sqn``, ``spread`` ``(B, n)``: squared norms of the rows of ``w`` and
+    their squared distances to the voxel's mean; ``gamma`` ``(B,)``: ``rule`` 0 ``"scale"``,
+    1 ``"auto"``, 2 the number ``gamma_value``. Non-finite codes give non-finite ``sqn``.
+    """
+    _prepare_builds(x, standardize, rule, gamma_value, w, mean, scale, sqn, spread, gamma)
+
+
+def _transform_rows(x, keep, standardize, mean, scale, w, sqn, count):
+    B, k, d = x.shape
+    for b in prange(B):
+        r = 0
+        for j in range(k):
+            if not keep[b, j]:
+                continue
+            for f in range(d):
+                if standardize:
+                    w[b, r, f] = (x[b, j, f] - mean[b, f]) / scale[b, f]
+                else:
+                    w[b, r, f] = x[b, j, f]
+            r += 1
+        count[b] = r
+        for j in range(r, w.shape[1]):
+            for f in range(d):
+                w[b, j, f] = 0.0
+        _row_sq_norms(w[b], sqn[b])
+
+
+_transform_builds = serial_and_parallel(_transform_rows, "_localized_transform_rows")
+
+
+def transform_rows(x, keep, standardize, mean, scale, w, sqn, count):
+    """Standardize the rows of ``x`` ``(B, k, d)`` with ``keep[b, j]`` true into ``w``
+    ``(B, k', d)`` float64, compacted to the left (``count[b]`` rows, zero rows after them),
+    and their squared norms into ``sqn`` ``(B, k')``."""
+    _transform_builds(x, keep, standardize, mean, scale, w, sqn, count)
+
+
+def _self_exponent(G, sqn, gamma):
+    B, n, _ = G.shape
+    for b in prange(B):
+        g = gamma[b]
+        for i in range(n):
+            for j in range(i):
+                dist = sqn[b, i] + sqn[b, j] - 2.0 * G[b, i, j]
+                v = -g * dist if dist > 0.0 else 0.0
+                G[b, i, j] = v
+                G[b, j, i] = v
+            G[b, i, i] = 0.0
+
+
+_self_builds = serial_and_parallel(_self_exponent, "_localized_self_exponent")
+
+
+def self_exponent(G, sqn, gamma):
+    """``G`` ``(B, n, n)`` (a Gram matrix) becomes ``-gamma max(0, d_ij)`` in place, with the
+    squared distances ``d_ij = sqn_i + sqn_j - 2 G_ij`` taken from the lower triangle:
+    exactly symmetric, zero diagonal (unit kernel diagonal after ``exp``)."""
+    _self_builds(G, sqn, gamma)
+
+
+def _cross_exponent(G, sq_rows, sq_cols, gamma):
+    B, r, c = G.shape
+    for b in prange(B):
+        g = gamma[b]
+        for i in range(r):
+            for j in range(c):
+                dist = sq_rows[b, i] + sq_cols[b, j] - 2.0 * G[b, i, j]
+                G[b, i, j] = -g * dist if dist > 0.0 else 0.0
+
+
+_cross_builds = serial_and_parallel(_cross_exponent, "_localized_cross_exponent")
+
+
+def cross_exponent(G, sq_rows, sq_cols, gamma):
+    """``G`` ``(B, r, c)`` (dot products of rows and columns) becomes
+    ``-gamma max(0, sq_rows_i + sq_cols_j - 2 G_ij)`` in place."""
+    _cross_builds(G, sq_rows, sq_cols, gamma)
+
+
+def _add_rows(voxels, Kc, idx, s, state, rows, new, n_new):
+    for r in prange(voxels.shape[0]):
+        b = voxels[r]
+        k = n_new[b]
+        base = s[b]
+        for j in range(k):
+            i = new[b, j]
+            Kc[b, base + j, :] = rows[r, j, :]
+            Kc[b, base + j, i] = 1.0
+            idx[b, base + j] = i
+            state[b, base + j] = 1
+        s[b] = base + k
+
+
+_add_rows_builds = serial_and_parallel(_add_rows, "_localized_add_rows")
+
+
+def add_rows(Kc, idx, s, state, voxels, rows, new, n_new):
+    """Append kernel rows ``rows[r, :n_new[b]]`` (``K[new[b, j], :]``, voxel ``b = voxels[r]``) to
+    ``Kc[b]`` after its ``s[b]`` rows, with their indices in ``idx`` and a free state; each
+    row's own entry is set to exactly 1; ``s`` grows by ``n_new``."""
+    _add_rows_builds(voxels, Kc, idx, s, state, rows, new, n_new)
+
+
+@njit(cache=True)
+def _round_one(Kc, idx, s, nu_n, max_iter, stol, ridge, tol, alpha, state, warm, new, cap_add):
+    """One voxel of :func:`working_set_round`; returns (rho, iterations, status, residual, n_new)."""
+    n = Kc.shape[1]
+    C = 1.0 / nu_n
+    Kss = np.empty((s, s))
+    for a in range(s):
+        for c in range(a + 1):
+            v = Kc[a, idx[c]]  # row a of Kc is K[idx[a], :]; one of the two BLAS values, both halves
+            Kss[a, c] = v
+            Kss[c, a] = v
+        Kss[a, a] = 1.0
+    LU = np.zeros((s + 1, s + 1))
+    piv = np.zeros(s + 1, dtype=np.int64)
+    fidx = np.zeros(s, dtype=np.int64)
+    a_s = np.zeros(s)
+    st = state[:s].copy()
+    rho, it, status, m = solve_one(Kss, nu_n / s, max_iter, stol, ridge, a_s, st, LU, piv, fidx, warm)
+    residual = kkt_residual_one(Kss, a_s, rho, C)
+    for a in range(s):
+        alpha[a] = a_s[a]
+        state[a] = st[a]
+    if status != 0 or not residual <= tol:
+        return rho, it, max(status, 1), residual, 0
+    # gradient on every point: g = K[:, S] alpha_S, from the rows of Kc
+    g = np.zeros(n)
+    for a in range(s):
+        if a_s[a] != 0.0:
+            for i in range(n):
+                g[i] += a_s[a] * Kc[a, i]
+    inset = np.zeros(n, dtype=np.bool_)
+    for a in range(s):
+        inset[idx[a]] = True
+    if m == 0:  # no free support vector: libsvm's midpoint over every point (outside S: lower bound)
+        full_state = np.zeros(n, dtype=np.int8)
+        for a in range(s):
+            full_state[idx[a]] = st[a]
+        rho, _, _ = vertex_rho(g, full_state)
+    worst = 0.0
+    cand = np.empty(n, dtype=np.int64)
+    viol = np.empty(n)
+    k = 0
+    for i in range(n):
+        if not inset[i]:
+            lam = g[i] - rho
+            if lam < -stol:
+                cand[k] = i
+                viol[k] = lam
+                k += 1
+                if -lam > worst:
+                    worst = -lam
+    if k > cap_add:  # the most violating first
+        order = np.argsort(viol[:k])
+        for r in range(cap_add):
+            new[r] = cand[order[r]]
+        k = cap_add
+    else:
+        for r in range(k):
+            new[r] = cand[r]
+    return rho, it, 0, max(residual, worst), k
+
+
+def _working_set_round(Kc, idx, s, nu_n, max_iter, stol, ridge, tol, alpha, state, warm, new, n_new, rho, n_iter,
+                       status, residual, cap_add):
+    for b in prange(Kc.shape[0]):
+        if status[b] != 0 or s[b] == 0:
+            continue
+        r, it, st, res, k = _round_one(Kc[b], idx[b], s[b], nu_n, max_iter, stol, ridge, tol, alpha[b], state[b],
+                                       warm[b], new[b], cap_add)
+        rho[b] = r
+        n_iter[b] += it
+        status[b] = st
+        residual[b] = res
+        n_new[b] = k
+
+
+_round_builds = serial_and_parallel(_working_set_round, "_localized_working_set_round")
+
+
+def working_set_round(Kc, idx, s, nu_n, max_iter, stol, ridge, tol, alpha, state, warm, new, n_new, rho, n_iter,
+                      status, residual, cap_add):
+    """One round of the working-set solve over a batch of voxels (skips ``status != 0`` and ``s == 0``).
+
+    ``Kc`` ``(B, cap, n)``: row ``a`` holds ``K[idx[b, a], :]`` for the ``s[b]`` points of
+    voxel ``b``'s working set ``S``. The dual restricted to ``S`` (box ``1 / nu_n``) is
+    solved (warm from ``state`` where ``warm[b]``); ``alpha``, ``state`` ``(B, cap)`` receive
+    its solution, ``rho`` the offset (libsvm's midpoint over every point when no support
+    vector is free), ``residual`` the KKT residual of the full problem. Points outside ``S``
+    with ``(K alpha)_i < rho - stol`` are written to ``new`` (at most ``cap_add``, the most
+    violating first; ``n_new`` of them): with none, the full problem is solved exactly.
+    ``status`` becomes 1 when the reduced solve failed (not settled or residual above ``tol``).
+    """
+    _round_builds(Kc, idx, s, nu_n, max_iter, stol, ridge, tol, alpha, state, warm, new, n_new, rho, n_iter, status,
+                  residual, cap_add)
+
+
+@njit(cache=True)
+def _gram_working_set_one(K, nu_n, s0, cap_add, max_iter, stol, ridge, tol, alpha):
+    """One voxel of :func:`gram_working_set`; returns (rho, iterations, status, residual)."""
+    n = K.shape[0]
+    density = np.empty(n)
+    for i in range(n):
+        density[i] = K[i].sum()
+    order = np.argsort(density)  # least dense first: support vectors lie on the outside of the data
+    Kc = np.empty((n, n))
+    idx = np.zeros(n, dtype=np.int64)
+    state = np.zeros(n, dtype=np.int8)
+    a_s = np.zeros(n)
+    new = np.empty(n, dtype=np.int64)
+    for j in range(s0):
+        new[j] = order[j]
+    k = s0
+    s = 0
+    warm = False
+    total_it = 0
+    rho = 0.0
+    residual = 0.0
+    while k > 0:
+        for j in range(k):
+            Kc[s + j, :] = K[new[j], :]
+            idx[s + j] = new[j]
+            state[s + j] = 1
+        s += k
+        rho, it, status, residual, k = _round_one(Kc, idx, s, nu_n, max_iter, stol, ridge, tol, a_s, state, warm,
+                                                  new, cap_add)
+        total_it += it
+        warm = True
+        if status != 0:
+            return rho, total_it, status, residual
+    for i in range(n):
+        alpha[i] = 0.0
+    for a in range(s):
+        alpha[idx[a]] = a_s[a]
+    return rho, total_it, 0, residual
+
+
+def _gram_working_set(K, nu_n, s0, cap_add, max_iter, stol, ridge, tol, alpha, rho, n_iter, status, residual):
+    for b in prange(K.shape[0]):
+        r, it, st, res = _gram_working_set_one(K[b], nu_n, s0, cap_add, max_iter, stol, ridge, tol, alpha[b])
+        rho[b] = r
+        n_iter[b] = it
+        status[b] = st
+        residual[b] = res
+
+
+_gram_ws_builds = serial_and_parallel(_gram_working_set, "_localized_gram_working_set")
+
+
+def gram_working_set(K, nu_n, s0, cap_add, max_iter, stol, ridge, tol, alpha, rho, n_iter, status, residual):
+    """Working-set solve of a batch of full kernel matrices ``K`` ``(B, n, n)`` (box ``1 / nu_n``).
+
+    Each voxel starts from its ``s0`` least dense points (row sums of ``K``), solves the dual
+    on the working set and adds at most ``cap_add`` violators per round (as
+    :func:`working_set_round`) until none: ``alpha`` ``(B, n)`` (paper scaling), ``rho``,
+    ``n_iter``, ``status`` (0 solved, else the reduced solve failed) and ``residual`` (KKT
+    residual of the full problem).
+    """
+    _gram_ws_builds(K, nu_n, s0, cap_add, max_iter, stol, ridge, tol, alpha, rho, n_iter, status, residual)
