@@ -54,7 +54,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ogae_core.batching import resolve_device
-from ogae_core.ocsvm.localized_fit import ALGORITHMS, WORKING_SET_MAX_NU, decision_chunk, fit_chunk
+from ogae_core.ocsvm.localized_fit import ALGORITHMS, decision_chunk, fit_chunk
 from ogae_core.validation import check_integer, check_nu_times_n, check_real
 
 __all__ = ["LocalizedOCSVM"]
@@ -98,10 +98,11 @@ class LocalizedOCSVM(BaseEstimator):
         (as scikit-learn's neighbors estimators do): do not modify them in place while
         the model is in use.
     algorithm : {"auto", "working_set", "full_gram"}, default="auto"
-        How the duals are solved (both exact; see :mod:`ogae_core.ocsvm.localized_fit`):
-        ``"working_set"`` computes only the kernel rows of a growing working set (CPU; few
-        support vectors, small ``nu``), ``"full_gram"`` every ``(n, n)`` kernel. ``"auto"``:
-        the working set on the CPU when ``nu <= 0.25``, else the full Gram.
+        How the duals are solved, both exactly (see :mod:`ogae_core.ocsvm.localized_fit`):
+        ``"working_set"`` (CPU only) solves each voxel's dual on a growing working set of
+        points until no other point violates the KKT conditions (few support vectors: much
+        smaller systems); ``"full_gram"`` runs :func:`~ogae_core.ocsvm.solve_dual` on the
+        whole kernels. ``"auto"``: ``"working_set"`` on the CPU, ``"full_gram"`` elsewhere.
 
     Attributes
     ----------
@@ -176,7 +177,7 @@ class LocalizedOCSVM(BaseEstimator):
     def _algorithm(self, nu: float, device: torch.device) -> str:
         if self.algorithm != "auto":
             return self.algorithm
-        return "working_set" if device.type == "cpu" and nu <= WORKING_SET_MAX_NU else "full_gram"
+        return "working_set" if device.type == "cpu" else "full_gram"
 
     def _chunk_memory(self, device: torch.device) -> int:
         if self.max_memory is not None:

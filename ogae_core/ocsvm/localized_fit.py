@@ -1,16 +1,21 @@
 """Chunk-level fit and scoring of :class:`~ogae_core.ocsvm.LocalizedOCSVM` (one chunk of voxels at a time).
 
-Two fits, both exact (the full problem's KKT conditions hold at the solver's tolerance):
+The kernels ``(B, n, n)`` of a chunk come from one ``torch.bmm`` (squared distances from the
+squared norms, exactly symmetric, unit diagonal); two exact solves of the duals:
 
-* **full Gram** (:func:`fit_chunk_full`): the ``(B, n, n)`` kernels from one ``torch.bmm`` and
-  :func:`ogae_core.ocsvm.solve_dual` on them (compiled engine on the CPU, torch engine on CUDA);
-* **working set** (:func:`fit_chunk_working_set`, CPU): with small ``nu`` only a fraction of
-  the points are support vectors (about a quarter at ``nu = 0.1``, ``n = 144`` on MRI patch
-  codes), so each voxel starts from a working set ``S`` (the points farthest from its mean),
-  computes only the kernel rows ``K[S, :]`` (``n |S| d`` multiply-adds instead of ``n^2 d``),
-  solves the dual restricted to ``S`` and adds the points outside ``S`` that violate the
-  KKT conditions (``(K alpha)_i < rho``), until none does: then ``alpha`` (0 outside ``S``)
-  solves the full dual. Voxels whose reduced solve fails go to the full-Gram fit.
+* ``full_gram``: :func:`ogae_core.ocsvm.solve_dual` on the whole kernels (compiled engine on
+  the CPU, torch engine on CUDA);
+* ``working_set`` (CPU): with small ``nu`` only a fraction of the points are support vectors
+  (about a quarter at ``nu = 0.1``, ``n = 144`` on MRI patch codes), so each voxel's dual is
+  first solved on a working set ``S`` (its ``2 nu n + 8`` least dense points, row sums of
+  ``K``) with the active-set solver on ``K_SS`` only; the points outside ``S`` that violate
+  the KKT conditions (``(K alpha)_i < rho``) are added, and so on until none does: then
+  ``alpha`` (0 outside ``S``) solves the full dual, to the same tolerance. The reduced
+  systems are much smaller than the full solver's first ones (which start with two thirds
+  of the points free). Voxels whose reduced solve fails go to ``solve_dual``. Computing only
+  the kernel rows of ``S`` (``n |S| d`` instead of ``n^2 d``) was measured slower: the least
+  dense points need the full kernels, and starting from the points farthest from the mean
+  took 4-5 rounds of small products to reach ``|S| ~ n / 2``.
 
 On the CPU the per-voxel standardization, squared norms and ``gamma`` come from one compiled
 pass (:mod:`ogae_core.ocsvm.cpu_engine.localized_kernels`); on other devices from torch
@@ -28,13 +33,11 @@ import torch
 from ogae_core.ocsvm.solver import solve_dual
 from ogae_core.ocsvm.tolerances import DEFAULT_TOL, RIDGE, SET_TOL
 
-__all__ = ["ALGORITHMS", "check_finite", "decision_chunk", "fit_chunk", "gamma_code", "prepare_torch",
-           "working_set_size"]
+__all__ = ["ALGORITHMS", "check_finite", "decision_chunk", "fit_chunk", "gamma_code",
+           "prepare_cpu", "prepare_torch", "working_set_size"]
 
 #: Values of ``LocalizedOCSVM(algorithm=...)``.
 ALGORITHMS = ("auto", "working_set", "full_gram")
-#: ``"auto"`` uses the working set on the CPU when ``nu`` is at most this (few support vectors).
-WORKING_SET_MAX_NU = 0.25
 _MAX_ITER = 100
 
 
@@ -70,7 +73,7 @@ def check_finite(sq_norm: torch.Tensor, start: int, name: str) -> None:
 # ------------------------------------------------------------------ preparation
 def prepare_torch(z: torch.Tensor, gamma, standardize: bool, start: int) -> dict:
     """Torch version of the compiled pass (any device): standardizes float64 ``z`` ``(B, n, d)``
-    in place; returns ``w`` (= ``z``), ``mean``, ``scale`` (or None), ``sqn``, ``spread``, ``gamma``."""
+    in place; returns ``w`` (= ``z``), ``mean``, ``scale`` (or None), ``sqn``, ``gamma``."""
     B, n, d = z.shape
     out: dict = {"mean": None, "scale": None}
     if standardize:
@@ -84,8 +87,6 @@ def prepare_torch(z: torch.Tensor, gamma, standardize: bool, start: int) -> dict
         out.update(mean=mean, scale=scale)
     sqn = torch.linalg.vector_norm(z, dim=2).square_()
     check_finite(sqn, start, "codes")
-    centre = z.mean(1, keepdim=True)
-    out["spread"] = torch.linalg.vector_norm(z - centre, dim=2).square_()
     out.update(w=z, sqn=sqn, gamma=_gamma_torch(z, gamma))
     return out
 
@@ -109,11 +110,10 @@ def prepare_cpu(x: torch.Tensor, gamma, standardize: bool, start: int, w: torch.
     mean = np.empty((B, d))
     scale = np.empty((B, d))
     sqn = np.empty((B, n))
-    spread = np.empty((B, n))
     gam = np.empty(B)
     rule, value = gamma_code(gamma)
-    prepare_codes(xn, bool(standardize), rule, value, w.numpy(), mean, scale, sqn, spread, gam)
-    out = {"w": w, "sqn": torch.from_numpy(sqn), "spread": torch.from_numpy(spread), "gamma": torch.from_numpy(gam),
+    prepare_codes(xn, bool(standardize), rule, value, w.numpy(), mean, scale, sqn, gam)
+    out = {"w": w, "sqn": torch.from_numpy(sqn), "gamma": torch.from_numpy(gam),
            "mean": torch.from_numpy(mean) if standardize else None,
            "scale": torch.from_numpy(scale) if standardize else None}
     check_finite(out["sqn"], start, "codes")
@@ -122,31 +122,32 @@ def prepare_cpu(x: torch.Tensor, gamma, standardize: bool, start: int, w: torch.
 
 # ----------------------------------------------------------------------- fits
 def fit_chunk(x: torch.Tensor, w_buf: torch.Tensor, k_buf: torch.Tensor, nu: float, gamma, standardize: bool,
-              start: int, algorithm: str) -> dict:
+              start: int, algorithm: str, compiled: bool | None = None) -> dict:
     """Fit the OCSVMs of one chunk of codes ``x`` ``(B, n, d)``; ``w_buf`` ``(B, n, d)`` and
     ``k_buf`` ``(B, n, n)`` float64 buffers on the device (overwritten).
 
-    ``algorithm``: ``"working_set"`` or ``"full_gram"`` (resolved). Returns the
-    libsvm-scaled coefficients ``(B, n)`` (0 off the support), offsets, gammas, squared norms
-    of the (standardized) codes, standardization statistics and solver counters.
+    ``algorithm``: ``"working_set"`` or ``"full_gram"`` (resolved; the working set needs
+    ``compiled``). ``compiled``: the compiled CPU passes (default: buffers on the CPU);
+    false runs the torch operations of other devices. Returns the libsvm-scaled
+    coefficients ``(B, n)`` (0 off the support), offsets, gammas, squared norms of the
+    (standardized) codes, standardization statistics and solver counters.
     """
-    if w_buf.device.type == "cpu":
+    if compiled is None:
+        compiled = w_buf.device.type == "cpu"
+    if compiled:
         prep = prepare_cpu(x.cpu(), gamma, standardize, start, w_buf)
     else:
         prep = prepare_torch(w_buf.copy_(x), gamma, standardize, start)
-    if algorithm == "working_set" and w_buf.device.type == "cpu":
-        part = _fit_working_set(prep, k_buf, nu)
-    else:
-        part = _fit_full(prep, k_buf, nu)
+    part = _fit_full(prep, k_buf, nu, algorithm == "working_set" and compiled, compiled)
     part.update(gamma=prep["gamma"], sq_norm=prep["sqn"], mean=prep["mean"], scale=prep["scale"])
     return part
 
 
-def _kernels(prep: dict, k_buf: torch.Tensor) -> torch.Tensor:
+def _kernels(prep: dict, k_buf: torch.Tensor, compiled: bool) -> torch.Tensor:
     """RBF Gram matrices ``(B, n, n)`` of the prepared codes (exactly symmetric, unit diagonal)."""
     w = prep["w"]
     G = torch.bmm(w, w.transpose(1, 2), out=k_buf)
-    if G.device.type == "cpu":
+    if compiled:
         from ogae_core.ocsvm.cpu_engine.localized_kernels import self_exponent
 
         self_exponent(G.numpy(), prep["sqn"].numpy(), prep["gamma"].numpy())
@@ -158,11 +159,11 @@ def _kernels(prep: dict, k_buf: torch.Tensor) -> torch.Tensor:
     return G.clamp_min_(0.0).mul_(-prep["gamma"].view(-1, 1, 1)).exp_()
 
 
-def _fit_full(prep: dict, k_buf: torch.Tensor, nu: float) -> dict:
+def _fit_full(prep: dict, k_buf: torch.Tensor, nu: float, working_set: bool, compiled: bool) -> dict:
     n = prep["w"].shape[1]
-    K = _kernels(prep, k_buf)
-    if K.device.type == "cpu" and _GRAM_WS[0]:
-        return _solve_gram_working_set(K, nu)
+    K = _kernels(prep, k_buf, compiled)
+    if working_set:
+        return _solve_working_set(K, nu)
     with torch.no_grad():
         sol = solve_dual(K, nu)
     scale = nu * n  # paper scaling -> libsvm scaling
@@ -170,10 +171,9 @@ def _fit_full(prep: dict, k_buf: torch.Tensor, nu: float) -> dict:
                 n_iter=int(sol.n_iter), n_fallback=int(sol.n_fallback))
 
 
-_GRAM_WS = [False]
-
-
-def _solve_gram_working_set(K: torch.Tensor, nu: float) -> dict:
+def _solve_working_set(K: torch.Tensor, nu: float) -> dict:
+    """The working-set solve of the module docstring on CPU kernels ``(B, n, n)``; voxels
+    whose reduced solve fails are solved by :func:`~ogae_core.ocsvm.solve_dual`."""
     from ogae_core.ocsvm.cpu_engine.localized_kernels import gram_working_set
 
     B, n, _ = K.shape
@@ -189,7 +189,7 @@ def _solve_gram_working_set(K: torch.Tensor, nu: float) -> dict:
     part = dict(coef=torch.from_numpy(alpha * nu_n), offset=torch.from_numpy(rho * nu_n), n_iter=int(n_iter.max()),
                 n_fallback=0)
     failed = np.flatnonzero(status != 0)
-    if len(failed):
+    if len(failed):  # the full active-set solve, with its libsvm fallback
         ft = torch.from_numpy(failed)
         with torch.no_grad():
             sol = solve_dual(K[ft].contiguous(), nu)
@@ -199,82 +199,16 @@ def _solve_gram_working_set(K: torch.Tensor, nu: float) -> dict:
     return part
 
 
-def _kernel_rows(w: torch.Tensor, sqn: torch.Tensor, gamma: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Kernel rows ``K[points[b, j], :]`` ``(B, t, n)`` of every voxel of the chunk."""
-    from ogae_core.ocsvm.cpu_engine.localized_kernels import cross_exponent
-
-    rows = w[torch.arange(w.shape[0]).unsqueeze(1), points]  # (B, t, d)
-    G = torch.bmm(rows, w.transpose(1, 2))
-    cross_exponent(G.numpy(), np.ascontiguousarray(sqn.gather(1, points).numpy()), sqn.numpy(), gamma.numpy())
-    return G.exp_()
-
-
-def _fit_working_set(prep: dict, k_buf: torch.Tensor, nu: float) -> dict:
-    """The working-set fit of the module docstring (CPU)."""
-    from ogae_core.ocsvm.cpu_engine.localized_kernels import add_rows, working_set_round
-
-    w, sqn, gamma = prep["w"], prep["sqn"], prep["gamma"]
-    B, n, _ = w.shape
-    nu_n = nu * n
-    s0 = working_set_size(nu, n)
-    Kc = k_buf.numpy()  # (B, n, n): row a = K[idx[b, a], :]
-    idx = np.zeros((B, n), dtype=np.int64)
-    s = np.zeros(B, dtype=np.int64)
-    state = np.zeros((B, n), dtype=np.int8)
-    alpha = np.zeros((B, n))
-    rho = np.zeros(B)
-    n_iter = np.zeros(B, dtype=np.int64)
-    status = np.zeros(B, dtype=np.int64)
-    residual = np.zeros(B)
-    new = np.zeros((B, n), dtype=np.int64)
-    n_new = np.full(B, s0, dtype=np.int64)
-    new[:, :s0] = torch.topk(prep["spread"], s0, dim=1).indices.numpy()
-    warm = np.zeros(B, dtype=np.bool_)
-    cap_add = max(8, math.ceil(nu_n))
-    tol = DEFAULT_TOL[torch.float64]
-    stol, ridge = SET_TOL[torch.float64], RIDGE[torch.float64]
-    rounds = 0
-    while True:
-        voxels = np.flatnonzero(n_new > 0)
-        if len(voxels) == 0:
-            break
-        t = int(n_new[voxels].max())
-        rows = _kernel_rows(w, sqn, gamma, torch.from_numpy(np.ascontiguousarray(new[:, :t])))
-        add_rows(Kc, idx, s, state, np.arange(B), rows.numpy(), new, n_new)
-        active = np.zeros(B, dtype=np.int64)
-        active[voxels] = 1
-        # solve only the voxels that got new rows: status 0 there, 3 (skip) elsewhere
-        round_status = np.where(active == 1, status, 3)
-        n_new[:] = 0
-        working_set_round(Kc, idx, s, nu_n, _MAX_ITER, stol, ridge, tol, alpha, state, warm, new, n_new, rho,
-                          n_iter, round_status, residual, cap_add)
-        status = np.where(active == 1, round_status, status)
-        warm[voxels] = True
-        rounds += 1
-    coef = np.zeros((B, n))
-    rows_b = np.repeat(np.arange(B), n).reshape(B, n)
-    valid = np.arange(n)[None, :] < s[:, None]
-    coef[rows_b[valid], idx[valid]] = alpha[valid]
-    part = dict(coef=torch.from_numpy(coef * nu_n), offset=torch.from_numpy(rho * nu_n),
-                n_iter=int(n_iter.max()), n_fallback=0, n_rounds=rounds)
-    failed = np.flatnonzero(status != 0)
-    if len(failed):  # the full-Gram fit (with its libsvm fallback) for these voxels
-        ft = torch.from_numpy(failed)
-        sub = {"w": w[ft], "sqn": sqn[ft], "gamma": gamma[ft]}
-        full = _fit_full(sub, torch.empty(len(failed), n, n, dtype=torch.float64), nu)
-        part["coef"][ft] = full["coef"]
-        part["offset"][ft] = full["offset"]
-        part["n_iter"] = max(part["n_iter"], full["n_iter"])
-        part["n_fallback"] = full["n_fallback"]
-    return part
-
-
 # -------------------------------------------------------------------- scoring
-def decision_chunk(x: torch.Tensor, sv: torch.Tensor, state: dict, start: int) -> torch.Tensor:
+def decision_chunk(x: torch.Tensor, sv: torch.Tensor, state: dict, start: int,
+                   compiled: bool | None = None) -> torch.Tensor:
     """Decision values ``(B, m)`` of test codes ``x`` ``(B, m, d)`` for one chunk of voxels
     with support vectors ``sv`` ``(B, k, d)`` (padded layout) and ``state`` (the chunk's
-    ``coef``, ``offset``, ``gamma``, ``mean``, ``scale`` on the device)."""
-    if state["coef"].device.type == "cpu":
+    ``coef``, ``offset``, ``gamma``, ``mean``, ``scale`` on the device); ``compiled`` as in
+    :func:`fit_chunk` (default: on the CPU)."""
+    if compiled is None:
+        compiled = state["coef"].device.type == "cpu"
+    if compiled:
         return _decision_cpu(x.cpu(), sv.cpu(), state, start)
     return _decision_torch(x, sv, state, start)
 

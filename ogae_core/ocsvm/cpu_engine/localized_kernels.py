@@ -4,16 +4,16 @@ Used by :mod:`ogae_core.ocsvm.localized_fit`; every function works on a batch of
 one voxel per thread (``prange``), and never changes a result with the thread count.
 
 * :func:`prepare_codes` -- float32/float64 codes ``(B, n, d)`` to float64, standardized per
-  voxel and feature (``StandardScaler``'s statistics), their squared norms, each voxel's
-  ``gamma`` and its spread (squared distance of each point to the voxel's mean);
+  voxel and feature (``StandardScaler``'s statistics), their squared norms and each voxel's
+  ``gamma``;
 * :func:`transform_rows` -- the same standardization with given statistics, for test codes
   or for the support vectors only (gathered, compacted to the left);
 * :func:`self_exponent` / :func:`cross_exponent` -- ``-gamma max(0, |x|^2 + |y|^2 - 2 x.y)``
   from a BLAS product, in place (the caller takes ``exp`` with torch, which is vectorized);
-* :func:`working_set_round` -- one round of the working-set solve: each voxel's dual on its
-  working set ``S`` (the active-set solver :func:`~ogae_core.ocsvm.cpu_engine.active_set.solve_one`
-  on ``K_SS``), the gradient ``K[:, S] alpha_S`` on every point and the points that violate
-  the KKT conditions outside ``S`` (to add in the next round).
+* :func:`gram_working_set` -- the working-set solve of full kernels: each voxel's dual on
+  its working set ``S`` (the active-set solver :func:`~ogae_core.ocsvm.cpu_engine.active_set.solve_one`
+  on ``K_SS``), the gradient ``K[:, S] alpha_S`` on every point, the points outside ``S``
+  that violate the KKT conditions added, until none.
 
 Sums over features use reassociating (vectorized) float arithmetic: results equal the
 sequential sums to rounding, which the 1e-6 agreement with scikit-learn does not see.
@@ -26,7 +26,7 @@ from numba import njit, prange
 from ogae_core.ocsvm.cpu_engine.active_set import kkt_residual_one, solve_one, vertex_rho
 from ogae_core.ocsvm.cpu_engine.builds import serial_and_parallel
 
-__all__ = ["add_rows", "cross_exponent", "prepare_codes", "self_exponent", "transform_rows", "working_set_round"]
+__all__ = ["cross_exponent", "gram_working_set", "prepare_codes", "self_exponent", "transform_rows"]
 
 _FAST = {"reassoc", "contract"}  # vectorized sums; no assumption on NaN/inf (the finiteness checks rely on them)
 
@@ -42,7 +42,7 @@ def _row_sq_norms(w, out):
 
 
 @njit(cache=True, fastmath=_FAST)
-def _prepare_one(x, standardize, rule, gamma_value, w, mean, scale, sqn, spread):
+def _prepare_one(x, standardize, rule, gamma_value, w, mean, scale, sqn):
     """One voxel of :func:`prepare_codes`; returns its gamma."""
     n, d = x.shape
     eps = np.finfo(np.float64).eps
@@ -79,7 +79,7 @@ def _prepare_one(x, standardize, rule, gamma_value, w, mean, scale, sqn, spread)
         for i in range(n):
             for f in range(d):
                 w[i, f] = x[i, f]
-    # squared norms, squared distances to the mean, and the variance of all n d entries
+    # squared norms and the variance of all n d entries
     mean_all = 0.0
     for f in range(d):
         mean_all += mu[f]
@@ -87,17 +87,13 @@ def _prepare_one(x, standardize, rule, gamma_value, w, mean, scale, sqn, spread)
     total = 0.0
     for i in range(n):
         q = 0.0
-        s = 0.0
         a = 0.0
         for f in range(d):
             v = w[i, f]
             q += v * v
-            t = v - mu[f]
-            s += t * t
             u = v - mean_all
             a += u * u
         sqn[i] = q
-        spread[i] = s
         total += a
     if rule == 0:  # "scale": 1 / (d Var(X)), scikit-learn's X.var() over all entries
         var_all = total / (n * d)
@@ -107,23 +103,22 @@ def _prepare_one(x, standardize, rule, gamma_value, w, mean, scale, sqn, spread)
     return gamma_value
 
 
-def _prepare_codes(x, standardize, rule, gamma_value, w, mean, scale, sqn, spread, gamma):
+def _prepare_codes(x, standardize, rule, gamma_value, w, mean, scale, sqn, gamma):
     for b in prange(x.shape[0]):
-        gamma[b] = _prepare_one(x[b], standardize, rule, gamma_value, w[b], mean[b], scale[b], sqn[b], spread[b])
+        gamma[b] = _prepare_one(x[b], standardize, rule, gamma_value, w[b], mean[b], scale[b], sqn[b])
 
 
 _prepare_builds = serial_and_parallel(_prepare_codes, "_localized_prepare_codes")
 
 
-def prepare_codes(x, standardize, rule, gamma_value, w, mean, scale, sqn, spread, gamma):
+def prepare_codes(x, standardize, rule, gamma_value, w, mean, scale, sqn, gamma):
     """Fill ``w`` ``(B, n, d)`` float64 with the (standardized) codes ``x`` (float32 or float64).
 
     ``mean``, ``scale`` ``(B, d)``: ``StandardScaler``'s statistics (written only when
-    ``standardize``); ``sqn``, ``spread`` ``(B, n)``: squared norms of the rows of ``w`` and
-    their squared distances to the voxel's mean; ``gamma`` ``(B,)``: ``rule`` 0 ``"scale"``,
+    ``standardize``); ``sqn`` ``(B, n)``: squared norms of the rows of ``w``; ``gamma`` ``(B,)``: ``rule`` 0 ``"scale"``,
     1 ``"auto"``, 2 the number ``gamma_value``. Non-finite codes give non-finite ``sqn``.
     """
-    _prepare_builds(x, standardize, rule, gamma_value, w, mean, scale, sqn, spread, gamma)
+    _prepare_builds(x, standardize, rule, gamma_value, w, mean, scale, sqn, gamma)
 
 
 def _transform_rows(x, keep, standardize, mean, scale, w, sqn, count):
@@ -198,30 +193,6 @@ def cross_exponent(G, sq_rows, sq_cols, gamma):
     _cross_builds(G, sq_rows, sq_cols, gamma)
 
 
-def _add_rows(voxels, Kc, idx, s, state, rows, new, n_new):
-    for r in prange(voxels.shape[0]):
-        b = voxels[r]
-        k = n_new[b]
-        base = s[b]
-        for j in range(k):
-            i = new[b, j]
-            Kc[b, base + j, :] = rows[r, j, :]
-            Kc[b, base + j, i] = 1.0
-            idx[b, base + j] = i
-            state[b, base + j] = 1
-        s[b] = base + k
-
-
-_add_rows_builds = serial_and_parallel(_add_rows, "_localized_add_rows")
-
-
-def add_rows(Kc, idx, s, state, voxels, rows, new, n_new):
-    """Append kernel rows ``rows[r, :n_new[b]]`` (``K[new[b, j], :]``, voxel ``b = voxels[r]``) to
-    ``Kc[b]`` after its ``s[b]`` rows, with their indices in ``idx`` and a free state; each
-    row's own entry is set to exactly 1; ``s`` grows by ``n_new``."""
-    _add_rows_builds(voxels, Kc, idx, s, state, rows, new, n_new)
-
-
 @njit(cache=True)
 def _round_one(Kc, idx, s, nu_n, max_iter, stol, ridge, tol, alpha, state, warm, new, cap_add):
     """One voxel of :func:`working_set_round`; returns (rho, iterations, status, residual, n_new)."""
@@ -284,40 +255,6 @@ def _round_one(Kc, idx, s, nu_n, max_iter, stol, ridge, tol, alpha, state, warm,
     return rho, it, 0, max(residual, worst), k
 
 
-def _working_set_round(Kc, idx, s, nu_n, max_iter, stol, ridge, tol, alpha, state, warm, new, n_new, rho, n_iter,
-                       status, residual, cap_add):
-    for b in prange(Kc.shape[0]):
-        if status[b] != 0 or s[b] == 0:
-            continue
-        r, it, st, res, k = _round_one(Kc[b], idx[b], s[b], nu_n, max_iter, stol, ridge, tol, alpha[b], state[b],
-                                       warm[b], new[b], cap_add)
-        rho[b] = r
-        n_iter[b] += it
-        status[b] = st
-        residual[b] = res
-        n_new[b] = k
-
-
-_round_builds = serial_and_parallel(_working_set_round, "_localized_working_set_round")
-
-
-def working_set_round(Kc, idx, s, nu_n, max_iter, stol, ridge, tol, alpha, state, warm, new, n_new, rho, n_iter,
-                      status, residual, cap_add):
-    """One round of the working-set solve over a batch of voxels (skips ``status != 0`` and ``s == 0``).
-
-    ``Kc`` ``(B, cap, n)``: row ``a`` holds ``K[idx[b, a], :]`` for the ``s[b]`` points of
-    voxel ``b``'s working set ``S``. The dual restricted to ``S`` (box ``1 / nu_n``) is
-    solved (warm from ``state`` where ``warm[b]``); ``alpha``, ``state`` ``(B, cap)`` receive
-    its solution, ``rho`` the offset (libsvm's midpoint over every point when no support
-    vector is free), ``residual`` the KKT residual of the full problem. Points outside ``S``
-    with ``(K alpha)_i < rho - stol`` are written to ``new`` (at most ``cap_add``, the most
-    violating first; ``n_new`` of them): with none, the full problem is solved exactly.
-    ``status`` becomes 1 when the reduced solve failed (not settled or residual above ``tol``).
-    """
-    _round_builds(Kc, idx, s, nu_n, max_iter, stol, ridge, tol, alpha, state, warm, new, n_new, rho, n_iter, status,
-                  residual, cap_add)
-
-
 @njit(cache=True)
 def _gram_working_set_one(K, nu_n, s0, cap_add, max_iter, stol, ridge, tol, alpha):
     """One voxel of :func:`gram_working_set`; returns (rho, iterations, status, residual)."""
@@ -375,7 +312,7 @@ def gram_working_set(K, nu_n, s0, cap_add, max_iter, stol, ridge, tol, alpha, rh
 
     Each voxel starts from its ``s0`` least dense points (row sums of ``K``), solves the dual
     on the working set and adds at most ``cap_add`` violators per round (as
-    :func:`working_set_round`) until none: ``alpha`` ``(B, n)`` (paper scaling), ``rho``,
+    :func:`_round_one`) until none: ``alpha`` ``(B, n)`` (paper scaling), ``rho``,
     ``n_iter``, ``status`` (0 solved, else the reduced solve failed) and ``residual`` (KKT
     residual of the full problem).
     """

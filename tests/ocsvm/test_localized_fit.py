@@ -1,0 +1,122 @@
+"""The chunk-level fits of LocalizedOCSVM: working set == full Gram == scikit-learn; torch path on the CPU.
+
+Equality with scikit-learn is checked against ``OneClassSVM(tol=1e-12)`` per voxel (as in
+``test_localized.py``); the two exact algorithms must agree with each other far more tightly.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import OneClassSVM as SkOneClassSVM
+
+from ogae_core.ocsvm import LocalizedOCSVM
+from ogae_core.ocsvm.localized_fit import decision_chunk, fit_chunk, prepare_cpu, prepare_torch
+
+
+def _codes(seed: int, V: int = 8, n: int = 30, d: int = 10, m: int = 6, constant: bool = False,
+           duplicates: bool = False, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    scale = rng.uniform(0.3, 3.0, size=(V, 1, d))
+    shift = rng.normal(scale=2.0, size=(V, 1, d))
+    train = rng.normal(size=(V, n, d)) * scale + shift
+    test = rng.normal(size=(V, m, d)) * scale * 1.5 + shift
+    if constant:
+        train[:, :, 0] = 2.5
+        train[::2, :, 3] = -1.0
+    if duplicates:
+        train[:, 1:5] = train[:, :1]
+    return train.astype(dtype), test.astype(dtype)
+
+
+def _sklearn(train, test, nu, gamma, standardize):
+    out = []
+    for x, t in zip(train, test):
+        svm = SkOneClassSVM(nu=nu, gamma=gamma, tol=1e-12)
+        model = make_pipeline(StandardScaler(), svm) if standardize else svm
+        out.append(model.fit(x.astype(np.float64)).decision_function(t.astype(np.float64)))
+    return np.array(out)
+
+
+def _max_rel(ours, ref):
+    return float((np.abs(ours - ref).max(1) / np.abs(ref).max(1)).max())
+
+
+CASES = [  # nu, gamma, standardize, problem options
+    (1 / 30, "scale", True, {}),          # nu n = 1: one support vector at the bound
+    (0.1, "scale", True, {}),
+    (0.1, "scale", True, {"constant": True}),
+    (0.1, "auto", False, {}),
+    (0.5, "scale", False, {}),
+    (0.5, 0.07, True, {"duplicates": True}),
+    (0.3, "scale", False, {"constant": True}),
+    (0.9, "scale", True, {}),             # most points at the bound
+]
+
+
+@pytest.mark.parametrize("nu,gamma,standardize,options", CASES)
+def test_working_set_equals_full_gram_and_sklearn(nu, gamma, standardize, options):
+    train, test = _codes(seed=int(1000 * nu) + len(options), **options)
+    fits = {alg: LocalizedOCSVM(nu=nu, gamma=gamma, standardize=standardize, device="cpu", algorithm=alg).fit(train)
+            for alg in ("working_set", "full_gram")}
+    f = {alg: model.decision_function(test) for alg, model in fits.items()}
+    np.testing.assert_allclose(f["working_set"], f["full_gram"], rtol=1e-8, atol=1e-10 * np.abs(f["full_gram"]).max())
+    if not options.get("duplicates"):  # with duplicated points the coefficients are not unique
+        np.testing.assert_allclose(fits["working_set"].dual_coef_.numpy(), fits["full_gram"].dual_coef_.numpy(),
+                                   atol=1e-8)
+    assert _max_rel(f["working_set"], _sklearn(train, test, nu, gamma, standardize)) <= 1e-6
+    coef = fits["working_set"].dual_coef_.numpy()
+    np.testing.assert_allclose(coef.sum(1), nu * train.shape[1], rtol=1e-10)
+    assert (coef >= 0).all() and (coef <= 1 + 1e-12).all()
+
+
+def test_working_set_on_many_points_few_support_vectors():
+    """n = 120, nu = 0.05: the working set starts far smaller than n and must grow to the
+    exact solution (points added in rounds)."""
+    train, test = _codes(seed=21, V=4, n=120, d=20, m=5)
+    ws = LocalizedOCSVM(nu=0.05, device="cpu", algorithm="working_set").fit(train)
+    assert int(ws.n_support_.max()) < 120
+    assert _max_rel(ws.decision_function(test), _sklearn(train, test, 0.05, "scale", True)) <= 1e-6
+
+
+@pytest.mark.parametrize("standardize,gamma", [(True, "scale"), (False, "scale"), (True, 0.2), (False, "auto")])
+def test_compiled_preparation_equals_torch(standardize, gamma):
+    train, _ = _codes(seed=22, constant=True, dtype=np.float32)
+    x = torch.from_numpy(train)
+    compiled = prepare_cpu(x, gamma, standardize, 0, torch.empty(x.shape, dtype=torch.float64))
+    reference = prepare_torch(x.to(torch.float64), gamma, standardize, 0)
+    for key in ("w", "sqn", "gamma", "mean", "scale"):
+        if reference[key] is None:
+            assert compiled[key] is None
+        else:
+            torch.testing.assert_close(compiled[key], reference[key], rtol=1e-12, atol=1e-12)
+
+
+def test_compiled_gamma_scale_equals_sklearn_on_standardized_codes():
+    train, _ = _codes(seed=23, constant=True)
+    prep = prepare_cpu(torch.from_numpy(train), "scale", True, 0, torch.empty(train.shape, dtype=torch.float64))
+    expected = [SkOneClassSVM(gamma="scale").fit(StandardScaler().fit_transform(x))._gamma for x in train]
+    np.testing.assert_allclose(prep["gamma"].numpy(), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_torch_path_on_the_cpu_equals_sklearn(standardize):
+    """The code that CUDA runs (torch preparation, full Gram, torch engine is CUDA-only but
+    the torch preparation and scoring are not), run on CPU tensors."""
+    train, test = _codes(seed=24, constant=standardize)
+    x = torch.from_numpy(train)
+    V, n, d = x.shape
+    part = fit_chunk(x, torch.empty(V, n, d, dtype=torch.float64), torch.empty(V, n, n, dtype=torch.float64), 0.2,
+                     "scale", standardize, 0, "full_gram", compiled=False)
+    state = {key: part[key] for key in ("coef", "offset", "gamma", "mean", "scale")}
+    f_torch = decision_chunk(torch.from_numpy(test), x, state, 0, compiled=False)
+    f_compiled = decision_chunk(torch.from_numpy(test), x, state, 0, compiled=True)
+    torch.testing.assert_close(f_torch, f_compiled, rtol=1e-10, atol=1e-12)
+    assert _max_rel(f_torch.numpy(), _sklearn(train, test, 0.2, "scale", standardize)) <= 1e-6
+
+
+def test_bad_algorithm_is_named():
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        LocalizedOCSVM(algorithm="fast", device="cpu").fit(_codes(seed=25)[0])
