@@ -16,22 +16,20 @@ limited by libsvm's own stopping tolerance (about 1e-7 relative at ``tol=1e-10``
 Computation
 -----------
 Voxels are processed in chunks (at most ``max_memory`` bytes of working memory per
-chunk). For each chunk the codes are converted to float64 on ``device``, optionally
-standardized per voxel and feature, the ``(B, n, n)`` Gram matrices come from one
-``torch.bmm`` (squared distances from its diagonal), and ``solve_dual`` solves the
-``B`` duals in one call (the compiled CPU engine on the CPU, the torch engine on
-CUDA). There is no Python loop over voxels. Scoring uses ``torch.baddbmm`` the same way.
-Chunk buffers are allocated once per call and reused (fresh memory costs page faults
-that, on a small shared VM, took as long as the arithmetic).
+chunk); see :mod:`ogae_core.ocsvm.localized_fit`. On the CPU one compiled pass converts a
+chunk's codes to float64, standardizes them per voxel and feature and gives the squared
+norms and ``gamma``; the ``(B, n, n)`` Gram matrices come from one ``torch.bmm`` (squared
+distances from the norms), and each voxel's dual is solved exactly on a growing working set
+(``algorithm="working_set"``, the CPU default) or whole by :func:`ogae_core.ocsvm.solve_dual`
+(``"full_gram"``, the CUDA path, with the torch engine). There is no Python loop over
+voxels. Scoring uses only the support vectors (standardized, one ``bmm`` with the test
+codes).
 
-Speed (``benchmarks/bench_localized.py``, V = 2,000 voxels, d = 400, m = 12 test codes,
-float32 codes, 2-core shared CPU, against a loop of ``sklearn.svm.OneClassSVM`` fit +
-decision_function, measured in the same run): n = 16 is 11-24x faster; n = 60 only
-3.6-8x. At n = 60 libsvm spends ~0.9 ms per voxel, half of it on the same 1.4 M
-multiply-adds of the 60 x 60 kernel that we do in float64 BLAS (~0.08 ms per voxel on one
-core), and the exact solve (~0.04 ms) and the scoring (~0.05 ms) come on top, so the
-ratio is bounded near 5x per core on this CPU. Working memory per voxel is about
-``8 (n d + 4 n^2)`` bytes during fit.
+Speed (2,000-voxel problems, d = 400; ``benchmarks/bench_localized.py`` for the ratios to
+scikit-learn): at n = 144, nu = 0.1, standardized, m = 24 (the MRI setting) fit + score
+takes 1.07 ms CPU per voxel on MRI patch codes, 2.0x less than the previous full-Gram
+version in the same run (1.37 vs 1.79 ms on random codes, where 2/3 of the points are
+support vectors). Working memory per voxel is about ``8 (n d + 4 n^2)`` bytes during fit.
 
 Storage
 -------

@@ -56,7 +56,7 @@ def working_set_size(nu: float, n: int) -> int:
     Examples
     --------
     >>> working_set_size(0.1, 144), working_set_size(1 / 16, 16), working_set_size(1.0, 10)
-    (37, 16, 10)
+    (37, 10, 10)
     """
     return int(min(n, max(math.ceil(nu * n) + 1, math.ceil(2 * nu * n) + 8)))
 
