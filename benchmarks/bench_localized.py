@@ -3,7 +3,9 @@
 For V voxels of n training codes and m test codes in d = 400 dimensions (float32 codes,
 as an encoder gives them), in one run on one machine:
 
-* ours: ``LocalizedOCSVM(nu, gamma="scale", standardize=False).fit(train).decision_function(test)``
+* ours: ``LocalizedOCSVM(nu, gamma="scale", standardize=False).fit_decision_function(train, test)``
+  (the fit and the test scores in one pass: the test kernel rows come from the product that
+  gives the Gram matrices)
   on the CPU with all torch/numba threads (``torch.get_num_threads()``, named in the row);
   after a warm-up, the median of ``rounds`` runs over all V voxels;
 * reference: for every voxel ``sklearn.svm.OneClassSVM(nu, gamma="scale").fit(train[v])``
@@ -86,7 +88,7 @@ def bench_fit_score(V: int, n: int, rounds: int, n_exact: int, threads: int, nu:
     holder: dict = {}
 
     def ours() -> None:
-        holder["f"] = model.fit(train).decision_function(test)
+        holder["f"] = model.fit_decision_function(train, test)
 
     ours()  # warm-up (compiled solver, first allocations)
     _sklearn_decisions(train[:5], test[:5], nu, 1e-3)

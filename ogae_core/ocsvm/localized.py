@@ -52,7 +52,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ogae_core.batching import resolve_device
-from ogae_core.ocsvm.localized_fit import ALGORITHMS, decision_chunk, fit_chunk
+from ogae_core.ocsvm.localized_fit import ALGORITHMS, chunk_buffers, decision_chunk, fit_chunk
 from ogae_core.validation import check_integer, check_nu_times_n, check_real
 
 __all__ = ["LocalizedOCSVM"]
@@ -204,26 +204,80 @@ class LocalizedOCSVM(BaseEstimator):
             Bad parameters, codes that are not 3-D with ``V, n, d >= 1``, ``nu * n < 1``,
             or NaN/infinite codes (the first bad voxel is named).
         """
+        self._fit(codes, None)
+        return self
+
+    def fit_decision_function(self, codes, test):
+        """``fit(codes)`` then ``decision_function(test)`` in one pass over the voxels.
+
+        Same fitted model and the same decision values as the two calls (to rounding), but
+        on the CPU each voxel's test kernel rows come out of the product that gives its
+        Gram matrix (one ``dsyrk`` of the stacked training and test codes), so the test
+        codes are transformed once and nothing is computed twice.
+
+        Parameters
+        ----------
+        codes : array or tensor of shape (V, n, d)
+            Training codes, as in :meth:`fit`.
+        test : array or tensor of shape (V, m, d)
+            Test codes, as in :meth:`decision_function`.
+
+        Returns
+        -------
+        numpy.ndarray or torch.Tensor of shape (V, m), float64
+            As :meth:`decision_function` (NumPy for NumPy ``test``).
+
+        Raises
+        ------
+        ValueError
+            As :meth:`fit` and :meth:`decision_function`.
+
+        Examples
+        --------
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> codes = torch.randn(3, 20, 5, dtype=torch.float64, generator=g)
+        >>> test = torch.randn(3, 4, 5, dtype=torch.float64, generator=g)
+        >>> model = LocalizedOCSVM(nu=0.2, device="cpu")
+        >>> f = model.fit_decision_function(codes, test)
+        >>> bool(torch.allclose(f, model.decision_function(test), rtol=0, atol=1e-12))
+        True
+        """
+        numpy_in = not isinstance(test, torch.Tensor)
+        out = self._fit(codes, test)
+        return out.cpu().numpy() if numpy_in else out
+
+    def _fit(self, codes, test) -> torch.Tensor | None:
+        """Fit (and score ``test`` if given, returning its decision values on the device)."""
         nu, device = self._checked_params()
         codes = _as_tensor("codes", codes)
         V, n, d = codes.shape
+        m = 0
+        if test is not None:
+            test = _as_tensor("test codes", test)
+            if test.shape[0] != V or test.shape[2] != d:
+                raise ValueError(f"test codes have shape {tuple(test.shape)} but the training codes have V={V} "
+                                 f"voxels of d={d} features")
+            m = test.shape[1]
         check_nu_times_n(nu, n, f"each voxel's OCSVM of n={n} training codes")
         if codes.dtype not in (torch.float32, torch.float64):
             codes = codes.to(torch.float64)
         elif self.copy:
             codes = codes.clone()
-        rows = _chunk_voxels(self._chunk_memory(device), per_voxel=8 * (n * d + 4 * n * n + 4 * d))
-        w_buf = torch.empty(min(rows, V), n, d, dtype=torch.float64, device=device)
-        k_buf = torch.empty(min(rows, V), n, n, dtype=torch.float64, device=device)
+        if test is not None and test.dtype not in (torch.float32, torch.float64):
+            test = test.to(torch.float64)
+        r = n + m
+        rows = min(V, _chunk_voxels(self._chunk_memory(device), per_voxel=8 * (r * d + 4 * r * r + 4 * d)))
+        w_buf, k_buf = chunk_buffers(rows, n, m, d, device)
         algorithm = self._algorithm(nu, device)
         parts = []
         for start in range(0, V, rows):
             chunk = codes[start:start + rows]
-            b = chunk.shape[0]
-            parts.append(fit_chunk(chunk, w_buf[:b], k_buf[:b], nu, self.gamma, bool(self.standardize), start,
-                                   algorithm))
+            t = None if test is None else test[start:start + rows].to(device)
+            parts.append(fit_chunk(chunk, w_buf, k_buf, nu, self.gamma, bool(self.standardize), start, algorithm,
+                                   test=t))
         self._set_state(codes, parts)
-        return self
+        return None if test is None else torch.cat([p["decision"] for p in parts]).to(device)
 
     def _set_state(self, codes: torch.Tensor, parts: list[dict]) -> None:
         self.support_vectors_ = codes

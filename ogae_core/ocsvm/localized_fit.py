@@ -33,7 +33,7 @@ import torch
 from ogae_core.ocsvm.solver import solve_dual
 from ogae_core.ocsvm.tolerances import DEFAULT_TOL, RIDGE, SET_TOL
 
-__all__ = ["ALGORITHMS", "check_finite", "decision_chunk", "fit_chunk", "gamma_code",
+__all__ = ["ALGORITHMS", "check_finite", "chunk_buffers", "decision_chunk", "fit_chunk", "gamma_code",
            "prepare_cpu", "prepare_torch", "working_set_size"]
 
 #: Values of ``LocalizedOCSVM(algorithm=...)``.
@@ -121,37 +121,85 @@ def prepare_cpu(x: torch.Tensor, gamma, standardize: bool, start: int, w: torch.
 
 
 # ----------------------------------------------------------------------- fits
-def fit_chunk(x: torch.Tensor, w_buf: torch.Tensor, k_buf: torch.Tensor, nu: float, gamma, standardize: bool,
-              start: int, algorithm: str, compiled: bool | None = None) -> dict:
-    """Fit the OCSVMs of one chunk of codes ``x`` ``(B, n, d)``; ``w_buf`` ``(B, n, d)`` and
-    ``k_buf`` ``(B, n, n)`` float64 buffers on the device (overwritten).
+def chunk_buffers(rows: int, n: int, m: int, d: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The float64 buffers of :func:`fit_chunk` for chunks of at most ``rows`` voxels of ``n``
+    training and ``m`` test codes: codes ``(rows, n + m, d)`` and kernels ``(rows, n + m, n + m)``
+    on the CPU (the compiled pass stacks the test codes below the training codes), codes
+    ``(rows, n, d)`` and kernels ``(rows, n, n)`` elsewhere."""
+    r = n + m if device.type == "cpu" else n
+    return (torch.empty(rows, r, d, dtype=torch.float64, device=device),
+            torch.empty(rows, r, r, dtype=torch.float64, device=device))
 
-    ``algorithm``: ``"working_set"`` or ``"full_gram"`` (resolved; the working set needs
-    ``compiled``). ``compiled``: the compiled CPU passes (default: buffers on the CPU);
-    false runs the torch operations of other devices. Returns the libsvm-scaled
-    coefficients ``(B, n)`` (0 off the support), offsets, gammas, squared norms of the
-    (standardized) codes, standardization statistics and solver counters.
+
+def fit_chunk(x: torch.Tensor, w_buf: torch.Tensor, k_buf: torch.Tensor, nu: float, gamma, standardize: bool,
+              start: int, algorithm: str, compiled: bool | None = None, test: torch.Tensor | None = None) -> dict:
+    """Fit the OCSVMs of one chunk of codes ``x`` ``(B, n, d)`` (and score ``test`` ``(B, m, d)``).
+
+    ``w_buf``, ``k_buf``: float64 buffers of :func:`chunk_buffers` (at least ``B`` voxels; the
+    first ``B`` are overwritten). ``algorithm``: ``"working_set"`` or ``"full_gram"``
+    (resolved; the working set needs ``compiled``). ``compiled``: the compiled CPU passes
+    (default: buffers on the CPU); false runs the torch operations of other devices.
+    Returns the libsvm-scaled coefficients ``(B, n)`` (0 off the support), offsets, gammas,
+    squared norms of the (standardized) codes, standardization statistics and solver
+    counters; with ``test``, also ``decision`` ``(B, m)``, float64: the test codes' decision
+    values (on the CPU from the kernel rows computed with the Gram matrices, by the same
+    ``dsyrk``; elsewhere by :func:`decision_chunk`).
     """
     if compiled is None:
         compiled = w_buf.device.type == "cpu"
+    B, n, d = x.shape
+    working_set = algorithm == "working_set" and compiled
     if compiled:
-        prep = prepare_cpu(x.cpu(), gamma, standardize, start, w_buf)
+        t = test.cpu() if test is not None else torch.empty(B, 0, d, dtype=x.dtype)
+        r = n + t.shape[1]
+        w, G = w_buf.view(-1)[:B * r * d].view(B, r, d), k_buf.view(-1)[:B * r * r].view(B, r, r)  # contiguous
+        prep = _fit_exponents_cpu(x.cpu(), t, gamma, standardize, start, w, G)
+        G.exp_()
+        part = _solve(G[:, :n, :n], nu, working_set)
+        if test is not None:
+            part["decision"] = _decision_from_kernels(G[:, n:, :n], part)
     else:
-        prep = prepare_torch(w_buf.copy_(x), gamma, standardize, start)
-    part = _fit_full(prep, k_buf, nu, algorithm == "working_set" and compiled, compiled)
-    part.update(gamma=prep["gamma"], sq_norm=prep["sqn"], mean=prep["mean"], scale=prep["scale"])
+        prep = prepare_torch(w_buf[:B].copy_(x), gamma, standardize, start)
+        part = _solve(_kernels_torch(prep, k_buf[:B]), nu, False)
+    part.update(gamma=prep["gamma"], sq_norm=prep["sqn"][:, :n], mean=prep["mean"], scale=prep["scale"])
+    if test is not None and not compiled:
+        part["decision"] = decision_chunk(test, x, {k: part[k] for k in ("coef", "offset", "gamma", "mean", "scale")},
+                                          start, compiled=False)
     return part
 
 
-def _kernels(prep: dict, k_buf: torch.Tensor, compiled: bool) -> torch.Tensor:
+def _fit_exponents_cpu(x: torch.Tensor, t: torch.Tensor, gamma, standardize: bool, start: int, w: torch.Tensor,
+                       G: torch.Tensor) -> dict:
+    """The compiled pass :func:`~ogae_core.ocsvm.cpu_engine.localized_kernels.fit_exponents`:
+    fills ``w`` and ``G`` (exponents, before ``exp``); refuses non-finite training/test codes."""
+    from ogae_core.ocsvm.cpu_engine.localized_kernels import blas_single_thread, fit_exponents
+
+    B, n, d = x.shape
+    mean = np.empty((B, d))
+    scale = np.empty((B, d))
+    sqn = np.empty((B, w.shape[1]))
+    gam = np.empty(B)
+    rule, value = gamma_code(gamma)
+    with blas_single_thread():
+        fit_exponents(np.ascontiguousarray(x.numpy()), np.ascontiguousarray(t.numpy()), bool(standardize), rule,
+                      value, w.numpy(), G.numpy(), mean, scale, sqn, gam)
+    sq = torch.from_numpy(sqn)
+    check_finite(sq[:, :n], start, "codes")
+    if sq.shape[1] > n:
+        check_finite(sq[:, n:], start, "test codes")
+    return {"sqn": sq, "gamma": torch.from_numpy(gam), "mean": torch.from_numpy(mean) if standardize else None,
+            "scale": torch.from_numpy(scale) if standardize else None}
+
+
+def _decision_from_kernels(Kx: torch.Tensor, part: dict) -> torch.Tensor:
+    """Decision values ``(B, m)`` from the test kernel rows ``Kx`` ``(B, m, n)`` and the fit."""
+    return torch.bmm(Kx, part["coef"].unsqueeze(2)).squeeze(2) - part["offset"].unsqueeze(1)
+
+
+def _kernels_torch(prep: dict, k_buf: torch.Tensor) -> torch.Tensor:
     """RBF Gram matrices ``(B, n, n)`` of the prepared codes (exactly symmetric, unit diagonal)."""
     w = prep["w"]
     G = torch.bmm(w, w.transpose(1, 2), out=k_buf)
-    if compiled:
-        from ogae_core.ocsvm.cpu_engine.localized_kernels import self_exponent
-
-        self_exponent(G.numpy(), prep["sqn"].numpy(), prep["gamma"].numpy())
-        return G.exp_()
     sq = prep["sqn"]
     G.mul_(-2.0).add_(sq.unsqueeze(2)).add_(sq.unsqueeze(1))
     G = G.add_(G.transpose(1, 2).clone()).mul_(0.5)
@@ -159,13 +207,12 @@ def _kernels(prep: dict, k_buf: torch.Tensor, compiled: bool) -> torch.Tensor:
     return G.clamp_min_(0.0).mul_(-prep["gamma"].view(-1, 1, 1)).exp_()
 
 
-def _fit_full(prep: dict, k_buf: torch.Tensor, nu: float, working_set: bool, compiled: bool) -> dict:
-    n = prep["w"].shape[1]
-    K = _kernels(prep, k_buf, compiled)
+def _solve(K: torch.Tensor, nu: float, working_set: bool) -> dict:
+    n = K.shape[1]
     if working_set:
         return _solve_working_set(K, nu)
     with torch.no_grad():
-        sol = solve_dual(K, nu)
+        sol = solve_dual(K.contiguous(), nu)
     scale = nu * n  # paper scaling -> libsvm scaling
     return dict(coef=sol.alpha.to(torch.float64) * scale, offset=sol.rho.to(torch.float64) * scale,
                 n_iter=int(sol.n_iter), n_fallback=int(sol.n_fallback))

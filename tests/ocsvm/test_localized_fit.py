@@ -120,3 +120,80 @@ def test_torch_path_on_the_cpu_equals_sklearn(standardize):
 def test_bad_algorithm_is_named():
     with pytest.raises(ValueError, match="algorithm must be one of"):
         LocalizedOCSVM(algorithm="fast", device="cpu").fit(_codes(seed=25)[0])
+
+
+# ------------------------------------------------------- fit and score in one pass
+@pytest.mark.parametrize("nu,gamma,standardize,options", CASES[:6])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fit_decision_function_equals_fit_then_decision_function_and_sklearn(nu, gamma, standardize, options, dtype):
+    train, test = _codes(seed=int(100 * nu) + 7, dtype=dtype, **options)
+    # small chunks: several chunks, the last one partial
+    fused_model = LocalizedOCSVM(nu=nu, gamma=gamma, standardize=standardize, device="cpu", max_memory=30_000)
+    f = fused_model.fit_decision_function(train, test)
+    separate = LocalizedOCSVM(nu=nu, gamma=gamma, standardize=standardize, device="cpu").fit(train)
+    reference = separate.decision_function(test)
+    assert isinstance(f, np.ndarray) and f.shape == reference.shape
+    np.testing.assert_allclose(f, reference, rtol=1e-9, atol=1e-12 * np.abs(reference).max())
+    for name in ("dual_coef_", "offset_", "gamma_", "support_sq_norms_"):
+        torch.testing.assert_close(getattr(fused_model, name), getattr(separate, name), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fused_model.decision_function(test), f, rtol=1e-9, atol=1e-12)
+    assert _max_rel(f, _sklearn(train, test, nu, gamma, standardize)) <= 1e-6
+
+
+def test_fit_decision_function_returns_tensors_for_tensors():
+    train, test = _codes(seed=31)
+    f = LocalizedOCSVM(nu=0.2, device="cpu").fit_decision_function(torch.from_numpy(train), torch.from_numpy(test))
+    assert isinstance(f, torch.Tensor) and f.dtype == torch.float64 and f.shape == (8, 6)
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_fit_chunk_with_test_codes_torch_path_equals_compiled(standardize):
+    """The torch path (CUDA's) of the fused fit and score, run on CPU tensors, against the compiled one."""
+    train, test = _codes(seed=32, constant=standardize)
+    x, t = torch.from_numpy(train), torch.from_numpy(test)
+    V, n, d = x.shape
+    m = t.shape[1]
+    parts = {}
+    for compiled in (True, False):
+        r = n + m if compiled else n
+        parts[compiled] = fit_chunk(x, torch.empty(V, r, d, dtype=torch.float64),
+                                    torch.empty(V, r, r, dtype=torch.float64), 0.2, "scale", standardize, 0,
+                                    "full_gram", compiled=compiled, test=t)
+    torch.testing.assert_close(parts[True]["decision"], parts[False]["decision"], rtol=1e-9, atol=1e-12)
+    assert _max_rel(parts[False]["decision"].numpy(), _sklearn(train, test, 0.2, "scale", standardize)) <= 1e-6
+
+
+def test_fit_decision_function_refuses_bad_test_codes():
+    train, test = _codes(seed=33)
+    model = LocalizedOCSVM(nu=0.2, device="cpu")
+    with pytest.raises(ValueError, match="test codes have shape"):
+        model.fit_decision_function(train, test[:, :, :-1])
+    with pytest.raises(ValueError, match="test codes have shape"):
+        model.fit_decision_function(train, test[:-1])
+    bad = test.copy()
+    bad[5, 2, 1] = np.nan
+    with pytest.raises(ValueError, match="test codes contain NaN.*voxel 5"):
+        model.fit_decision_function(train, bad)
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_fit_exponents_equal_squared_distances(standardize):
+    """The compiled pass (dsyrk of the stacked codes) against float64 NumPy distances."""
+    from ogae_core.ocsvm.cpu_engine.localized_kernels import blas_single_thread, fit_exponents
+
+    train, test = _codes(seed=34, V=9, dtype=np.float32, constant=True)
+    B, n, d = train.shape
+    r = n + test.shape[1]
+    w, G = np.empty((B, r, d)), np.empty((B, r, r))
+    mean, scale, sqn, gamma = np.empty((B, d)), np.empty((B, d)), np.empty((B, r)), np.empty(B)
+    with blas_single_thread():
+        fit_exponents(train, test, standardize, 0, 0.0, w, G, mean, scale, sqn, gamma)
+    z = np.concatenate([train, test], 1).astype(np.float64)
+    if standardize:
+        z = np.stack([StandardScaler().fit(x.astype(np.float64)).transform(zz) for x, zz in zip(train, z)])
+    np.testing.assert_allclose(w, z, rtol=1e-12, atol=1e-12)
+    sq = ((z[:, :, None, :] - z[:, None, :, :]) ** 2).sum(-1)
+    expected = -gamma[:, None, None] * sq
+    expected[:, n:, n:] = 0.0
+    np.testing.assert_allclose(G, expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
+    assert (G == G.transpose(0, 2, 1)).all() and (np.diagonal(G, axis1=1, axis2=2) == 0).all()

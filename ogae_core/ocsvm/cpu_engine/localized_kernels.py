@@ -8,8 +8,13 @@ one voxel per thread (``prange``), and never changes a result with the thread co
   ``gamma``;
 * :func:`transform_rows` -- the same standardization with given statistics, for test codes
   or for the support vectors only (gathered, compacted to the left);
-* :func:`self_exponent` / :func:`cross_exponent` -- ``-gamma max(0, |x|^2 + |y|^2 - 2 x.y)``
-  from a BLAS product, in place (the caller takes ``exp`` with torch, which is vectorized);
+* :func:`cross_exponent` -- ``-gamma max(0, |x|^2 + |y|^2 - 2 x.y)`` from a BLAS product, in
+  place (the caller takes ``exp`` with torch, which is vectorized);
+* :func:`fit_exponents` -- the fit's whole pass before ``exp``: :func:`prepare_codes` of the
+  training codes, the same transform of optional test codes stacked below them, one BLAS
+  ``dsyrk`` per voxel (the lower triangle of ``[train; test] [train; test]^T``: the Gram
+  matrix and the test cross products at once, half the flops of a general product) and the
+  exponents of both blocks;
 * :func:`gram_working_set` -- the working-set solve of full kernels: each voxel's dual on
   its working set ``S`` (the active-set solver :func:`~ogae_core.ocsvm.cpu_engine.active_set.solve_one`
   on ``K_SS``), the gradient ``K[:, S] alpha_S`` on every point, the points outside ``S``
@@ -21,12 +26,15 @@ sequential sums to rounding, which the 1e-6 agreement with scikit-learn does not
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import get_cython_function_address, intrinsic
 
 from ogae_core.ocsvm.cpu_engine.active_set import kkt_residual_one, solve_one, vertex_rho
 from ogae_core.ocsvm.cpu_engine.builds import serial_and_parallel
 
-__all__ = ["cross_exponent", "gram_working_set", "prepare_codes", "self_exponent", "transform_rows"]
+__all__ = ["blas_single_thread", "cross_exponent", "fit_exponents", "gram_working_set", "prepare_codes",
+           "transform_rows"]
 
 _FAST = {"reassoc", "contract"}  # vectorized sums; no assumption on NaN/inf (the finiteness checks rely on them)
 
@@ -149,29 +157,6 @@ def transform_rows(x, keep, standardize, mean, scale, w, sqn, count):
     ``(B, k', d)`` float64, compacted to the left (``count[b]`` rows, zero rows after them),
     and their squared norms into ``sqn`` ``(B, k')``."""
     _transform_builds(x, keep, standardize, mean, scale, w, sqn, count)
-
-
-def _self_exponent(G, sqn, gamma):
-    B, n, _ = G.shape
-    for b in prange(B):
-        g = gamma[b]
-        for i in range(n):
-            for j in range(i):
-                dist = sqn[b, i] + sqn[b, j] - 2.0 * G[b, i, j]
-                v = -g * dist if dist > 0.0 else 0.0
-                G[b, i, j] = v
-                G[b, j, i] = v
-            G[b, i, i] = 0.0
-
-
-_self_builds = serial_and_parallel(_self_exponent, "_localized_self_exponent")
-
-
-def self_exponent(G, sqn, gamma):
-    """``G`` ``(B, n, n)`` (a Gram matrix) becomes ``-gamma max(0, d_ij)`` in place, with the
-    squared distances ``d_ij = sqn_i + sqn_j - 2 G_ij`` taken from the lower triangle:
-    exactly symmetric, zero diagonal (unit kernel diagonal after ``exp``)."""
-    _self_builds(G, sqn, gamma)
 
 
 def _cross_exponent(G, sq_rows, sq_cols, gamma):
@@ -317,3 +302,128 @@ def gram_working_set(K, nu_n, s0, cap_add, max_iter, stol, ridge, tol, alpha, rh
     residual of the full problem).
     """
     _gram_ws_builds(K, nu_n, s0, cap_add, max_iter, stol, ridge, tol, alpha, rho, n_iter, status, residual)
+
+
+# ------------------------------------------------------- fused fit pass (BLAS dsyrk)
+@intrinsic
+def _call_blas10(typingctx, address, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10):
+    """Call the Fortran BLAS routine at ``address`` with ten pointer arguments (given as integers).
+
+    The address is an argument, not a compile-time constant, so the callers stay cacheable
+    (a ctypes function pointer would be a "dynamic global" and disable numba's disk cache).
+    """
+    sig = types.void(address, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10)
+
+    def codegen(context, builder, signature, args):
+        ptr = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [ptr] * 10)
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        builder.call(fn, [builder.inttoptr(a, ptr) for a in args[1:]])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def _syrk_lower(w, G, syrk):
+    """Lower triangle (C order) of ``G[:r, :r] = w w^T`` for ``w`` ``(r, d)`` and ``G`` ``(r, r)``,
+    both C-contiguous, by the BLAS ``dsyrk`` at address ``syrk`` (Fortran: ``C = A^T A``, upper)."""
+    r, d = w.shape
+    ints = np.empty(2, dtype=np.int32)
+    ints[0] = r
+    ints[1] = d
+    reals = np.empty(2)
+    reals[0] = 1.0
+    reals[1] = 0.0
+    chars = np.empty(2, dtype=np.uint8)
+    chars[0] = 85  # "U"
+    chars[1] = 84  # "T"
+    ip = ints.ctypes.data
+    rp = reals.ctypes.data
+    cp = chars.ctypes.data
+    _call_blas10(syrk, cp, cp + 1, ip, ip + 4, rp, w.ctypes.data, ip + 4, rp + 8, G.ctypes.data, ip)
+    return ints[0] + reals[0] + chars[0]  # keeps the argument arrays alive past the call
+
+
+@njit(cache=True, fastmath=_FAST)
+def _fit_one(x, t, standardize, rule, gamma_value, w, G, mean, scale, sqn, syrk):
+    """One voxel of :func:`fit_exponents`; returns its gamma."""
+    n, d = x.shape
+    r = w.shape[0]
+    g = _prepare_one(x, standardize, rule, gamma_value, w[:n], mean, scale, sqn[:n])
+    for i in range(n, r):  # test rows: the training codes' transform
+        q = 0.0
+        for f in range(d):
+            v = (t[i - n, f] - mean[f]) / scale[f] if standardize else t[i - n, f] * 1.0
+            w[i, f] = v
+            q += v * v
+        sqn[i] = q
+    _syrk_lower(w, G, syrk)
+    for i in range(r):
+        top = min(i, n)
+        for j in range(top):
+            dist = sqn[i] + sqn[j] - 2.0 * G[i, j]
+            v = -g * dist if dist > 0.0 else 0.0
+            G[i, j] = v
+            G[j, i] = v
+        for j in range(top, r):
+            G[i, j] = 0.0
+    return g
+
+
+def _fit_exponents(x, t, standardize, rule, gamma_value, w, G, mean, scale, sqn, gamma, syrk):
+    for b in prange(x.shape[0]):
+        gamma[b] = _fit_one(x[b], t[b], standardize, rule, gamma_value, w[b], G[b], mean[b], scale[b], sqn[b], syrk)
+
+
+_fit_builds = serial_and_parallel(_fit_exponents, "_localized_fit_exponents")
+_SYRK: list = []
+
+
+def fit_exponents(x, t, standardize, rule, gamma_value, w, G, mean, scale, sqn, gamma):
+    """The fit's pass before ``exp`` on training codes ``x`` ``(B, n, d)`` and test codes ``t``
+    ``(B, m, d)`` (``m`` may be 0), float32 or float64, C-contiguous.
+
+    ``w`` ``(B, n + m, d)`` receives the (standardized) codes, training rows first; ``mean``,
+    ``scale``, ``gamma`` as in :func:`prepare_codes` (from the training rows only); ``sqn``
+    ``(B, n + m)`` the squared norms of the rows of ``w``; ``G`` ``(B, n + m, n + m)`` the
+    exponents ``-gamma max(0, |w_i|^2 + |w_j|^2 - 2 w_i.w_j)`` for every pair with a training
+    row (exactly symmetric, zero diagonal) and 0 on the test-by-test block. ``w`` and ``G``
+    must be C-contiguous float64. Call within :func:`blas_single_thread`.
+
+    Examples
+    --------
+    >>> x = np.array([[[0.0, 0.0], [1.0, 0.0]]])
+    >>> t = np.array([[[0.0, 2.0]]])
+    >>> w, G = np.empty((1, 3, 2)), np.empty((1, 3, 3))
+    >>> mean, scale, sqn, gamma = np.empty((1, 2)), np.empty((1, 2)), np.empty((1, 3)), np.empty(1)
+    >>> with blas_single_thread():
+    ...     fit_exponents(x, t, False, 2, 0.5, w, G, mean, scale, sqn, gamma)
+    >>> G[0].tolist()  # -0.5 |w_i - w_j|^2
+    [[0.0, -0.5, -2.0], [-0.5, 0.0, -2.5], [-2.0, -2.5, 0.0]]
+    """
+    if not _SYRK:
+        _SYRK.append(get_cython_function_address("scipy.linalg.cython_blas", "dsyrk"))
+    _fit_builds(x, t, standardize, rule, gamma_value, w, G, mean, scale, sqn, gamma, _SYRK[0])
+
+
+class blas_single_thread:
+    """Context: scipy's BLAS (called per voxel from the compiled threads) runs on one thread.
+
+    The voxels already run in parallel; a threaded BLAS inside each thread would
+    oversubscribe the cores. Uses ``threadpoolctl`` (a scikit-learn dependency).
+    """
+
+    _controller = None
+
+    def __enter__(self):
+        from threadpoolctl import ThreadpoolController
+
+        if blas_single_thread._controller is None:
+            blas_single_thread._controller = ThreadpoolController()
+        self._limit = blas_single_thread._controller.limit(limits=1, user_api="blas")
+        return self
+
+    def __exit__(self, *exc):
+        self._limit.restore_original_limits()
+        return False
