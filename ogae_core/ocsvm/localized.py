@@ -212,7 +212,7 @@ class LocalizedOCSVM(BaseEstimator):
 
         Same fitted model and the same decision values as the two calls (to rounding), but
         on the CPU each voxel's test kernel rows come out of the product that gives its
-        Gram matrix (one ``dsyrk`` of the stacked training and test codes), so the test
+        Gram matrix (the dot products of the stacked training and test codes), so the test
         codes are transformed once and nothing is computed twice.
 
         Parameters

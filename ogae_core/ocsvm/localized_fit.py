@@ -143,7 +143,7 @@ def fit_chunk(x: torch.Tensor, w_buf: torch.Tensor, k_buf: torch.Tensor, nu: flo
     squared norms of the (standardized) codes, standardization statistics and solver
     counters; with ``test``, also ``decision`` ``(B, m)``, float64: the test codes' decision
     values (on the CPU from the kernel rows computed with the Gram matrices, by the same
-    ``dsyrk``; elsewhere by :func:`decision_chunk`).
+    products; elsewhere by :func:`decision_chunk`).
     """
     if compiled is None:
         compiled = w_buf.device.type == "cpu"
@@ -172,7 +172,7 @@ def _fit_exponents_cpu(x: torch.Tensor, t: torch.Tensor, gamma, standardize: boo
                        G: torch.Tensor) -> dict:
     """The compiled pass :func:`~ogae_core.ocsvm.cpu_engine.localized_kernels.fit_exponents`:
     fills ``w`` and ``G`` (exponents, before ``exp``); refuses non-finite training/test codes."""
-    from ogae_core.ocsvm.cpu_engine.localized_kernels import blas_single_thread, fit_exponents
+    from ogae_core.ocsvm.cpu_engine.localized_kernels import fit_exponents
 
     B, n, d = x.shape
     mean = np.empty((B, d))
@@ -180,9 +180,8 @@ def _fit_exponents_cpu(x: torch.Tensor, t: torch.Tensor, gamma, standardize: boo
     sqn = np.empty((B, w.shape[1]))
     gam = np.empty(B)
     rule, value = gamma_code(gamma)
-    with blas_single_thread():
-        fit_exponents(np.ascontiguousarray(x.numpy()), np.ascontiguousarray(t.numpy()), bool(standardize), rule,
-                      value, w.numpy(), G.numpy(), mean, scale, sqn, gam)
+    fit_exponents(np.ascontiguousarray(x.numpy()), np.ascontiguousarray(t.numpy()), bool(standardize), rule, value,
+                  w.numpy(), G.numpy(), mean, scale, sqn, gam)
     sq = torch.from_numpy(sqn)
     check_finite(sq[:, :n], start, "codes")
     if sq.shape[1] > n:

@@ -178,16 +178,15 @@ def test_fit_decision_function_refuses_bad_test_codes():
 
 @pytest.mark.parametrize("standardize", [True, False])
 def test_fit_exponents_equal_squared_distances(standardize):
-    """The compiled pass (dsyrk of the stacked codes) against float64 NumPy distances."""
-    from ogae_core.ocsvm.cpu_engine.localized_kernels import blas_single_thread, fit_exponents
+    """The compiled pass (dot products of the stacked codes) against float64 NumPy distances."""
+    from ogae_core.ocsvm.cpu_engine.localized_kernels import fit_exponents
 
     train, test = _codes(seed=34, V=9, dtype=np.float32, constant=True)
     B, n, d = train.shape
     r = n + test.shape[1]
     w, G = np.empty((B, r, d)), np.empty((B, r, r))
     mean, scale, sqn, gamma = np.empty((B, d)), np.empty((B, d)), np.empty((B, r)), np.empty(B)
-    with blas_single_thread():
-        fit_exponents(train, test, standardize, 0, 0.0, w, G, mean, scale, sqn, gamma)
+    fit_exponents(train, test, standardize, 0, 0.0, w, G, mean, scale, sqn, gamma)
     z = np.concatenate([train, test], 1).astype(np.float64)
     if standardize:
         z = np.stack([StandardScaler().fit(x.astype(np.float64)).transform(zz) for x, zz in zip(train, z)])
@@ -197,3 +196,19 @@ def test_fit_exponents_equal_squared_distances(standardize):
     expected[:, n:, n:] = 0.0
     np.testing.assert_allclose(G, expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
     assert (G == G.transpose(0, 2, 1)).all() and (np.diagonal(G, axis1=1, axis2=2) == 0).all()
+
+
+def test_gram_lower_covers_every_needed_pair():
+    """Every (r, n) shape of the blocked dot products (blocks of 4 rows, leftover rows, odd n):
+    the lower triangle for training rows, the n training columns for test rows."""
+    from ogae_core.ocsvm.cpu_engine.localized_kernels import gram_lower
+
+    rng = np.random.default_rng(35)
+    for r in range(1, 14):
+        for n in range(1, r + 1):
+            w = rng.normal(size=(r, 7))
+            G = np.full((r, r), np.nan)
+            gram_lower(w, n, G)
+            needed = np.tril(np.ones((r, r), dtype=bool))
+            needed[n:, n:] = False
+            np.testing.assert_allclose(G[needed], (w @ w.T)[needed], rtol=1e-13, atol=1e-13, err_msg=f"r={r} n={n}")
