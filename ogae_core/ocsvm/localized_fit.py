@@ -121,24 +121,27 @@ def prepare_cpu(x: torch.Tensor, gamma, standardize: bool, start: int, w: torch.
 
 
 # ----------------------------------------------------------------------- fits
-def chunk_buffers(rows: int, n: int, m: int, d: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The float64 buffers of :func:`fit_chunk` for chunks of at most ``rows`` voxels of ``n``
-    training and ``m`` test codes: codes ``(rows, n + m, d)`` and kernels ``(rows, n + m, n + m)``
-    on the CPU (the compiled pass stacks the test codes below the training codes), codes
-    ``(rows, n, d)`` and kernels ``(rows, n, n)`` elsewhere."""
-    r = n + m if device.type == "cpu" else n
-    return (torch.empty(rows, r, d, dtype=torch.float64, device=device),
-            torch.empty(rows, r, r, dtype=torch.float64, device=device))
+def chunk_buffers(rows: int, n: int, m: int, d: int, device: torch.device) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The float64 buffers ``(codes, kernels)`` of :func:`fit_chunk` for chunks of at most
+    ``rows`` voxels of ``n`` training and ``m`` test codes: on the CPU no codes buffer (the
+    compiled pass transforms each voxel's codes in a per-thread scratch) and kernels
+    ``(rows, n + m, n + m)`` (test rows below the training rows); elsewhere codes
+    ``(rows, n, d)`` and kernels ``(rows, n, n)``."""
+    if device.type == "cpu":
+        return None, torch.empty(rows, n + m, n + m, dtype=torch.float64, device=device)
+    return (torch.empty(rows, n, d, dtype=torch.float64, device=device),
+            torch.empty(rows, n, n, dtype=torch.float64, device=device))
 
 
-def fit_chunk(x: torch.Tensor, w_buf: torch.Tensor, k_buf: torch.Tensor, nu: float, gamma, standardize: bool,
+def fit_chunk(x: torch.Tensor, w_buf: torch.Tensor | None, k_buf: torch.Tensor, nu: float, gamma, standardize: bool,
               start: int, algorithm: str, compiled: bool | None = None, test: torch.Tensor | None = None) -> dict:
     """Fit the OCSVMs of one chunk of codes ``x`` ``(B, n, d)`` (and score ``test`` ``(B, m, d)``).
 
     ``w_buf``, ``k_buf``: float64 buffers of :func:`chunk_buffers` (at least ``B`` voxels; the
-    first ``B`` are overwritten). ``algorithm``: ``"working_set"`` or ``"full_gram"``
-    (resolved; the working set needs ``compiled``). ``compiled``: the compiled CPU passes
-    (default: buffers on the CPU); false runs the torch operations of other devices.
+    first ``B`` are overwritten; ``w_buf`` unused by the compiled pass). ``algorithm``:
+    ``"working_set"`` or ``"full_gram"`` (resolved; the working set needs ``compiled``).
+    ``compiled``: the compiled CPU passes (default: buffers on the CPU); false runs the
+    torch operations of other devices.
     Returns the libsvm-scaled coefficients ``(B, n)`` (0 off the support), offsets, gammas,
     squared norms of the (standardized) codes, standardization statistics and solver
     counters; with ``test``, also ``decision`` ``(B, m)``, float64: the test codes' decision
@@ -146,14 +149,14 @@ def fit_chunk(x: torch.Tensor, w_buf: torch.Tensor, k_buf: torch.Tensor, nu: flo
     products; elsewhere by :func:`decision_chunk`).
     """
     if compiled is None:
-        compiled = w_buf.device.type == "cpu"
+        compiled = k_buf.device.type == "cpu"
     B, n, d = x.shape
     working_set = algorithm == "working_set" and compiled
     if compiled:
         t = test.cpu() if test is not None else torch.empty(B, 0, d, dtype=x.dtype)
         r = n + t.shape[1]
-        w, G = w_buf.view(-1)[:B * r * d].view(B, r, d), k_buf.view(-1)[:B * r * r].view(B, r, r)  # contiguous
-        prep = _fit_exponents_cpu(x.cpu(), t, gamma, standardize, start, w, G)
+        G = k_buf.view(-1)[:B * r * r].view(B, r, r)  # contiguous
+        prep = _fit_exponents_cpu(x.cpu(), t, gamma, standardize, start, G)
         G.exp_()
         part = _solve(G[:, :n, :n], nu, working_set)
         if test is not None:
@@ -168,20 +171,20 @@ def fit_chunk(x: torch.Tensor, w_buf: torch.Tensor, k_buf: torch.Tensor, nu: flo
     return part
 
 
-def _fit_exponents_cpu(x: torch.Tensor, t: torch.Tensor, gamma, standardize: bool, start: int, w: torch.Tensor,
+def _fit_exponents_cpu(x: torch.Tensor, t: torch.Tensor, gamma, standardize: bool, start: int,
                        G: torch.Tensor) -> dict:
     """The compiled pass :func:`~ogae_core.ocsvm.cpu_engine.localized_kernels.fit_exponents`:
-    fills ``w`` and ``G`` (exponents, before ``exp``); refuses non-finite training/test codes."""
+    fills ``G`` (exponents, before ``exp``); refuses non-finite training/test codes."""
     from ogae_core.ocsvm.cpu_engine.localized_kernels import fit_exponents
 
     B, n, d = x.shape
     mean = np.empty((B, d))
     scale = np.empty((B, d))
-    sqn = np.empty((B, w.shape[1]))
+    sqn = np.empty((B, G.shape[1]))
     gam = np.empty(B)
     rule, value = gamma_code(gamma)
     fit_exponents(np.ascontiguousarray(x.numpy()), np.ascontiguousarray(t.numpy()), bool(standardize), rule, value,
-                  w.numpy(), G.numpy(), mean, scale, sqn, gam)
+                  G.numpy(), mean, scale, sqn, gam, torch.get_num_threads())
     sq = torch.from_numpy(sqn)
     check_finite(sq[:, :n], start, "codes")
     if sq.shape[1] > n:

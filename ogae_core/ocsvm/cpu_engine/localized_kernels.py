@@ -397,33 +397,38 @@ def _fit_one(x, t, standardize, rule, gamma_value, w, G, mean, scale, sqn):
     return g
 
 
-def _fit_exponents(x, t, standardize, rule, gamma_value, w, G, mean, scale, sqn, gamma):
-    for b in prange(x.shape[0]):
-        gamma[b] = _fit_one(x[b], t[b], standardize, rule, gamma_value, w[b], G[b], mean[b], scale[b], sqn[b])
+def _fit_exponents(x, t, standardize, rule, gamma_value, G, mean, scale, sqn, gamma, n_blocks):
+    B, n, d = x.shape
+    r = G.shape[1]
+    for c in prange(n_blocks):  # one scratch per block of voxels: the codes stay in the core's cache
+        w = np.empty((r, d))
+        for b in range(c * B // n_blocks, (c + 1) * B // n_blocks):
+            gamma[b] = _fit_one(x[b], t[b], standardize, rule, gamma_value, w, G[b], mean[b], scale[b], sqn[b])
 
 
 _fit_builds = serial_and_parallel(_fit_exponents, "_localized_fit_exponents")
 
 
-def fit_exponents(x, t, standardize, rule, gamma_value, w, G, mean, scale, sqn, gamma):
+def fit_exponents(x, t, standardize, rule, gamma_value, G, mean, scale, sqn, gamma, n_blocks=1):
     """The fit's pass before ``exp`` on training codes ``x`` ``(B, n, d)`` and test codes ``t``
     ``(B, m, d)`` (``m`` may be 0), float32 or float64, C-contiguous.
 
-    ``w`` ``(B, n + m, d)`` receives the (standardized) codes, training rows first; ``mean``,
-    ``scale``, ``gamma`` as in :func:`prepare_codes` (from the training rows only); ``sqn``
-    ``(B, n + m)`` the squared norms of the rows of ``w``; ``G`` ``(B, n + m, n + m)`` the
+    Each voxel's codes, converted to float64 and (with ``standardize``) standardized, training
+    rows first, go to a scratch array of ``n_blocks`` (one per thread: contiguous blocks of
+    voxels, results independent of it). ``mean``, ``scale``, ``gamma`` as in
+    :func:`prepare_codes` (from the training rows only); ``sqn`` ``(B, n + m)`` the squared
+    norms of the transformed rows; ``G`` ``(B, n + m, n + m)``, C-contiguous float64, the
     exponents ``-gamma max(0, |w_i|^2 + |w_j|^2 - 2 w_i.w_j)`` for every pair with a training
-    row (exactly symmetric, zero diagonal) and 0 on the test-by-test block. ``w`` and ``G``
-    must be C-contiguous float64.
+    row (exactly symmetric, zero diagonal) and 0 on the test-by-test block.
 
     Examples
     --------
     >>> x = np.array([[[0.0, 0.0], [1.0, 0.0]]])
     >>> t = np.array([[[0.0, 2.0]]])
-    >>> w, G = np.empty((1, 3, 2)), np.empty((1, 3, 3))
+    >>> G = np.empty((1, 3, 3))
     >>> mean, scale, sqn, gamma = np.empty((1, 2)), np.empty((1, 2)), np.empty((1, 3)), np.empty(1)
-    >>> fit_exponents(x, t, False, 2, 0.5, w, G, mean, scale, sqn, gamma)
+    >>> fit_exponents(x, t, False, 2, 0.5, G, mean, scale, sqn, gamma)
     >>> G[0].tolist()  # -0.5 |w_i - w_j|^2
     [[0.0, -0.5, -2.0], [-0.5, 0.0, -2.5], [-2.0, -2.5, 0.0]]
     """
-    _fit_builds(x, t, standardize, rule, gamma_value, w, G, mean, scale, sqn, gamma)
+    _fit_builds(x, t, standardize, rule, gamma_value, G, mean, scale, sqn, gamma, max(1, min(int(n_blocks), len(x))))
