@@ -16,20 +16,24 @@ limited by libsvm's own stopping tolerance (about 1e-7 relative at ``tol=1e-10``
 Computation
 -----------
 Voxels are processed in chunks (at most ``max_memory`` bytes of working memory per
-chunk); see :mod:`ogae_core.ocsvm.localized_fit`. On the CPU one compiled pass converts a
-chunk's codes to float64, standardizes them per voxel and feature and gives the squared
-norms and ``gamma``; the ``(B, n, n)`` Gram matrices come from one ``torch.bmm`` (squared
-distances from the norms), and each voxel's dual is solved exactly on a growing working set
-(``algorithm="working_set"``, the CPU default) or whole by :func:`ogae_core.ocsvm.solve_dual`
-(``"full_gram"``, the CUDA path, with the torch engine). There is no Python loop over
-voxels. Scoring uses only the support vectors (standardized, one ``bmm`` with the test
-codes).
+chunk); see :mod:`ogae_core.ocsvm.localized_fit`. On the CPU one compiled pass, a thread per
+block of voxels, converts each voxel's codes to float64 in a reused scratch, standardizes
+them per voxel and feature, gives the squared norms and ``gamma``, and computes the lower
+triangle of the Gram matrix by blocked dot products (4 x 2 sums in registers, half the flops
+of a general product; the squared distances from the norms); ``exp`` is one torch pass; each
+voxel's dual is solved exactly on a growing working set (``algorithm="working_set"``, the
+CPU default) or whole by :func:`ogae_core.ocsvm.solve_dual` (``"full_gram"``, the CUDA path,
+with the torch engine). There is no Python loop over voxels. :meth:`LocalizedOCSVM.decision_function`
+uses only the support vectors (standardized, one ``bmm`` with the test codes);
+:meth:`LocalizedOCSVM.fit_decision_function` stacks the test codes below the training codes
+in the fit's pass, so their kernel rows come with the Gram matrix and scoring is one
+product with the coefficients.
 
-Speed (2,000-voxel problems, d = 400; ``benchmarks/bench_localized.py`` for the ratios to
-scikit-learn): at n = 144, nu = 0.1, standardized, m = 24 (the MRI setting) fit + score
-takes 1.07 ms CPU per voxel on MRI patch codes, 2.0x less than the previous full-Gram
-version in the same run (1.37 vs 1.79 ms on random codes, where 2/3 of the points are
-support vectors). Working memory per voxel is about ``8 (n d + 4 n^2)`` bytes during fit.
+Speed (``benchmarks/bench_localized.py``: ratios to a scikit-learn loop in the same run; d =
+400, nu = 0.5, m = 12, float32 codes): ``fit_decision_function`` at n = 60 takes about 0.14 ms
+CPU per voxel on one thread (fit pass 0.07, exp 0.013, working-set solve 0.045-0.05), 10-11x
+less CPU than scikit-learn, at n = 16 0.03 ms (about 45x). Working memory per voxel during
+a CPU fit is about ``8 (n + m)^2`` bytes (the kernels), elsewhere ``8 (n d + 4 n^2)``.
 
 Storage
 -------
@@ -52,14 +56,14 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ogae_core.batching import resolve_device
-from ogae_core.ocsvm.localized_fit import ALGORITHMS, chunk_buffers, decision_chunk, fit_chunk
+from ogae_core.ocsvm.localized_fit import ALGORITHMS, chunk_buffers, decision_chunk, fit_bytes_per_voxel, fit_chunk
 from ogae_core.validation import check_integer, check_nu_times_n, check_real
 
 __all__ = ["LocalizedOCSVM"]
 
 _GAMMA_RULES = ("scale", "auto")
 #: Default working memory of one chunk of voxels on the CPU (bytes).
-CPU_CHUNK_MEMORY = 16 * 2**20
+CPU_CHUNK_MEMORY = 8 * 2**20
 #: Default working memory of one chunk of voxels on a CUDA device (bytes).
 CUDA_CHUNK_MEMORY = 2**30
 
@@ -89,8 +93,8 @@ class LocalizedOCSVM(BaseEstimator):
     max_memory : int, optional
         Working memory (bytes) of one chunk of voxels, fit and scoring; it bounds the
         chunk size (at least one voxel per chunk), not the fitted model nor the inputs.
-        Default :data:`CPU_CHUNK_MEMORY` (16 MiB: buffers that stay in cache and are
-        reused) on the CPU, :data:`CUDA_CHUNK_MEMORY` (1 GiB: fewer, larger batches) on CUDA.
+        Default :data:`CPU_CHUNK_MEMORY` (8 MiB: about 170 voxels at n + m = 72, the
+        fastest of 2-32 MiB measured; smaller chunks pay the per-chunk overhead) on the CPU, :data:`CUDA_CHUNK_MEMORY` (1 GiB: fewer, larger batches) on CUDA.
     copy : bool, default=False
         Copy the training codes at fit. By default the model keeps a reference to them
         (as scikit-learn's neighbors estimators do): do not modify them in place while
@@ -267,7 +271,7 @@ class LocalizedOCSVM(BaseEstimator):
         if test is not None and test.dtype not in (torch.float32, torch.float64):
             test = test.to(torch.float64)
         r = n + m
-        rows = min(V, _chunk_voxels(self._chunk_memory(device), per_voxel=8 * (r * d + 4 * r * r + 4 * d)))
+        rows = min(V, _chunk_voxels(self._chunk_memory(device), per_voxel=fit_bytes_per_voxel(n, m, d, device)))
         w_buf, k_buf = chunk_buffers(rows, n, m, d, device)
         algorithm = self._algorithm(nu, device)
         parts = []

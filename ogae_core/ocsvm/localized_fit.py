@@ -33,8 +33,8 @@ import torch
 from ogae_core.ocsvm.solver import solve_dual
 from ogae_core.ocsvm.tolerances import DEFAULT_TOL, RIDGE, SET_TOL
 
-__all__ = ["ALGORITHMS", "check_finite", "chunk_buffers", "decision_chunk", "fit_chunk", "gamma_code",
-           "prepare_cpu", "prepare_torch", "working_set_size"]
+__all__ = ["ALGORITHMS", "check_finite", "chunk_buffers", "decision_chunk", "fit_bytes_per_voxel", "fit_chunk",
+           "gamma_code", "prepare_cpu", "prepare_torch", "working_set_size"]
 
 #: Values of ``LocalizedOCSVM(algorithm=...)``.
 ALGORITHMS = ("auto", "working_set", "full_gram")
@@ -131,6 +131,21 @@ def chunk_buffers(rows: int, n: int, m: int, d: int, device: torch.device) -> tu
         return None, torch.empty(rows, n + m, n + m, dtype=torch.float64, device=device)
     return (torch.empty(rows, n, d, dtype=torch.float64, device=device),
             torch.empty(rows, n, n, dtype=torch.float64, device=device))
+
+
+def fit_bytes_per_voxel(n: int, m: int, d: int, device: torch.device) -> int:
+    """Working memory of one voxel in :func:`fit_chunk` (bytes): the buffers of
+    :func:`chunk_buffers` and the per-voxel statistics.
+
+    Examples
+    --------
+    >>> fit_bytes_per_voxel(60, 12, 400, torch.device("cpu"))
+    50176
+    """
+    if device.type == "cpu":
+        r = n + m
+        return 8 * (r * r + 2 * d + 4 * r)
+    return 8 * (n * d + 4 * n * n + 4 * d + 2 * m * n)
 
 
 def fit_chunk(x: torch.Tensor, w_buf: torch.Tensor | None, k_buf: torch.Tensor, nu: float, gamma, standardize: bool,
