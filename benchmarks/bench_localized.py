@@ -24,14 +24,22 @@ machine is printed in the row (the ratio is meaningful only when both sides ran 
 same load). Run with ``python -m benchmarks.run_all --only bench_localized`` (``--quick``:
 300 voxels).
 
-Measured 2026-12-01 on the shared 2-core CPU under load (1-min load average 4.1-4.7, other
-helpers running tests), ``OMP_WAIT_POLICY=PASSIVE``, quick: n = 16 15-17x, n = 60 6.1-7.0x
-(CPU-time ratio 6.3x); the previous LocalizedOCSVM in the same conditions: 32x (noisy) and
-5.3x. The n = 60 goal is still missed on this problem (nu = 0.5: ~80 % of the points are
-support vectors, so the working set does not shrink the solve; the float64 Gram and the
-solve dominate). Without ``OMP_WAIT_POLICY=PASSIVE`` on a loaded machine the OpenMP
-threads spin between the parallel regions and both ratios collapse (2.8x and 1.7x seen):
-compare rows only under the same policy.
+Measured 2026-12-01 on the shared 2-core CPU (AMD EPYC, AVX2) under load from other helpers,
+``OMP_WAIT_POLICY=PASSIVE`` (without it, on a loaded machine the OpenMP threads spin between
+the parallel regions and both ratios collapse: compare rows only under the same policy).
+After the fused fit + score (compiled blocked dot products of the stacked training and test
+codes, per-thread scratch, 8 MiB chunks): quick, load average 3.9: n = 16 42.6x (CPU-time
+ratio 50.4x), n = 60 9.1x (CPU 10.2x); full (V = 2,000), load average 3.9-4.3: n = 16 50.6x
+(CPU 48.6x), n = 60 10.5x (CPU 11.1x). Before (separate fit and decision_function, float64
+``torch.bmm`` Gram matrices), quick under load 4.1-4.7: n = 16 15-17x, n = 60 6.1-7.0x (CPU
+6.3x). Per voxel, one thread, interleaved A/B of the two versions at load 3.5 (CPU ms,
+median of 9): n = 60 0.243-0.274 -> 0.131-0.136, n = 16 0.065-0.071 -> 0.022-0.024. At n = 60
+the remaining time is the fit pass (conversion, dot products, exponents: ~0.07 ms, the dot
+products ~0.055 of it, about 30 GFLOP/s), ``exp`` (~0.013) and the exact working-set solve
+(~0.045: nu = 0.5 leaves ~80 % of the points support vectors, ~36 of them free, and the
+shared engine refactors the free block, a scalar Cholesky of ~8-10 us, at each of its ~3
+iterations). The n = 60 wall ratio is at the goal only by a small margin on this loaded
+machine; on an idle one our second thread helps (the reference is single-threaded).
 """
 from __future__ import annotations
 
