@@ -212,3 +212,29 @@ def test_gram_lower_covers_every_needed_pair():
             needed = np.tril(np.ones((r, r), dtype=bool))
             needed[n:, n:] = False
             np.testing.assert_allclose(G[needed], (w @ w.T)[needed], rtol=1e-13, atol=1e-13, err_msg=f"r={r} n={n}")
+
+
+@pytest.mark.parametrize("nu", [0.1, 0.5])
+def test_whole_dual_path_equals_growing_working_set(nu):
+    """``s0 >= n`` solves each voxel's whole dual directly; a small start grows to the same optimum."""
+    from ogae_core.ocsvm.cpu_engine.localized_kernels import gram_working_set
+    from ogae_core.ocsvm.tolerances import DEFAULT_TOL, RIDGE, SET_TOL
+
+    train, _ = _codes(seed=36, V=9)
+    model = LocalizedOCSVM(nu=nu, standardize=False, device="cpu").fit(train)
+    z = torch.from_numpy(train)
+    sq = ((z[:, :, None, :] - z[:, None, :, :]) ** 2).sum(-1)
+    K = torch.exp(-model.gamma_.view(-1, 1, 1) * sq).numpy()
+    B, n, _ = K.shape
+    small = int(np.ceil(nu * n)) + 1  # the smallest feasible working set
+    out = {}
+    for s0 in (n, small):
+        alpha, rho, residual = np.zeros((B, n)), np.zeros(B), np.zeros(B)
+        n_iter, status = np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64)
+        f64 = torch.float64
+        gram_working_set(K, nu * n, s0, 8, 100, SET_TOL[f64], RIDGE[f64], DEFAULT_TOL[f64], alpha, rho, n_iter, status,
+                         residual)
+        assert (status == 0).all() and (residual <= DEFAULT_TOL[f64]).all()
+        out[s0] = (alpha, rho)
+    np.testing.assert_allclose(out[n][0], out[small][0], atol=1e-8)
+    np.testing.assert_allclose(out[n][1], out[small][1], rtol=1e-9)

@@ -238,9 +238,26 @@ def _round_one(Kc, idx, s, nu_n, max_iter, stol, ridge, tol, alpha, state, warm,
 
 
 @njit(cache=True)
+def _whole_one(K, nu_n, max_iter, stol, ridge, tol, alpha):
+    """The active-set solve of one voxel's whole dual (no working-set copies of ``K``)."""
+    n = K.shape[0]
+    LU = np.zeros((n + 1, n + 1))
+    piv = np.zeros(n + 1, dtype=np.int64)
+    fidx = np.zeros(n, dtype=np.int64)
+    state = np.zeros(n, dtype=np.int8)
+    rho, it, status, _ = solve_one(K, nu_n / n, max_iter, stol, ridge, alpha, state, LU, piv, fidx, False)
+    residual = kkt_residual_one(K, alpha, rho, 1.0 / nu_n)
+    if status == 0 and not residual <= tol:
+        status = 1
+    return rho, it, status, residual
+
+
+@njit(cache=True)
 def _gram_working_set_one(K, nu_n, s0, cap_add, max_iter, stol, ridge, tol, alpha):
     """One voxel of :func:`gram_working_set`; returns (rho, iterations, status, residual)."""
     n = K.shape[0]
+    if s0 >= n:  # the working set is every point (large nu n): the full dual, on K itself
+        return _whole_one(K, nu_n, max_iter, stol, ridge, tol, alpha)
     density = np.empty(n)
     for i in range(n):
         density[i] = K[i].sum()
@@ -294,7 +311,8 @@ def gram_working_set(K, nu_n, s0, cap_add, max_iter, stol, ridge, tol, alpha, rh
 
     Each voxel starts from its ``s0`` least dense points (row sums of ``K``), solves the dual
     on the working set and adds at most ``cap_add`` violators per round (as
-    :func:`_round_one`) until none: ``alpha`` ``(B, n)`` (paper scaling), ``rho``,
+    :func:`_round_one`) until none (with ``s0 >= n``: one solve of the whole dual on ``K``,
+    without the working set's copies): ``alpha`` ``(B, n)`` (paper scaling), ``rho``,
     ``n_iter``, ``status`` (0 solved, else the reduced solve failed) and ``residual`` (KKT
     residual of the full problem).
     """
