@@ -28,9 +28,13 @@ Measured 2026-12-01 on the shared 2-core CPU (AMD EPYC, AVX2) under load from ot
 ``OMP_WAIT_POLICY=PASSIVE`` (without it, on a loaded machine the OpenMP threads spin between
 the parallel regions and both ratios collapse: compare rows only under the same policy).
 After the fused fit + score (compiled blocked dot products of the stacked training and test
-codes, per-thread scratch, 8 MiB chunks): quick, load average 3.9: n = 16 42.6x (CPU-time
-ratio 50.4x), n = 60 9.1x (CPU 10.2x); full (V = 2,000), load average 3.9-4.3: n = 16 50.6x
-(CPU 48.6x), n = 60 10.5x (CPU 11.1x). Before (separate fit and decision_function, float64
+codes, per-thread scratch, 8 MiB chunks, whole-dual solve when the working set is every
+point), load average 4.2-4.9: quick (3 runs) n = 16 41.5-51.5x (CPU-time ratio 43-59x),
+n = 60 10.1-15.6x (CPU 11.2-16.1x); full (V = 2,000) n = 16 56.2x (CPU 54.6x), n = 60 13.3x
+(CPU 13.7x). The reference's own time per voxel moved between 1.9 and 4 ms with the load
+(n = 60), so ratios from different runs differ by that much; one run before the last solver
+change gave n = 60 9.1x (CPU 10.2x) quick and 10.5x (CPU 11.1x) full at load 3.9-4.3.
+Before (separate fit and decision_function, float64
 ``torch.bmm`` Gram matrices), quick under load 4.1-4.7: n = 16 15-17x, n = 60 6.1-7.0x (CPU
 6.3x). Per voxel, one thread, interleaved A/B of the two versions at load 3.5 (CPU ms,
 median of 9): n = 60 0.243-0.274 -> 0.131-0.136, n = 16 0.065-0.071 -> 0.022-0.024. At n = 60
@@ -38,8 +42,9 @@ the remaining time is the fit pass (conversion, dot products, exponents: ~0.07 m
 products ~0.055 of it, about 30 GFLOP/s), ``exp`` (~0.013) and the exact working-set solve
 (~0.045: nu = 0.5 leaves ~80 % of the points support vectors, ~36 of them free, and the
 shared engine refactors the free block, a scalar Cholesky of ~8-10 us, at each of its ~3
-iterations). The n = 60 wall ratio is at the goal only by a small margin on this loaded
-machine; on an idle one our second thread helps (the reference is single-threaded).
+iterations). The n = 60 ratio clears the goal by a small margin on this loaded machine (a
+run at 9.1x was seen); on an idle one our second thread helps (the reference is
+single-threaded).
 """
 from __future__ import annotations
 

@@ -23,17 +23,21 @@ triangle of the Gram matrix by blocked dot products (4 x 2 sums in registers, ha
 of a general product; the squared distances from the norms); ``exp`` is one torch pass; each
 voxel's dual is solved exactly on a growing working set (``algorithm="working_set"``, the
 CPU default) or whole by :func:`ogae_core.ocsvm.solve_dual` (``"full_gram"``, the CUDA path,
-with the torch engine). There is no Python loop over voxels. :meth:`LocalizedOCSVM.decision_function`
-uses only the support vectors (standardized, one ``bmm`` with the test codes);
+with the torch engine). There is no Python loop over voxels.
+:meth:`LocalizedOCSVM.decision_function` uses only the support vectors (standardized, one
+``bmm`` with the test codes);
 :meth:`LocalizedOCSVM.fit_decision_function` stacks the test codes below the training codes
 in the fit's pass, so their kernel rows come with the Gram matrix and scoring is one
 product with the coefficients.
 
 Speed (``benchmarks/bench_localized.py``: ratios to a scikit-learn loop in the same run; d =
 400, nu = 0.5, m = 12, float32 codes): ``fit_decision_function`` at n = 60 takes about 0.14 ms
-CPU per voxel on one thread (fit pass 0.07, exp 0.013, working-set solve 0.045-0.05), 10-11x
-less CPU than scikit-learn, at n = 16 0.03 ms (about 45x). Working memory per voxel during
-a CPU fit is about ``8 (n + m)^2`` bytes (the kernels), elsewhere ``8 (n d + 4 n^2)``.
+CPU per voxel on one thread (fit pass 0.07, exp 0.013, exact solve ~0.04), 10-16x less CPU
+than scikit-learn, at n = 16 0.02-0.03 ms (about 45-55x); measured on a loaded 2-core CPU
+(load average 3.5-4.9). At n = 144, nu = 0.1, standardized, m = 24 (the MRI setting, random
+codes) it takes 1.39 ms (1.45 ms for ``fit`` then ``decision_function``; 1.58 ms before the
+fused pass, same conditions): there the solve dominates. Working memory per voxel during a
+CPU fit is about ``8 (n + m)^2`` bytes (the kernels), elsewhere ``8 (n d + 4 n^2)``.
 
 Storage
 -------
@@ -94,7 +98,8 @@ class LocalizedOCSVM(BaseEstimator):
         Working memory (bytes) of one chunk of voxels, fit and scoring; it bounds the
         chunk size (at least one voxel per chunk), not the fitted model nor the inputs.
         Default :data:`CPU_CHUNK_MEMORY` (8 MiB: about 170 voxels at n + m = 72, the
-        fastest of 2-32 MiB measured; smaller chunks pay the per-chunk overhead) on the CPU, :data:`CUDA_CHUNK_MEMORY` (1 GiB: fewer, larger batches) on CUDA.
+        fastest of 2-32 MiB measured; smaller chunks pay the per-chunk overhead) on the
+        CPU, :data:`CUDA_CHUNK_MEMORY` (1 GiB: fewer, larger batches) on CUDA.
     copy : bool, default=False
         Copy the training codes at fit. By default the model keeps a reference to them
         (as scikit-learn's neighbors estimators do): do not modify them in place while
