@@ -16,22 +16,28 @@ limited by libsvm's own stopping tolerance (about 1e-7 relative at ``tol=1e-10``
 Computation
 -----------
 Voxels are processed in chunks (at most ``max_memory`` bytes of working memory per
-chunk). For each chunk the codes are converted to float64 on ``device``, optionally
-standardized per voxel and feature, the ``(B, n, n)`` Gram matrices come from one
-``torch.bmm`` (squared distances from its diagonal), and ``solve_dual`` solves the
-``B`` duals in one call (the compiled CPU engine on the CPU, the torch engine on
-CUDA). There is no Python loop over voxels. Scoring uses ``torch.baddbmm`` the same way.
-Chunk buffers are allocated once per call and reused (fresh memory costs page faults
-that, on a small shared VM, took as long as the arithmetic).
+chunk); see :mod:`ogae_core.ocsvm.localized_fit`. On the CPU one compiled pass, a thread per
+block of voxels, converts each voxel's codes to float64 in a reused scratch, standardizes
+them per voxel and feature, gives the squared norms and ``gamma``, and computes the lower
+triangle of the Gram matrix by blocked dot products (4 x 2 sums in registers, half the flops
+of a general product; the squared distances from the norms); ``exp`` is one torch pass; each
+voxel's dual is solved exactly on a growing working set (``algorithm="working_set"``, the
+CPU default) or whole by :func:`ogae_core.ocsvm.solve_dual` (``"full_gram"``, the CUDA path,
+with the torch engine). There is no Python loop over voxels.
+:meth:`LocalizedOCSVM.decision_function` uses only the support vectors (standardized, one
+``bmm`` with the test codes);
+:meth:`LocalizedOCSVM.fit_decision_function` stacks the test codes below the training codes
+in the fit's pass, so their kernel rows come with the Gram matrix and scoring is one
+product with the coefficients.
 
-Speed (``benchmarks/bench_localized.py``, V = 2,000 voxels, d = 400, m = 12 test codes,
-float32 codes, 2-core shared CPU, against a loop of ``sklearn.svm.OneClassSVM`` fit +
-decision_function, measured in the same run): n = 16 is 11-24x faster; n = 60 only
-3.6-8x. At n = 60 libsvm spends ~0.9 ms per voxel, half of it on the same 1.4 M
-multiply-adds of the 60 x 60 kernel that we do in float64 BLAS (~0.08 ms per voxel on one
-core), and the exact solve (~0.04 ms) and the scoring (~0.05 ms) come on top, so the
-ratio is bounded near 5x per core on this CPU. Working memory per voxel is about
-``8 (n d + 4 n^2)`` bytes during fit.
+Speed (``benchmarks/bench_localized.py``: ratios to a scikit-learn loop in the same run; d =
+400, nu = 0.5, m = 12, float32 codes): ``fit_decision_function`` at n = 60 takes about 0.14 ms
+CPU per voxel on one thread (fit pass 0.07, exp 0.013, exact solve ~0.04), 10-16x less CPU
+than scikit-learn, at n = 16 0.02-0.03 ms (about 45-55x); measured on a loaded 2-core CPU
+(load average 3.5-4.9). At n = 144, nu = 0.1, standardized, m = 24 (the MRI setting, random
+codes) it takes 1.39 ms (1.45 ms for ``fit`` then ``decision_function``; 1.58 ms before the
+fused pass, same conditions): there the solve dominates. Working memory per voxel during a
+CPU fit is about ``8 (n + m)^2`` bytes (the kernels), elsewhere ``8 (n d + 4 n^2)``.
 
 Storage
 -------
@@ -53,15 +59,15 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ogae_core.ocsvm.solver import solve_dual
 from ogae_core.batching import resolve_device
+from ogae_core.ocsvm.localized_fit import ALGORITHMS, chunk_buffers, decision_chunk, fit_bytes_per_voxel, fit_chunk
 from ogae_core.validation import check_integer, check_nu_times_n, check_real
 
 __all__ = ["LocalizedOCSVM"]
 
 _GAMMA_RULES = ("scale", "auto")
 #: Default working memory of one chunk of voxels on the CPU (bytes).
-CPU_CHUNK_MEMORY = 16 * 2**20
+CPU_CHUNK_MEMORY = 8 * 2**20
 #: Default working memory of one chunk of voxels on a CUDA device (bytes).
 CUDA_CHUNK_MEMORY = 2**30
 
@@ -91,12 +97,19 @@ class LocalizedOCSVM(BaseEstimator):
     max_memory : int, optional
         Working memory (bytes) of one chunk of voxels, fit and scoring; it bounds the
         chunk size (at least one voxel per chunk), not the fitted model nor the inputs.
-        Default :data:`CPU_CHUNK_MEMORY` (16 MiB: buffers that stay in cache and are
-        reused) on the CPU, :data:`CUDA_CHUNK_MEMORY` (1 GiB: fewer, larger batches) on CUDA.
+        Default :data:`CPU_CHUNK_MEMORY` (8 MiB: about 170 voxels at n + m = 72, the
+        fastest of 2-32 MiB measured; smaller chunks pay the per-chunk overhead) on the
+        CPU, :data:`CUDA_CHUNK_MEMORY` (1 GiB: fewer, larger batches) on CUDA.
     copy : bool, default=False
         Copy the training codes at fit. By default the model keeps a reference to them
         (as scikit-learn's neighbors estimators do): do not modify them in place while
         the model is in use.
+    algorithm : {"auto", "working_set", "full_gram"}, default="auto"
+        How the duals are solved, both exactly (see :mod:`ogae_core.ocsvm.localized_fit`):
+        ``"working_set"`` (CPU only) solves each voxel's dual on a growing working set of
+        points until no other point violates the KKT conditions (few support vectors: much
+        smaller systems); ``"full_gram"`` runs :func:`~ogae_core.ocsvm.solve_dual` on the
+        whole kernels. ``"auto"``: ``"working_set"`` on the CPU, ``"full_gram"`` elsewhere.
 
     Attributes
     ----------
@@ -142,6 +155,7 @@ class LocalizedOCSVM(BaseEstimator):
         device: str | torch.device | None = None,
         max_memory: int | None = None,
         copy: bool = False,
+        algorithm: str = "auto",
     ) -> None:
         self.nu = nu
         self.gamma = gamma
@@ -149,6 +163,7 @@ class LocalizedOCSVM(BaseEstimator):
         self.device = device
         self.max_memory = max_memory
         self.copy = copy
+        self.algorithm = algorithm
 
     # ------------------------------------------------------------------ checks
     def _checked_params(self) -> tuple[float, torch.device]:
@@ -162,7 +177,14 @@ class LocalizedOCSVM(BaseEstimator):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
         check_integer("max_memory", self.max_memory, minimum=1, allow_none=True)
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {ALGORITHMS}; got {self.algorithm!r}")
         return nu, resolve_device("auto" if self.device is None else self.device)
+
+    def _algorithm(self, nu: float, device: torch.device) -> str:
+        if self.algorithm != "auto":
+            return self.algorithm
+        return "working_set" if device.type == "cpu" else "full_gram"
 
     def _chunk_memory(self, device: torch.device) -> int:
         if self.max_memory is not None:
@@ -191,24 +213,80 @@ class LocalizedOCSVM(BaseEstimator):
             Bad parameters, codes that are not 3-D with ``V, n, d >= 1``, ``nu * n < 1``,
             or NaN/infinite codes (the first bad voxel is named).
         """
+        self._fit(codes, None)
+        return self
+
+    def fit_decision_function(self, codes, test):
+        """``fit(codes)`` then ``decision_function(test)`` in one pass over the voxels.
+
+        Same fitted model and the same decision values as the two calls (to rounding), but
+        on the CPU each voxel's test kernel rows come out of the product that gives its
+        Gram matrix (the dot products of the stacked training and test codes), so the test
+        codes are transformed once and nothing is computed twice.
+
+        Parameters
+        ----------
+        codes : array or tensor of shape (V, n, d)
+            Training codes, as in :meth:`fit`.
+        test : array or tensor of shape (V, m, d)
+            Test codes, as in :meth:`decision_function`.
+
+        Returns
+        -------
+        numpy.ndarray or torch.Tensor of shape (V, m), float64
+            As :meth:`decision_function` (NumPy for NumPy ``test``).
+
+        Raises
+        ------
+        ValueError
+            As :meth:`fit` and :meth:`decision_function`.
+
+        Examples
+        --------
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> codes = torch.randn(3, 20, 5, dtype=torch.float64, generator=g)
+        >>> test = torch.randn(3, 4, 5, dtype=torch.float64, generator=g)
+        >>> model = LocalizedOCSVM(nu=0.2, device="cpu")
+        >>> f = model.fit_decision_function(codes, test)
+        >>> bool(torch.allclose(f, model.decision_function(test), rtol=0, atol=1e-12))
+        True
+        """
+        numpy_in = not isinstance(test, torch.Tensor)
+        out = self._fit(codes, test)
+        return out.cpu().numpy() if numpy_in else out
+
+    def _fit(self, codes, test) -> torch.Tensor | None:
+        """Fit (and score ``test`` if given, returning its decision values on the device)."""
         nu, device = self._checked_params()
         codes = _as_tensor("codes", codes)
         V, n, d = codes.shape
+        m = 0
+        if test is not None:
+            test = _as_tensor("test codes", test)
+            if test.shape[0] != V or test.shape[2] != d:
+                raise ValueError(f"test codes have shape {tuple(test.shape)} but the training codes have V={V} "
+                                 f"voxels of d={d} features")
+            m = test.shape[1]
         check_nu_times_n(nu, n, f"each voxel's OCSVM of n={n} training codes")
         if codes.dtype not in (torch.float32, torch.float64):
             codes = codes.to(torch.float64)
         elif self.copy:
             codes = codes.clone()
-        rows = _chunk_voxels(self._chunk_memory(device), per_voxel=8 * (n * d + 4 * n * n + 4 * d))
-        z_buf = torch.empty(min(rows, V), n, d, dtype=torch.float64, device=device)
-        k_buf = torch.empty(min(rows, V), n, n, dtype=torch.float64, device=device)
+        if test is not None and test.dtype not in (torch.float32, torch.float64):
+            test = test.to(torch.float64)
+        r = n + m
+        rows = min(V, _chunk_voxels(self._chunk_memory(device), per_voxel=fit_bytes_per_voxel(n, m, d, device)))
+        w_buf, k_buf = chunk_buffers(rows, n, m, d, device)
+        algorithm = self._algorithm(nu, device)
         parts = []
         for start in range(0, V, rows):
             chunk = codes[start:start + rows]
-            z = z_buf[:chunk.shape[0]].copy_(chunk)  # float64 on the device, memory reused
-            parts.append(_fit_chunk(z, k_buf[:chunk.shape[0]], nu, self.gamma, bool(self.standardize), start))
+            t = None if test is None else test[start:start + rows].to(device)
+            parts.append(fit_chunk(chunk, w_buf, k_buf, nu, self.gamma, bool(self.standardize), start, algorithm,
+                                   test=t))
         self._set_state(codes, parts)
-        return self
+        return None if test is None else torch.cat([p["decision"] for p in parts]).to(device)
 
     def _set_state(self, codes: torch.Tensor, parts: list[dict]) -> None:
         self.support_vectors_ = codes
@@ -249,21 +327,15 @@ class LocalizedOCSVM(BaseEstimator):
                 f"test codes have shape {tuple(codes.shape)} (V={V}, d={d}) but the model was fitted on "
                 f"V={self.n_voxels_} voxels of d={self.n_features_in_} features"
             )
-        k = self.support_vectors_.shape[1]
+        k = int(self.n_support_.max()) if self.n_voxels_ else 1
         rows = min(V, _chunk_voxels(self._chunk_memory(device), per_voxel=8 * (m * d + k * d + 2 * m * k + 4 * d)))
-        state = dict(sv=self.support_vectors_, coef=self.dual_coef_, offset=self.offset_, gamma=self.gamma_,
-                     mean=self.mean_, scale=self.scale_, sq_norm=self.support_sq_norms_)
-        buffers = dict(x=torch.empty(rows, m, d, dtype=torch.float64, device=device),
-                       sv=torch.empty(rows, k, d, dtype=torch.float64, device=device),
-                       K=torch.empty(rows, m, k, dtype=torch.float64, device=device))
+        state = dict(coef=self.dual_coef_, offset=self.offset_, gamma=self.gamma_, mean=self.mean_, scale=self.scale_)
         out = torch.empty(V, m, dtype=torch.float64, device=device)
         for start in range(0, V, rows):
             b = min(rows, V - start)
-            x = buffers["x"][:b].copy_(codes[start:start + b])
-            sv = buffers["sv"][:b].copy_(state["sv"][start:start + b])
-            chunk = {key: (None if v is None else v[start:start + b].to(device))
-                     for key, v in state.items() if key != "sv"}
-            out[start:start + b] = _decision_chunk(x, sv, buffers["K"][:b], chunk, start)
+            chunk = {key: (None if v is None else v[start:start + b].to(device)) for key, v in state.items()}
+            out[start:start + b] = decision_chunk(codes[start:start + b].to(device),
+                                                  self.support_vectors_[start:start + b].to(device), chunk, start)
         return out.cpu().numpy() if numpy_in else out
 
     def score_samples(self, codes):
@@ -357,86 +429,6 @@ def _chunk_voxels(max_memory: int, per_voxel: int) -> int:
     return max(1, int(max_memory) // max(1, per_voxel))
 
 
-def _check_finite(sq_norm: torch.Tensor, start: int, name: str) -> None:
-    """Refuse NaN/infinite codes, seen in their squared norms ``(B, k)`` (no extra pass)."""
-    finite = torch.isfinite(sq_norm).all(1)
-    if not bool(finite.all()):
-        first = start + int((~finite).nonzero()[0, 0])
-        raise ValueError(f"{name} contain NaN or infinite values (or values too large to square in "
-                         f"float64), first at voxel {first}")
-
-
-def _standardize_chunk(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Standardize ``z`` ``(B, n, d)`` in place per voxel and feature; returns ``(z, mean, scale)``
-    with the statistics of ``StandardScaler``: population std, scale 1 for (numerically)
-    constant features."""
-    n = z.shape[1]
-    mean = z.mean(1)
-    z.sub_(mean.unsqueeze(1))
-    var = torch.linalg.vector_norm(z, dim=1).square_().div_(n)
-    eps = torch.finfo(torch.float64).eps
-    constant = var <= n * eps * var + (n * mean * eps) ** 2
-    scale = torch.where(constant, torch.ones_like(var), var.sqrt())
-    return z.div_(scale.unsqueeze(1)), mean, scale
-
-
-def _voxel_gamma(z: torch.Tensor, sq_norm: torch.Tensor, gamma) -> torch.Tensor:
-    """gamma per voxel ``(B,)`` for the (standardized) training codes ``z`` ``(B, n, d)``.
-
-    ``"scale"`` needs the variance of all ``n d`` entries: from the squared norms (the
-    Gram diagonal) and the sums, with the two-pass formula where that would cancel.
-    """
-    B, n, d = z.shape
-    if gamma == "auto":
-        return torch.full((B,), 1.0 / d, dtype=torch.float64, device=z.device)
-    if gamma != "scale":
-        return torch.full((B,), float(gamma), dtype=torch.float64, device=z.device)
-    flat = z.reshape(B, n * d)
-    mean = (flat @ flat.new_ones(n * d)) / (n * d)  # a gemv: faster than sum over two dims
-    mean_sq = sq_norm.sum(1) / (n * d)
-    var = mean_sq - mean * mean
-    cancels = ~(mean_sq <= 1e3 * var)
-    if bool(cancels.any()):
-        idx = cancels.nonzero().squeeze(1)
-        var[idx] = torch.linalg.vector_norm(flat[idx] - mean[idx].unsqueeze(1), dim=1).square() / (n * d)
-    return torch.where(var > 0, 1.0 / (d * var), torch.ones_like(var))
-
-
-def _self_kernel(z: torch.Tensor, out: torch.Tensor, gamma_rule, start: int):
-    """RBF Gram matrices ``(B, n, n)`` of ``z`` ``(B, n, d)`` (written into ``out``), the
-    gammas ``(B,)`` and the squared norms ``(B, n)``: one bmm, squared distances from its
-    diagonal, exactly symmetric with a unit diagonal."""
-    G = torch.bmm(z, z.transpose(1, 2), out=out)
-    sq_norm = G.diagonal(dim1=1, dim2=2).clone()
-    _check_finite(sq_norm, start, "codes")
-    gamma = _voxel_gamma(z, sq_norm, gamma_rule)
-    sq = G.mul_(-2.0).add_(sq_norm.unsqueeze(2)).add_(sq_norm.unsqueeze(1))
-    sq = sq.add_(sq.transpose(1, 2).clone()).mul_(0.5)
-    sq.diagonal(dim1=1, dim2=2).zero_()
-    return sq.clamp_min_(0.0).mul_(-gamma.view(-1, 1, 1)).exp_(), gamma, sq_norm
-
-
-def _fit_chunk(z: torch.Tensor, k_out: torch.Tensor, nu: float, gamma_rule, standardize: bool, start: int) -> dict:
-    """Fit the OCSVMs of one chunk of float64 codes ``z`` ``(B, n, d)`` (on the device,
-    overwritten); ``k_out`` ``(B, n, n)`` receives the kernels.
-
-    Returns the libsvm-scaled coefficients ``(B, n)`` (0 off the support), offsets,
-    gammas, squared norms of the (standardized) codes, standardization statistics and
-    solver counters.
-    """
-    n = z.shape[1]
-    part: dict = {}
-    if standardize:
-        z, part["mean"], part["scale"] = _standardize_chunk(z)
-    K, gamma, part["sq_norm"] = _self_kernel(z, k_out, gamma_rule, start)
-    with torch.no_grad():
-        sol = solve_dual(K, nu)
-    scale = nu * n  # paper scaling -> libsvm scaling
-    part.update(coef=sol.alpha.to(torch.float64) * scale, offset=sol.rho.to(torch.float64) * scale,
-                gamma=gamma, n_iter=int(sol.n_iter), n_fallback=int(sol.n_fallback))
-    return part
-
-
 def _standardized_sq_norms(sv: torch.Tensor, mean, scale, max_memory: int) -> torch.Tensor:
     """Squared norms ``(V, k)`` of the (standardized) support vectors, chunk by chunk."""
     V, k, d = sv.shape
@@ -448,18 +440,3 @@ def _standardized_sq_norms(sv: torch.Tensor, mean, scale, max_memory: int) -> to
             z = (z - mean[start:start + rows].unsqueeze(1)).div_(scale[start:start + rows].unsqueeze(1))
         out[start:start + rows] = torch.linalg.vector_norm(z, dim=2).square_()
     return out
-
-
-def _decision_chunk(x: torch.Tensor, sv: torch.Tensor, k_out: torch.Tensor, state: dict, start: int) -> torch.Tensor:
-    """Decision values ``(B, m)`` of float64 test codes ``x`` ``(B, m, d)`` against float64
-    support vectors ``sv`` ``(B, k, d)`` (both overwritten) for one chunk."""
-    if state["mean"] is not None:
-        mean, scale = state["mean"].unsqueeze(1), state["scale"].unsqueeze(1)
-        x.sub_(mean).div_(scale)
-        sv.sub_(mean).div_(scale)
-    x_sq = torch.linalg.vector_norm(x, dim=2).square_()
-    _check_finite(x_sq, start, "test codes")
-    sv_sq = state["sq_norm"]
-    sq = torch.baddbmm(x_sq.unsqueeze(2) + sv_sq.unsqueeze(1), x, sv.transpose(1, 2), alpha=-2.0, out=k_out)
-    K = sq.clamp_min_(0.0).mul_(-state["gamma"].view(-1, 1, 1)).exp_()
-    return torch.bmm(K, state["coef"].unsqueeze(2)).squeeze(2) - state["offset"].unsqueeze(1)

@@ -229,7 +229,7 @@ def test_bad_parameters(params, match):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(),
-                    reason="needs a CUDA device (the CPU tests run the same torch code with device='cpu')")
+                    reason="needs a CUDA device (test_localized_fit.py runs the torch path on CPU tensors)")
 def test_cuda_equals_sklearn_and_cpu():
     train, test = _codes(seed=14, dtype=np.float32)
     gpu = LocalizedOCSVM(nu=0.2, device="cuda").fit(torch.from_numpy(train).cuda())

@@ -12,6 +12,8 @@ Modules (numba compiles on first use; importing this package does not load numba
                           and the autograd node ``DualFromPoints``
 ``guidance``              the guidance penalty: standardization, decision values, backward,
                           and the autograd node ``GuidanceCpu``
+``localized_kernels``     the batched localized OCSVMs' passes: standardization, Gram dot
+                          products, exponents, the working-set solve of each voxel's dual
 ``builds``                serial and threaded builds of one batched function
 ========================  ==================================================================
 """
