@@ -108,8 +108,9 @@ def localized_decisions_from_codes(ref: torch.Tensor, tgt: torch.Tensor, positio
     for k, a in enumerate(range(0, V, rows)):
         pos = torch.from_numpy(positions[a:a + rows])                       # (C, O)
         codes = ref[:, pos].permute(1, 0, 2, 3).reshape(len(pos), n, d)     # (C, n_ref * O, d)
-        model = LocalizedOCSVM(nu=nu, gamma=gamma, standardize=True, device=device).fit(codes)
-        out[:, a:a + len(pos)] = model.decision_function(tgt[:, a:a + len(pos)].permute(1, 0, 2)).cpu().numpy().T
+        model = LocalizedOCSVM(nu=nu, gamma=gamma, standardize=True, device=device)
+        f = model.fit_decision_function(codes, tgt[:, a:a + len(pos)].permute(1, 0, 2))  # fit + score in one pass
+        out[:, a:a + len(pos)] = (f.cpu().numpy() if torch.is_tensor(f) else np.asarray(f)).T
         if keep_dir is not None:
             model.save(Path(keep_dir) / f"chunk-{k:03d}")
             chunks.append([a, a + len(pos)])
