@@ -5,6 +5,7 @@ RunFinished, RunFailed                 typed outcome of one configuration of a s
 run_mnistc, RunConfig, TaskSpec        one MNIST-C configuration end to end -> one run directory
 preset_configs, PRESETS, PAPER_GRIDS   the smoke / quick / paper presets; guidance_configs (notebook 02)
 run_sweep, SweepResult                 many configurations of any kind through submitit (local, SLURM, inline), resumable
+StaleRunError                          a resumed sweep found runs made on other data or resolved settings (resume.py)
 select_configurations, selected_runs   hyperparameter selection on the validation split
 benchmark_report, write_report         the paper's table with significance from finished runs (+ the paper's numbers)
 convention_check_runs                  which AUPR / AUROC30 definition reproduces the paper, from finished runs
@@ -52,13 +53,14 @@ from ogae_core.experiments.report import (
     paper_order,
     write_report,
 )
+from ogae_core.experiments.resume import StaleRunError
 from ogae_core.experiments.sweep import EXECUTORS, SweepResult, pending_configs, run_sweep, training_groups
 from ogae_core.runs.selection import SELECTION_METRICS, select_configurations, selected_runs, validation_table
 
 __all__ = [
     "EXECUTORS", "GUIDANCE_STRATEGIES", "PAPER_GRIDS", "PRESETS", "SELECTION_METRICS", "BenchmarkReport",
     "ExperimentKind", "NotebookParametersError", "Preset", "RunConfig", "RunFailed", "RunFinished", "RunOutcome",
-    "SweepResult", "TaskSpec", "benchmark_report", "convention_check_runs", "default_label", "execute_notebooks", "experiment_kind",
+    "StaleRunError", "SweepResult", "TaskSpec", "benchmark_report", "convention_check_runs", "default_label", "execute_notebooks", "experiment_kind",
     "experiment_name", "experiment_report", "get_kind", "get_preset", "guidance_configs", "kind_names", "kind_of",
     "paper_order", "parameters_cell", "pending_configs", "preset_configs", "register_kind", "run_mnistc", "run_sweep",
     "run_training_group", "select_configurations", "selected_runs", "split_metrics", "stratified_subsample",

@@ -1,8 +1,10 @@
 """What runs inside a sweep's job, and how the driver reads and stops jobs.
 
 * :func:`run_group_job` — every executor's job: claim the training group
-  (:mod:`ogae_core.runs.claims`), run the kind's group function, release the claim; runs found
-  finished come back as ``RunFinished(..., preexisting=True)``.
+  (:mod:`ogae_core.runs.claims`, recording the group's data fingerprint), check that the runs
+  found finished were made on the current data (:mod:`ogae_core.experiments.resume`), run the
+  kind's group function, release the claim; runs found finished come back as
+  ``RunFinished(..., preexisting=True)``.
 * :func:`job_failure` — a readable :class:`~ogae_core.experiments.kinds.RunFailed` from the
   error submitit raises for a failed job (exception line, traceback or stderr tail).
 * :func:`stop_local_jobs` — stop submitit local jobs and their workers (an interrupted sweep).
@@ -18,15 +20,20 @@ from typing import Any, Callable, Mapping, Sequence
 from ogae_core.experiments.kinds import RunFailed, RunFinished, tail
 
 
-def _wait_for_claim(exp_dir: Path, key: str, time_limit_s: float, poll_s: float):
-    from ogae_core.runs import holder, try_claim
+def _wait_for_claim(exp_dir: Path, key: str, time_limit_s: float, poll_s: float, fingerprint: str = ""):
+    from ogae_core.experiments.resume import stale_error
+    from ogae_core.runs import claim_path, holder, try_claim
 
     announced = False
     while True:
-        claim = try_claim(exp_dir, key, time_limit_s)
+        claim = try_claim(exp_dir, key, time_limit_s, fingerprint)
         if claim is not None:
             return claim
         other = holder(exp_dir, key)
+        if other is not None and other.fingerprint and fingerprint and other.fingerprint != fingerprint:
+            raise stale_error({claim_path(exp_dir, key): [
+                f"training claimed by {other.describe()} with fingerprint {other.fingerprint}, "
+                f"this job's is {fingerprint}"]}, "this job stopped before training")
         if not announced and other is not None:
             print(f"training {key} is claimed by {other.describe()}; waiting for it", flush=True)
             announced = True
@@ -55,9 +62,12 @@ def run_group_job(run_group: Callable[..., Mapping[str, Any]], group: Sequence[A
 
     Waits while another process holds the group's claim (:mod:`ogae_core.runs.claims`); runs
     that are finished then (by anyone) are not redone and come back as
-    ``RunFinished(..., preexisting=True)``. An error of the kind's group function becomes a
+    ``RunFinished(..., preexisting=True)``. A finished run of the group made on other data or
+    settings, or a claim held by a process training on other data, raises
+    :class:`~ogae_core.experiments.resume.StaleRunError` before anything is trained. An error of the kind's group function becomes a
     :class:`RunFailed` of every run it did not finish. ``kwargs`` go to ``run_group``.
     """
+    from ogae_core.experiments.resume import check_finished_runs, group_fingerprint
     from ogae_core.runs import is_finished, release_claim
 
     if os.environ.get("SUBMITIT_EXECUTOR") == "local":  # a local worker: interruptible by the driver's SIGINT
@@ -66,9 +76,10 @@ def run_group_job(run_group: Callable[..., Mapping[str, Any]], group: Sequence[A
         signal.signal(signal.SIGINT, signal.default_int_handler)
     exp_dir = Path(runs_root) / experiment
     key = group[0].training_key()
-    claim = _wait_for_claim(exp_dir, key, time_limit_s, claim_poll_s)
+    claim = _wait_for_claim(exp_dir, key, time_limit_s, claim_poll_s, group_fingerprint(group[0]))
     try:
         before = {c.run_id() for c in group if is_finished(exp_dir / c.run_id())}
+        check_finished_runs([c for c in group if c.run_id() in before], exp_dir, "this job stopped before training")
         if len(before) == len(group):
             outcomes: Mapping[str, Any] = {rid: RunFinished(rid, exp_dir / rid) for rid in before}
         else:

@@ -9,7 +9,9 @@ An experiment kind (MNIST-C, brain MRI, a toy kind in the tests) supplies
 * :attr:`ExperimentKind.run_training_group` — prepares, trains, scores and writes a group
   of configurations that share one training, returning one :data:`RunOutcome` per run id;
 * optional hooks: :attr:`~ExperimentKind.validate` (refuse a bad config before any job
-  starts), :attr:`~ExperimentKind.prepare` (fill caches once, before workers
+  starts), :attr:`~ExperimentKind.data_hash` / :attr:`~ExperimentKind.resolved_settings`
+  (what a finished run must have been made on to be resumed, see
+  :mod:`ogae_core.experiments.resume`), :attr:`~ExperimentKind.prepare` (fill caches once, before workers
   start), :attr:`~ExperimentKind.run_summary` (one log line per finished run),
   :attr:`~ExperimentKind.report` (the kind's results report of one experiment),
   :attr:`~ExperimentKind.add_arguments` / :attr:`~ExperimentKind.configs_from_args` (its
@@ -119,6 +121,17 @@ class ExperimentKind:
         ``(config) -> None``; raises ``ValueError`` with a readable message for a
         configuration that cannot run (e.g. equal normal and anomaly digits). The sweep calls
         it for every configuration before anything is submitted.
+    data_hash : callable, optional
+        ``(config) -> str``: the hash of the data the configuration would run on now, equal to
+        what the kind's runs store as ``config.json["provenance"]["data_hash"]``. A resumed sweep
+        compares it with every finished run it would reuse (:mod:`ogae_core.experiments.resume`).
+        Should be cheap (no training; loading a cached data set is fine).
+    resolved_settings : callable, optional
+        ``(config) -> dict``: settings that change training but that the kind resolves at run
+        time (e.g. a cohort preset's short-training defaults) instead of holding them in the
+        config, so that the run id does not cover them; the kind stores them with
+        ``create_run(..., resolved_settings=...)`` and a resumed sweep compares them like the
+        data hash (a run that stored none counts as ``{}``).
     prepare : callable, optional
         ``(configs) -> None``, called once in the driver before any job starts.
     run_summary : callable, optional
@@ -140,6 +153,8 @@ class ExperimentKind:
     description: str = ""
     prepare: Callable[[Sequence[Any]], None] | None = None
     validate: Callable[[Any], None] | None = None
+    data_hash: Callable[[Any], str | None] | None = None
+    resolved_settings: Callable[[Any], Mapping[str, Any]] | None = None
     run_summary: Callable[[Any], str] | None = None
     report: Callable[..., Any] | None = None
     add_arguments: Callable[[Any], None] | None = None

@@ -72,6 +72,18 @@ def _train(cfg: RunConfig, items, device: str, progress: bool, log: bool):
     return det, time.perf_counter() - t0
 
 
+def task_data_hash(spec: TaskSpec, task) -> str:
+    """What a run stores as its data hash: the task's cache key (manifests, task arguments, seed
+    and the code of the corruptions), plus ``:first<n>`` for a task on the first ``n`` MNIST images."""
+    return task.cache_key if spec.mnist_limit is None else f"{task.cache_key}:first{spec.mnist_limit}"
+
+
+def data_hash(cfg: RunConfig) -> str:
+    """The data hash a run of ``cfg`` would store now (the kind's ``data_hash`` hook; loads the
+    task from its cache, or builds it)."""
+    return task_data_hash(cfg.task, build_task(cfg.task))
+
+
 def _write_run(cfg: RunConfig, det, items, task, root: Path | None, experiment: str, device: str,
                train_seconds: float, trained_in: str | None, latent_cache: dict | None = None) -> Path:
     """Score, embed and write the run directory of ``cfg`` for a fitted detector.
@@ -104,8 +116,7 @@ def _write_run(cfg: RunConfig, det, items, task, root: Path | None, experiment: 
         "device": str(device), "torch_threads": torch.get_num_threads(),
         "training_key": cfg.training_key(), "trained_in": trained_in,
     })
-    data_hash = task.cache_key if cfg.task.mnist_limit is None else f"{task.cache_key}:first{cfg.task.mnist_limit}"
-    with create_run(root, experiment, cfg.to_dict(), seed=cfg.seed, data_hash=data_hash) as w:
+    with create_run(root, experiment, cfg.to_dict(), seed=cfg.seed, data_hash=task_data_hash(cfg.task, task)) as w:
         det.save(w.path)
         w.write_history(pd.DataFrame(det.history_))
         w.write_scores(scores)
@@ -339,6 +350,7 @@ def report(runs_root, experiment: str, **options):
 KIND = register_kind(ExperimentKind(
     name="mnistc", config_type=RunConfig, run_training_group=run_training_group,
     description="Experiment 1: MNIST-C normal vs anomaly digit", prepare=prepare, validate=validate,
+    data_hash=data_hash,
     run_summary=run_summary,
     report=report, add_arguments=add_arguments, configs_from_args=configs_from_args,
 ), replace=True)

@@ -44,7 +44,9 @@ detector class that offers the hook
 shares its training with the others of its family (``sae-loc`` and ``sae-ps``). A resumed group
 loads the network from a finished run of the group (``model/``). A class may also offer
 ``preset_params(cohort) -> dict`` (classmethod): hyperparameter defaults for a cohort preset
-(e.g. fewer epochs on ``smoke``), overridden by the config's ``hyperparameters``. A detector whose
+(e.g. fewer epochs on ``smoke``), overridden by the config's ``hyperparameters``; the ones a run
+used are stored in its provenance (``resolved_settings``) and, like the cohort's key
+(``data_hash``), compared when a sweep resumes (:mod:`ogae_core.experiments.resume`). A detector whose
 ``__init__`` takes ``device`` gets the sweep's device (``cuda`` on SLURM with GPUs) unless the
 config sets it (``device`` is then part of ``get_params()``, not of the run id).
 """
@@ -91,6 +93,48 @@ def cohort_hash(cohort) -> str:
     if cohort.info.get("key"):
         return str(cohort.info["key"])
     return config_hash({"subjects": [[s.subject_id, s.role, s.sha256.get("t1")] for s in cohort.subjects]})
+
+
+def data_hash(cfg: MriConfig) -> str:
+    """The data hash a run of ``cfg`` would store now (the kind's ``data_hash`` hook): for a
+    simulated preset its key (:func:`ogae_core.data.mri.simulated_cohort_key`, which covers the
+    preset's subject counts, slab slices, seed, ``site_balanced`` and ``confound``; nothing is
+    built), for a CSV cohort :func:`cohort_hash` of the manifest.
+
+    Examples
+    --------
+    >>> data_hash(MriConfig("wm-prior", cohort="smoke")).startswith("smoke-")
+    True
+    """
+    if str(cfg.cohort).endswith(".csv"):
+        return cohort_hash(load_mri_cohort(cfg))
+    from ogae_core.data.mri import simulated_cohort_key
+
+    return simulated_cohort_key(cfg.cohort, **cfg.cohort_options)
+
+
+def resolved_settings(cfg: MriConfig) -> dict:
+    """The detector's ``preset_params(cohort)`` that the config's hyperparameters do not override
+    (the kind's ``resolved_settings`` hook: they change training, the run id does not hold them).
+
+    Examples
+    --------
+    >>> resolved_settings(MriConfig("sae-loc", cohort="smoke"))["epochs"]
+    2
+    >>> "epochs" in resolved_settings(MriConfig("sae-loc", cohort="smoke", hyperparameters={"epochs": 1}))
+    False
+    >>> resolved_settings(MriConfig("sae-loc", cohort="default"))
+    {}
+    """
+    from ogae_core.volumes import get_volume_method
+
+    try:
+        cls = get_volume_method(cfg.method)
+    except ValueError:
+        return {}  # an unknown method fails in its run, with the registry's message
+    preset = getattr(cls, "preset_params", None)
+    defaults = dict(preset(cfg.cohort)) if callable(preset) else {}
+    return {k: v for k, v in sorted(defaults.items()) if k not in cfg.hyperparameters}
 
 
 def full_grid_map(anomaly_map: np.ndarray, z_start: int, grid) -> tuple[np.ndarray, np.ndarray]:
@@ -197,9 +241,7 @@ def _params(cfg: MriConfig, device: str = "cpu") -> dict:
     from ogae_core.volumes import get_volume_method
 
     cls = get_volume_method(cfg.method)
-    preset = getattr(cls, "preset_params", None)
-    defaults = dict(preset(cfg.cohort)) if callable(preset) else {}
-    params = {**defaults, **cfg.hyperparameters}
+    params = {**resolved_settings(cfg), **cfg.hyperparameters}
     if "device" in inspect.signature(cls.__init__).parameters and "device" not in params:
         params["device"] = device
     return params
@@ -266,7 +308,7 @@ def _write_run(cfg: MriConfig, det, cohort, root: Path | None, experiment: str, 
     rows, voxels, lesions, pooled = [], [], [], ([], [])
     t_score = 0.0
     with create_run(root, experiment, cfg.to_dict(), seed=cfg.seed, data_hash=cohort_hash(cohort),
-                    run_id=cfg.run_id()) as w:
+                    run_id=cfg.run_id(), resolved_settings=resolved_settings(cfg)) as w:
         det.save(w.path / MODEL_DIR)
         w.write_history(_history(det, train_seconds))
         (w.path / MAPS_DIR).mkdir()
@@ -670,6 +712,7 @@ def report(runs_root, experiment: str, **options):
 KIND = register_kind(ExperimentKind(
     name="mri", config_type=MriConfig, run_training_group=run_training_group,
     description="Experiment 2: brain MRI, subject classification and lesion localization", prepare=prepare,
+    data_hash=data_hash, resolved_settings=resolved_settings,
     run_summary=run_summary, report=report, add_arguments=add_arguments, configs_from_args=configs_from_args,
     select=select_from_args,
 ), replace=True)

@@ -24,7 +24,13 @@ as ``RunFailed.traceback``; the log shows both, not only a log path.
 
 Resume. Configurations whose run already exists are skipped before submission (and again
 inside the job), so an interrupted sweep — killed at any point — resumes by running the same
-command again; finished runs are never redone nor lost.
+command again; finished runs are never redone nor lost. A run id does not cover the data (nor
+settings resolved from presets at run time), so every finished run the sweep would reuse is
+first compared with the configuration's current data hash and resolved settings (the kind's
+hooks; :mod:`ogae_core.experiments.resume`): before anything starts, inside each job (runs
+another process finished meanwhile, claims of sweeps on other data) and, at the end, for runs
+another process finished. A mismatch raises :class:`~ogae_core.experiments.resume.StaleRunError`
+naming the runs; a stale run is never reused nor overwritten.
 
 Claims (two sweeps on one store). A job claims its training group before it trains
 (:mod:`ogae_core.runs.claims`: ``<experiment>/.claims/<training key>.json``, created atomically,
@@ -220,6 +226,7 @@ class _Progress:
     def __init__(self, n: int, exp_dir: Path, log) -> None:
         self.n, self.k, self.exp_dir, self.log = n, 0, exp_dir, log
         self.last_detail = None
+        self.foreign: list[Any] = []  # configs whose run another process made (checked at the end)
 
     def record(self, group: Sequence[Any], pending: set, outcomes: Mapping | None, failure: RunFailed | None,
                result: SweepResult) -> None:
@@ -237,6 +244,9 @@ class _Progress:
                 outcome = (outcomes or {}).get(rid) or RunFailed(rid, "no result for this configuration")
             if isinstance(outcome, RunFailed) and is_finished(self.exp_dir / rid):
                 outcome = RunFinished(rid, self.exp_dir / rid)  # written before its job failed (or by another process)
+                self.foreign.append(cfg)
+            elif isinstance(outcome, RunFinished) and outcome.preexisting:
+                self.foreign.append(cfg)
             if isinstance(outcome, RunFinished):
                 (result.skipped if outcome.preexisting else result.finished).append(Path(outcome.path))
             else:
@@ -427,6 +437,14 @@ def run_sweep(configs: Sequence[Any], runs_root: str | Path | None = None, exper
     -------
     SweepResult
 
+    Raises
+    ------
+    InvalidConfigError
+        A configuration its kind refuses (before anything starts).
+    StaleRunError
+        A finished run (or another sweep's claim) of these configurations was made on other data
+        or resolved settings than they would use now (see :mod:`ogae_core.experiments.resume`).
+
     Examples
     --------
     >>> from ogae_core.experiments import preset_configs
@@ -434,6 +452,7 @@ def run_sweep(configs: Sequence[Any], runs_root: str | Path | None = None, exper
     >>> res.summary()  # doctest: +SKIP
     '3 runs: 3 finished, 0 skipped (already done), 0 failed in 41.2 s'
     """
+    from ogae_core.experiments.resume import check_claims, check_finished_runs
     from ogae_core.runs import partial_runs
 
     if executor not in EXECUTORS:
@@ -450,6 +469,7 @@ def run_sweep(configs: Sequence[Any], runs_root: str | Path | None = None, exper
     root = _resolve_root(runs_root)
     result = SweepResult()
     todo, result.skipped = pending_configs(configs, root, experiment)
+    check_finished_runs(configs, root / experiment)  # StaleRunError: a finished run of other data or settings
     result.partial = partial_runs(root, experiment) if (root / experiment).is_dir() else []
     if log is not None:
         log(f"{experiment}: {len(todo)} run(s) to do, {len(result.skipped)} already finished ({root / experiment})")
@@ -461,6 +481,8 @@ def run_sweep(configs: Sequence[Any], runs_root: str | Path | None = None, exper
     pending = {c.run_id() for c in todo}
     if log is not None and todo:
         log(f"{len(groups)} training(s) shared by the {len(todo)} run(s)")
+    if todo:
+        check_claims(groups, root / experiment)
     progress = _Progress(len(pending), root / experiment, log)
     try:
         if executor == "inline":
@@ -474,4 +496,6 @@ def run_sweep(configs: Sequence[Any], runs_root: str | Path | None = None, exper
         result.seconds = time.perf_counter() - t0
     if log is not None:
         log(result.summary())
+    check_finished_runs(progress.foreign, root / experiment,  # runs another process made meanwhile
+                        "this sweep's own runs are kept, the stale ones were not reused")
     return result

@@ -2,8 +2,9 @@
 
 Before a sweep's job trains a group of configurations (one shared training), it creates the
 claim file ``<root>/<experiment>/.claims/<key>.json`` with ``O_CREAT | O_EXCL`` (atomic on
-POSIX file systems, NFS included), holding the claimant's pid, host, start time and time
-limit. The job removes the file when it ends (finished, failed or interrupted).
+POSIX file systems, NFS included), holding the claimant's pid, host, start time, time
+limit and the fingerprint of the data it trains on (see
+:func:`ogae_core.experiments.resume.group_fingerprint`; empty when unknown). The job removes the file when it ends (finished, failed or interrupted).
 
 A claim that exists is **held** unless it is **stale**:
 
@@ -59,13 +60,15 @@ _SQUEUE_ANSWERS: dict[str, tuple[float, bool | None]] = {}
 @dataclass(frozen=True)
 class Claim:
     """Who trains a group: process id, host name, start time (epoch seconds), time limit (s),
-    and the SLURM job (``<array>_<task>`` or job id; empty outside SLURM)."""
+    the SLURM job (``<array>_<task>`` or job id; empty outside SLURM) and the fingerprint of
+    the data and resolved settings it trains with (empty: not recorded)."""
 
     pid: int
     host: str
     started: float
     time_limit_s: float
     slurm_job: str = ""
+    fingerprint: str = ""
 
     def describe(self) -> str:
         """``pid 123 on host node1 since 2026-12-01 05:12:00 UTC``."""
@@ -104,7 +107,7 @@ def read_claim(path: str | Path) -> Claim | None:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         return Claim(int(data["pid"]), str(data["host"]), float(data["started"]), float(data["time_limit_s"]),
-                     str(data.get("slurm_job", "")))
+                     str(data.get("slurm_job", "")), str(data.get("fingerprint", "")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -204,14 +207,16 @@ def _take_over_stale(path: Path) -> None:
         lock.unlink(missing_ok=True)
 
 
-def try_claim(experiment_dir: str | Path, key: str, time_limit_s: float) -> Claim | None:
+def try_claim(experiment_dir: str | Path, key: str, time_limit_s: float, fingerprint: str = "") -> Claim | None:
     """Claim group ``key`` for this process; ``None`` when another process holds it.
 
-    A stale claim is taken over (see the module docstring).
+    A stale claim is taken over (see the module docstring). ``fingerprint`` is recorded in the
+    claim, so that another sweep can tell whether this one trains on the same data.
     """
     path = claim_path(experiment_dir, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mine = Claim(os.getpid(), socket.gethostname(), time.time(), float(time_limit_s), current_slurm_job())
+    mine = Claim(os.getpid(), socket.gethostname(), time.time(), float(time_limit_s), current_slurm_job(),
+                 str(fingerprint))
     for _ in range(2):
         if _create_exclusive(path, json.dumps(asdict(mine))):
             return mine

@@ -135,9 +135,20 @@ def library_versions(names: Iterable[str] = LIBRARIES) -> dict[str, str | None]:
     return out
 
 
-def provenance(seed: int | None, data_hash: str | None) -> dict[str, Any]:
-    """The provenance block stored under ``config.json["provenance"]``."""
-    return {
+def provenance(seed: int | None, data_hash: str | None,
+               resolved_settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The provenance block stored under ``config.json["provenance"]``.
+
+    ``resolved_settings`` (settings a kind resolved at run time, outside the config) is
+    stored only when given.
+
+    Examples
+    --------
+    >>> block = provenance(0, "abc", {"epochs": 2})
+    >>> block["data_hash"], block["resolved_settings"], "resolved_settings" in provenance(0, "abc")
+    ('abc', {'epochs': 2}, False)
+    """
+    out = {
         "seed": seed,
         "data_hash": data_hash,
         "code_version": code_version(),
@@ -145,3 +156,6 @@ def provenance(seed: int | None, data_hash: str | None) -> dict[str, Any]:
         "platform": platform.platform(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if resolved_settings is not None:
+        out["resolved_settings"] = to_jsonable(dict(resolved_settings))
+    return out

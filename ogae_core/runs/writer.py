@@ -60,7 +60,8 @@ class RunWriter:
     """
 
     def __init__(
-        self, experiment_dir: Path, run_id_: str, config: Mapping[str, Any], seed: int | None, data_hash: str | None
+        self, experiment_dir: Path, run_id_: str, config: Mapping[str, Any], seed: int | None, data_hash: str | None,
+        resolved_settings: Mapping[str, Any] | None = None,
     ):
         self.final_path = experiment_dir / run_id_
         if self.final_path.exists():
@@ -68,7 +69,7 @@ class RunWriter:
         experiment_dir.mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{run_id_}-", dir=experiment_dir))
         full = dict(to_jsonable(config))
-        full["provenance"] = provenance(seed, data_hash)
+        full["provenance"] = provenance(seed, data_hash, resolved_settings)
         full["run_id"] = run_id_
         self.config = full
         self._metrics: dict[str, Any] | None = None
@@ -180,6 +181,9 @@ class create_run:  # noqa: N801 - used as a context manager, reads like a functi
         Seed of the run (also in provenance).
     data_hash : str, optional
         Hash of the data the run used.
+    resolved_settings : mapping, optional
+        Settings that changed training but are not in ``config`` (resolved from a preset at run
+        time); stored as ``provenance.resolved_settings``, compared when a sweep resumes.
     run_id : str, optional
         Defaults to :func:`run_id` of the config.
 
@@ -204,10 +208,11 @@ class create_run:  # noqa: N801 - used as a context manager, reads like a functi
         seed: int | None = None,
         data_hash: str | None = None,
         run_id: str | None = None,
+        resolved_settings: Mapping[str, Any] | None = None,
     ):
         self.experiment_dir = Path(root if root is not None else default_root()) / check_name("experiment", experiment)
         self.run_id = check_name("run id", run_id) if run_id is not None else default_run_id(config)
-        self._args = (config, seed, data_hash)
+        self._args = (config, seed, data_hash, resolved_settings)
         self.writer: RunWriter | None = None
 
     def __enter__(self) -> RunWriter:

@@ -9,7 +9,8 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ogae_core import Detector
-from ogae_core.experiments import RunConfig, TaskSpec, preset_configs, run_mnistc, split_metrics, stratified_subsample
+from ogae_core.experiments import (RunConfig, TaskSpec, get_kind, preset_configs, run_mnistc, split_metrics,
+                                    stratified_subsample)
 from ogae_core.experiments.mnistc import task_items
 from ogae_core.runs import list_runs
 from tests.experiments.conftest import SMOKE_EXPERIMENT
@@ -31,6 +32,8 @@ def test_smoke_preset_writes_complete_runs(smoke_store):
         prov = run.config["provenance"]
         assert prov["seed"] == 0 and prov["code_version"] and prov["libraries"]["torch"] and prov["data_hash"]
         assert RunConfig.from_dict(run.config).run_id() == run.run_id  # the id is the hash of the stored config
+        # what a resumed sweep compares (ogae_core.experiments.resume): equal for the unchanged task
+        assert get_kind("mnistc").data_hash(RunConfig.from_dict(run.config)) == prov["data_hash"]
 
 
 @pytest.mark.slow

@@ -120,6 +120,10 @@ def test_run_directory_holds_maps_scores_and_metrics(mri_store, smoke_cohort):
     assert m["localization"]["brain"]["aupr"] > m["localization"]["brain"]["prevalence"]
     assert run.history()["epoch"].tolist() == [0, 1]
     assert run.config["provenance"]["data_hash"] == smoke_cohort.info["key"]
+    # what a resumed sweep compares (ogae_core.experiments.resume): equal for the unchanged cohort
+    cfg = MriConfig.from_dict(run.config)
+    assert get_kind("mri").data_hash(cfg) == smoke_cohort.info["key"]
+    assert run.config["provenance"]["resolved_settings"] == get_kind("mri").resolved_settings(cfg)
 
 
 def test_wm_prior_row_and_one_run_per_reference(mri_store):

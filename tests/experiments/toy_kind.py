@@ -10,6 +10,8 @@ For the interruption tests: ``OGAE_TOY_TRAIN_S`` / ``OGAE_TOY_RUN_S`` make a gro
 ``OGAE_TOY_COUNTER=<file>`` appends ``train <training key> <pid>`` after each training and
 ``run <run id> <pid>`` after each run written. A config with ``shift`` > 1000 is refused by
 the kind's ``validate`` hook (before any job); one with ``shift`` < 0 fails in its job.
+``OGAE_TOY_DATA`` names the "data" (default ``toy-data-1``): the kind's ``data_hash`` hook, stored
+in every run's provenance (a changed value makes finished runs stale).
 """
 from __future__ import annotations
 
@@ -48,6 +50,10 @@ class ToyConfig:
         return config_hash({"seed": self.seed, "experiment_kind": self.kind})
 
 
+def data_hash(config) -> str:
+    return os.environ.get("OGAE_TOY_DATA", "toy-data-1")
+
+
 def _count(line: str) -> None:
     counter = os.environ.get("OGAE_TOY_COUNTER")
     if counter:
@@ -75,7 +81,8 @@ def run_training_group(configs, runs_root=None, experiment="toy", *, device="cpu
             rng = np.random.default_rng(cfg.seed)
             label = np.r_[np.zeros(30, int), np.ones(10, int)]
             score = rng.normal(size=40) + cfg.shift * label
-            with create_run(runs_root, experiment, cfg.to_dict(), seed=cfg.seed, run_id=cfg.run_id()) as w:
+            with create_run(runs_root, experiment, cfg.to_dict(), seed=cfg.seed, run_id=cfg.run_id(),
+                            data_hash=data_hash(cfg)) as w:
                 w.write_scores(pd.DataFrame({"score": score, "label": label}))
                 w.write_metrics({"test": {"auroc": auroc(label, score)}})
             out[cfg.run_id()] = RunFinished(cfg.run_id(), w.final_path)
@@ -115,4 +122,4 @@ def validate(config):
 
 KIND = register_kind(ExperimentKind("toy", ToyConfig, run_training_group, "a toy kind (tests)", report=report,
                                     add_arguments=add_arguments, configs_from_args=configs_from_args,
-                                    validate=validate), replace=True)
+                                    validate=validate, data_hash=data_hash), replace=True)

@@ -31,7 +31,7 @@ Examples
 from __future__ import annotations
 
 from ogae_core.data.mri.anatomy import Anatomy, template_anatomy, toy_anatomy
-from ogae_core.data.mri.build import build_simulated_cohort, load_cohort
+from ogae_core.data.mri.build import build_simulated_cohort, load_cohort, simulated_cohort_key
 from ogae_core.data.mri.cohort import Cohort, Subject, SubjectVolumes, read_cohort_csv
 from ogae_core.data.mri.figure import cohort_figure
 from ogae_core.data.mri.grid import ReferenceGrid, reference_grid
@@ -58,6 +58,7 @@ __all__ = [
     "read_cohort_csv",
     "reference_grid",
     "simulate_subject",
+    "simulated_cohort_key",
     "template_anatomy",
     "toy_anatomy",
 ]

@@ -22,7 +22,7 @@ from ogae_core.data.mri.manifest import cohorts_manifest, preset_config
 from ogae_core.data.mri.nifti import file_sha256, nifti_bytes
 from ogae_core.data.mri.simulate import SIMULATOR_VERSION, SimulatedSubject, plan_subjects, simulate_subject
 
-__all__ = ["build_simulated_cohort", "cohort_key", "load_cohort", "write_subject"]
+__all__ = ["build_simulated_cohort", "cohort_key", "load_cohort", "simulated_cohort_key", "write_subject"]
 
 _FILES = {"t1": "t1.nii.gz", "brain_mask": "brain_mask.nii.gz", "ventricle_mask": "ventricle_mask.nii.gz",
           "lesion_mask": "lesion_mask.nii.gz", "wm_prob": "wm_prob.nii.gz"}
@@ -34,6 +34,24 @@ def cohort_key(config: dict) -> str:
     content = {"config": config, "simulator": m["simulator"], "grid": m["reference_grid"],
                "versions": [SIMULATOR_VERSION, ANATOMY_VERSION]}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def simulated_cohort_key(preset: str, **overrides) -> str:
+    """``<preset>-<cohort_key>``: the cache folder name of a simulated cohort, also its
+    ``info["key"]`` (what MRI runs store as their data hash); computed without building it.
+
+    It changes with everything that changes the cohort's files: the preset's counts, slab
+    (slices), seed, ``site_balanced`` and ``confound``, the simulator, the grid, the code versions.
+
+    Examples
+    --------
+    >>> simulated_cohort_key("smoke") == simulated_cohort_key("smoke", site_balanced=None)
+    True
+    >>> simulated_cohort_key("smoke") == simulated_cohort_key("smoke", site_balanced=True)
+    False
+    """
+    config = preset_config(preset, **{k: v for k, v in overrides.items() if k != "progress"})
+    return f"{preset}-{cohort_key(config)}"
 
 
 def write_subject(folder: Path, subject: SimulatedSubject, affine) -> None:
@@ -66,7 +84,7 @@ def build_simulated_cohort(preset: str = "default", *, rebuild: bool = False, an
     config = preset_config(preset, **overrides)
     grid = reference_grid()
     anatomy = anatomy or template_anatomy()
-    folder = mri_cache_dir() / f"{preset}-{cohort_key(config)}"
+    folder = mri_cache_dir() / simulated_cohort_key(preset, **overrides)
     if (folder / "cohort.json").is_file() and not rebuild:
         return folder
     slab = None
@@ -116,8 +134,7 @@ def load_cohort(name: str = "default", *, root: str | Path | None = None, build:
     """
     if str(name).endswith(".csv"):
         return read_cohort_csv(name, root, **overrides)
-    config = preset_config(name, **{k: v for k, v in overrides.items() if k != "progress"})
-    folder = mri_cache_dir() / f"{name}-{cohort_key(config)}"
+    folder = mri_cache_dir() / simulated_cohort_key(name, **overrides)
     if not (folder / "cohort.json").is_file():
         if not build:
             raise FileNotFoundError(f"simulated cohort {name!r} is not built ({folder}); run `ogae data mri --cohort {name}`")
