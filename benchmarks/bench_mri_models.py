@@ -20,12 +20,14 @@ Rows:
   Goal: <= 60 s per test volume amortized on the 2-core CPU; peak memory (max RSS of the
   process) <= 4 GB.
 
-Measured 2026-12-01 on the 2-core CPU (one thread, little other load; 2 slices, 42,105 fitted
-voxels): OgAE step 16.5 ms vs AE 14.2 ms (1.16x, goal met); localized n = 16 x 9 = 144: 185 s per
-test volume (goal 60 s missed; scikit-learn loop 207 s without encoding); n = 16 x 1: 65 s
-(goal missed by 8 %; scikit-learn 121 s); peak RSS 3.4 GB (24 test volumes of the default slab
-loaded). At n = 144 the time goes to LocalizedOCSVM's per-voxel standardization and dual solves;
-encoding (about 1.6 M test + 1.2 M amortized training patches per volume) is about 25 s of it.
+Measured 2026-12-01 on the idle 2-core CPU, two torch threads, after the fused localized pass
+(``LocalizedOCSVM.fit_decision_function``) and the convolutional encoding (2 slices, 42,105
+fitted voxels): localized n = 16 x 9 = 144: 65.9 s per test volume (goal 60 s missed by ~10 %;
+62.4 s in a run under light load; scikit-learn loop 377 s without encoding); n = 16 x 1: 18.7 s
+(goal met; scikit-learn 211 s); dense encoding 7.3 s of it; peak RSS 3.2 GB. At n = 144 the dual
+solves dominate. Training step: 1.07x with one torch thread (30.1 vs 28.0 ms, goal met) but 1.39x
+with two (48.9 vs 35.2 ms): run with ``OMP_NUM_THREADS=1`` to see the configuration of a
+``--cpus 1`` sweep job. Earlier the same day, before both changes: 185 s and 65 s.
 
 * ``dense encoding``: the encoding part of the localized rows, whole-slice convolution
   (:mod:`ogae_core.volumes.conv_codes`, now the streamed path) vs patch by patch, same slices.
