@@ -37,6 +37,7 @@ import pandas as pd
 
 from ogae_core.experiments.ablation_analysis import OCSVM_GRIDS, in_grid_without_scale, select_runs  # noqa: F401 - re-exported
 from ogae_core.experiments.presets import ABLATION_PAIRS, experiment_name
+from ogae_core.runs import flatten_mapping
 
 #: Files of an aggregate (see the module docstring).
 AGGREGATE_FILES = {"runs": "runs.csv", "history": "history.csv", "bootstrap": "bootstrap.csv"}
@@ -114,7 +115,7 @@ def runs_frame(runs) -> pd.DataFrame:
                "epochs": run.config.get("epochs")}
         out.update({f"hp.{k}": _cell_value(v) for k, v in sorted(run.config.get("hyperparameters", {}).items())})
         for split, block in split_blocks(run).items():
-            out.update({f"{split}.{k}": v for k, v in _flat(block).items()})
+            out.update({f"{split}.{k}": v for k, v in flatten_mapping(block, lists="drop").items()})
         for key in RUN_FIELDS:
             value = run.metrics.get(key)
             out[key] = ";".join(value) if isinstance(value, list) else value
@@ -164,16 +165,6 @@ def split_blocks(run) -> dict[str, dict]:
 
 def _cell_value(v):
     return ";".join(map(str, v)) if isinstance(v, (list, tuple)) else v
-
-
-def _flat(d, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        elif isinstance(v, (int, float, str, bool)) or v is None:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def history_frame(runs) -> pd.DataFrame:

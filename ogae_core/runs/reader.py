@@ -241,20 +241,44 @@ def runs_table(runs: Iterable[Run]) -> pd.DataFrame:
     for run in runs:
         row = {"experiment": run.experiment, "run_id": run.run_id, "label": run.label, "seed": run.seed}
         cfg = {k: v for k, v in run.config.items() if k not in ("provenance", "run_id", "seed", "label")}
-        row.update({f"config.{k}": v for k, v in _flatten(cfg).items()})
-        row.update({f"metrics.{k}": v for k, v in _flatten(run.metrics).items()})
+        row.update({f"config.{k}": v for k, v in flatten_mapping(cfg).items()})
+        row.update({f"metrics.{k}": v for k, v in flatten_mapping(run.metrics).items()})
         row["code_version"] = run.config.get("provenance", {}).get("code_version")
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_mapping(d: Mapping[str, Any], prefix: str = "", lists: str = "json") -> dict[str, Any]:
+    """Nested mappings to one level of dotted keys (``{"a": {"b": 1}}`` -> ``{"a.b": 1}``).
+
+    Parameters
+    ----------
+    d : Mapping
+        The nested mapping (e.g. a run's ``metrics.json``).
+    prefix : str
+        Prepended to every key.
+    lists : {"json", "drop"}
+        What happens to values that are not mappings nor scalars (``int``, ``float``, ``str``,
+        ``bool``, ``None``): ``"json"`` keeps them, lists encoded as JSON text (one table cell);
+        ``"drop"`` leaves them out (tables of numbers only).
+
+    Examples
+    --------
+    >>> flatten_mapping({"a": {"b": 1, "c": [1, 2]}, "d": None})
+    {'a.b': 1, 'a.c': '[1, 2]', 'd': None}
+    >>> flatten_mapping({"a": {"b": 1, "c": [1, 2]}}, prefix="m.", lists="drop")
+    {'m.a.b': 1}
+    """
+    if lists not in ("json", "drop"):
+        raise ValueError(f"lists must be 'json' or 'drop', got {lists!r}")
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, Mapping):
-            out.update(_flatten(v, key + "."))
-        else:
+            out.update(flatten_mapping(v, key + ".", lists))
+        elif isinstance(v, (int, float, str, bool)) or v is None:
+            out[key] = v
+        elif lists == "json":
             out[key] = json.dumps(v) if isinstance(v, list) else v
     return out
 
