@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from numba import njit
 
+from ogae_core.ocsvm.cpu_engine.builds import one_blas_thread
 from ogae_core.ocsvm.cpu_engine.layer import as_float64, layer_backward, solve_points
 from ogae_core.ocsvm.cpu_engine.rbf import add_weighted_differences, rbf_cross
 from ogae_core.ocsvm.kernels import resolve_gamma
@@ -106,6 +107,17 @@ class GuidanceCpu(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z_svm, z_loss, opts, info):
+        with one_blas_thread():  # small products: BLAS threads would compete with torch's
+            return GuidanceCpu.forward_within(ctx, z_svm, z_loss, opts, info)
+
+    @staticmethod
+    def backward(ctx, grad):
+        with one_blas_thread():
+            return GuidanceCpu.backward_within(ctx, grad)
+
+    @staticmethod
+    def forward_within(ctx, z_svm, z_loss, opts, info):
+        """:meth:`forward` with the BLAS threads already limited."""
         gamma_spec, nu, max_iter, tol, standardize, mean_reduction, w_svm, w_loss = opts
         zs, zl = as_float64(z_svm), as_float64(z_loss)
         if not np.isfinite(zl).all():
@@ -125,7 +137,8 @@ class GuidanceCpu(torch.autograd.Function):
         return torch.from_numpy(np.array(scale * np.maximum(-f, 0.0).sum())).to(z_svm.dtype)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward_within(ctx, grad):
+        """:meth:`backward` with the BLAS threads already limited."""
         zl, Kl, f, scale, std, factors, w_svm, w_loss, dtype_svm, dtype_loss = ctx.state
         want_svm = bool(ctx.needs_input_grad[0] and w_svm != 0)
         want_loss = bool(ctx.needs_input_grad[1] and w_loss != 0)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from numba import njit
 
+from ogae_core.ocsvm.cpu_engine.builds import one_blas_thread
 from ogae_core.ocsvm.cpu_engine.active_set import kkt_residual_one, solve_one
 from ogae_core.ocsvm.cpu_engine.backward import adjoint_weights
 from ogae_core.ocsvm.cpu_engine.forward import solve_kernels
@@ -159,7 +160,8 @@ class DualFromPoints(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, opts, info):
         zn = as_float64(z)
-        sol = solve_points(zn, *opts)
+        with one_blas_thread():  # small products: BLAS threads would compete with torch's
+            sol = solve_points(zn, *opts)
         info["n_iter"], info["kkt_residual"], info["n_fallback"] = sol.n_iter, sol.kkt_residual, sol.n_fallback
         ctx.saved = sol.factors
         ctx.dtype = z.dtype
@@ -177,5 +179,6 @@ class DualFromPoints(torch.autograd.Function):
             ga = grad_alpha.detach()
             ga = np.ascontiguousarray((ga if ga.dtype == torch.float64 else ga.double()).numpy())
         gr = 0.0 if grad_rho is None else grad_rho.item()
-        grad = torch.from_numpy(layer_backward(*ctx.saved, ga, gr))
+        with one_blas_thread():
+            grad = torch.from_numpy(layer_backward(*ctx.saved, ga, gr))
         return (grad if ctx.dtype == torch.float64 else grad.to(ctx.dtype)), None, None
