@@ -105,9 +105,13 @@ def localized_decisions_from_codes(ref: torch.Tensor, tgt: torch.Tensor, positio
     out = np.empty((tgt.shape[0], V), np.float64)
     rows = max(1, int(chunk_memory) // (n * d * 4))
     chunks = []
+    flat_ref = ref.reshape(n_ref * ref.shape[1], d)                        # (R D, d), a view
+    ref_start = torch.arange(n_ref).mul_(ref.shape[1]).view(1, n_ref, 1)   # row of reference r's first voxel
+    buffer = torch.empty(min(rows, V) * n, d, dtype=ref.dtype, device=ref.device)  # reused: no fresh pages per chunk
     for k, a in enumerate(range(0, V, rows)):
         pos = torch.from_numpy(positions[a:a + rows])                       # (C, O)
-        codes = ref[:, pos].permute(1, 0, 2, 3).reshape(len(pos), n, d)     # (C, n_ref * O, d)
+        rows_of = (ref_start + pos.unsqueeze(1)).reshape(-1)                # (C R O): point r O + o of each voxel
+        codes = torch.index_select(flat_ref, 0, rows_of, out=buffer[:len(rows_of)]).view(len(pos), n, d)
         model = LocalizedOCSVM(nu=nu, gamma=gamma, standardize=True, device=device)
         f = model.fit_decision_function(codes, tgt[:, a:a + len(pos)].permute(1, 0, 2))  # fit + score in one pass
         out[:, a:a + len(pos)] = (f.cpu().numpy() if torch.is_tensor(f) else np.asarray(f)).T
