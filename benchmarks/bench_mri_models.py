@@ -137,6 +137,9 @@ def bench_localized_cohort(det, vols, radius: int, slices: list, sample: int, ma
     det.nu = nu
     ours = voxels = brain = union_total = 0.0
     ref_per_voxel = []
+    warm = np.argwhere(vols[0].brain[:, :, slices[0]])[:500]  # one-time costs (first allocations, thread pools)
+    localized_slice_decisions(det.network_, [r[:, :, slices[0]] for r in det.reference_t1_],
+                              [v.t1[:, :, slices[0]] for v in vols], warm, nu=nu, radius=radius, device="cpu")
     for z in slices:
         union = np.zeros(vols[0].t1.shape[:2], bool)
         for v in vols:

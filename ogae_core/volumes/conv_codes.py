@@ -42,12 +42,13 @@ import warnings
 
 import numpy as np
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
+from numba import prange
 from torch import nn
 
 from ogae_core.data.mri.patches import check_patch_size
 from ogae_core.methods import Method
 from ogae_core.nets import PatchBackbone
+from ogae_core.ocsvm.cpu_engine.builds import serial_and_parallel
 from ogae_core.volumes.patch_training import encode_patches, patches_at
 
 __all__ = ["codes_from_feature_map", "convolutional_encoder", "encoding_plan", "slice_codes", "slice_feature_map"]
@@ -160,12 +161,32 @@ def slice_feature_map(method: Method, t1_slices, patch_size: int) -> torch.Tenso
 def codes_from_feature_map(feature_map: torch.Tensor, xy: np.ndarray, window: tuple) -> torch.Tensor:
     """Codes ``(V, C * Lh * Lw)`` of the patches centred on ``xy`` from a slice's feature map
     ``(C, H, W)``: the window ``F[:, i:i + Lh, j:j + Lw]`` flattened channel-major, as the
-    per-patch encoder flattens its ``(C, Lh, Lw)`` output."""
+    per-patch encoder flattens its ``(C, Lh, Lw)`` output (one compiled gather, one voxel per
+    thread; windows that leave the map raise ``IndexError``)."""
     c, lh, lw = window
-    pixels = np.ascontiguousarray(feature_map.numpy().transpose(1, 2, 0))            # (H, W, C)
-    windows = sliding_window_view(pixels, (lh, lw), axis=(0, 1))                     # (X, Y, C, Lh, Lw) view
-    xy = np.asarray(xy).reshape(-1, 2)
-    return torch.from_numpy(windows[xy[:, 0], xy[:, 1]].reshape(len(xy), c * lh * lw))
+    fmap = np.ascontiguousarray(feature_map.numpy())
+    if fmap.shape[0] != c:
+        raise ValueError(f"the feature map has {fmap.shape[0]} channels, the code window {c}")
+    xy = np.ascontiguousarray(np.asarray(xy, dtype=np.int64).reshape(-1, 2))
+    if len(xy) and (xy.min() < 0 or xy[:, 0].max() + lh > fmap.shape[1] or xy[:, 1].max() + lw > fmap.shape[2]):
+        raise IndexError(f"a {lh}x{lw} code window at a voxel of xy leaves the feature map {fmap.shape[1:]}")
+    out = np.empty((len(xy), c * lh * lw), dtype=fmap.dtype)
+    _gather_builds(xy, fmap, lh, lw, out)
+    return torch.from_numpy(out)
+
+
+def _gather_windows(xy, fmap, lh, lw, out):
+    for v in prange(xy.shape[0]):
+        x, y = xy[v, 0], xy[v, 1]
+        k = 0
+        for ch in range(fmap.shape[0]):
+            for a in range(lh):
+                for b in range(lw):
+                    out[v, k] = fmap[ch, x + a, y + b]
+                    k += 1
+
+
+_gather_builds = serial_and_parallel(_gather_windows, "_conv_codes_gather_windows")
 
 
 def slice_codes(method: Method, t1_slice: np.ndarray, xy: np.ndarray, patch_size: int = 15) -> torch.Tensor:
@@ -184,7 +205,7 @@ def slice_codes(method: Method, t1_slice: np.ndarray, xy: np.ndarray, patch_size
         warnings.warn(f"dense patch codes computed patch by patch: {why}", stacklevel=2)
     if layers is None or encoding_plan(method, len(xy), t1_slice.shape, patch_size)[0] == "per-patch":
         return encode_patches(method, patches_at(t1_slice, xy, patch_size))
-    codes = codes_from_feature_map(slice_feature_map(method, t1_slice, patch_size)[0], xy, window)
-    if not torch.isfinite(codes).all():
+    fmap = slice_feature_map(method, t1_slice, patch_size)[0]
+    if not torch.isfinite(fmap).all():  # the codes are windows of it (a smaller array to check)
         raise ValueError("the patch network produced NaN or infinite latent codes (did training diverge?)")
-    return codes
+    return codes_from_feature_map(fmap, xy, window)

@@ -25,7 +25,8 @@ import numba
 import torch
 from numba import njit
 
-__all__ = ["PARALLEL_MIN_BATCH", "Builds", "call_within_torch_threads", "one_blas_thread", "serial_and_parallel"]
+__all__ = ["PARALLEL_MIN_BATCH", "Builds", "call_within_torch_threads", "fastmath_chain", "one_blas_thread",
+           "serial_and_parallel"]
 
 PARALLEL_MIN_BATCH = 8
 _BLAS: list = []  # the BLAS libraries' threadpoolctl selection, made on first use
@@ -81,6 +82,46 @@ def call_within_torch_threads(fn, *args):
     finally:
         numba.set_num_threads(previous)
         torch.set_num_threads(threads)
+
+
+def fastmath_chain(dispatcher, flags=frozenset({"reassoc", "contract"}), cache: bool = True, suffix: str = "_fastmath",
+                   _memo=None):
+    """Another build of a compiled function and of every compiled function it calls (found
+    among its global names, recursively), all with ``fastmath=flags``; the originals are
+    left as they are (their results, and the engine fingerprints, do not change).
+
+    With the default flags sums may be reassociated (vectorized) and multiply-adds fused:
+    results equal the original's to rounding (no assumption on NaN or infinities). With
+    ``cache``, each clone is cached on disk under its name plus ``suffix`` (functions defined
+    in a file only).
+
+    Examples
+    --------
+    >>> @njit
+    ... def _total(x):
+    ...     s = 0.0
+    ...     for v in x:
+    ...         s += v
+    ...     return s
+    >>> import numpy as np
+    >>> float(fastmath_chain(_total, cache=False)(np.arange(5.0)))
+    10.0
+    """
+    from numba.core.registry import CPUDispatcher
+
+    memo = {} if _memo is None else _memo
+    if dispatcher in memo:
+        return memo[dispatcher]
+    py = dispatcher.py_func
+    scope = dict(py.__globals__)
+    for name in py.__code__.co_names:
+        if isinstance(scope.get(name), CPUDispatcher):
+            scope[name] = fastmath_chain(scope[name], flags, cache, suffix, memo)
+    clone = types.FunctionType(py.__code__, scope, py.__name__ + suffix, py.__defaults__, py.__closure__)
+    clone.__qualname__ = py.__qualname__ + suffix
+    clone.__module__ = py.__module__
+    memo[dispatcher] = njit(cache=cache, fastmath=set(flags))(clone)
+    return memo[dispatcher]
 
 
 def serial_and_parallel(fn, name: str) -> Builds:

@@ -20,8 +20,10 @@ one voxel per thread (``prange``), and never changes a result with the thread co
   on ``K_SS``), the gradient ``K[:, S] alpha_S`` on every point, the points outside ``S``
   that violate the KKT conditions added, until none.
 
-Sums over features use reassociating (vectorized) float arithmetic: results equal the
-sequential sums to rounding, which the 1e-6 agreement with scikit-learn does not see.
+Sums over features use reassociating (vectorized) float arithmetic, and so does the
+working-set solve (its own build of the active-set solver, :func:`~ogae_core.ocsvm.cpu_engine.builds.fastmath_chain`):
+results equal the sequential arithmetic's to rounding, which the 1e-6 agreement with
+scikit-learn does not see.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ import numpy as np
 from numba import njit, prange
 
 from ogae_core.ocsvm.cpu_engine.active_set import kkt_residual_one, solve_one, vertex_rho
-from ogae_core.ocsvm.cpu_engine.builds import serial_and_parallel
+from ogae_core.ocsvm.cpu_engine.builds import fastmath_chain, serial_and_parallel
 
 __all__ = ["cross_exponent", "fit_exponents", "gram_lower", "gram_working_set", "prepare_codes", "transform_rows"]
 
@@ -294,9 +296,15 @@ def _gram_working_set_one(K, nu_n, s0, cap_add, max_iter, stol, ridge, tol, alph
     return rho, total_it, 0, residual
 
 
+#: The solve of one voxel with its whole call chain (active-set solver, factorizations) built
+#: with reassociating, fused float arithmetic: ~20 % faster at n = 144; the shared engine's
+#: own builds (guidance, final OCSVM) are not changed.
+_gram_working_set_one_fast = fastmath_chain(_gram_working_set_one, _FAST)
+
+
 def _gram_working_set(K, nu_n, s0, cap_add, max_iter, stol, ridge, tol, alpha, rho, n_iter, status, residual):
     for b in prange(K.shape[0]):
-        r, it, st, res = _gram_working_set_one(K[b], nu_n, s0, cap_add, max_iter, stol, ridge, tol, alpha[b])
+        r, it, st, res = _gram_working_set_one_fast(K[b], nu_n, s0, cap_add, max_iter, stol, ridge, tol, alpha[b])
         rho[b] = r
         n_iter[b] = it
         status[b] = st
