@@ -20,14 +20,15 @@ Rows:
   Goal: <= 60 s per test volume amortized on the 2-core CPU; peak memory (max RSS of the
   process) <= 4 GB.
 
-Measured 2026-12-01 on the idle 2-core CPU, two torch threads, after the fused localized pass
-(``LocalizedOCSVM.fit_decision_function``) and the convolutional encoding (2 slices, 42,105
-fitted voxels): localized n = 16 x 9 = 144: 65.9 s per test volume (goal 60 s missed by ~10 %;
-62.4 s in a run under light load; scikit-learn loop 377 s without encoding); n = 16 x 1: 18.7 s
-(goal met; scikit-learn 211 s); dense encoding 7.3 s of it; peak RSS 3.2 GB. At n = 144 the dual
-solves dominate. Training step: 1.07x with one torch thread (30.1 vs 28.0 ms, goal met) but 1.39x
-with two (48.9 vs 35.2 ms): run with ``OMP_NUM_THREADS=1`` to see the configuration of a
-``--cpus 1`` sweep job. Earlier the same day, before both changes: 185 s and 65 s.
+Measured 2026-12-01 (third session) on the 2-core CPU with the background sweeps paused,
+two torch threads, after the single gather into a reused buffer, the compiled gather from the
+feature map and the fastmath working-set solve (2 slices, 42,105 fitted voxels; a warm-up call
+on 500 voxels first): localized n = 16 x 9 = 144: 51.9 s per test volume (goal met;
+scikit-learn loop 440 s without encoding); n = 16 x 1: 18.1 s (scikit-learn 312 s); dense
+encoding 5.4 s of it; peak RSS 3.05 GB. The VM's speed varies by +-15 % between runs minutes
+apart (the run before the fastmath solve: 60.5 s; earlier the same day 65.9 s and 72.8 s).
+Training step with two torch threads: OgAE 49.9 ms vs AE 46.3 ms (1.08x, goal met) since the
+engine's guidance and layer nodes limit the BLAS libraries to one thread (1.39x before).
 
 * ``dense encoding``: the encoding part of the localized rows, whole-slice convolution
   (:mod:`ogae_core.volumes.conv_codes`, now the streamed path) vs patch by patch, same slices.
