@@ -42,3 +42,20 @@ def test_guidance_step_leaves_thread_settings_unchanged():
     (out.loss + z.square().sum()).backward()
     assert torch.isfinite(z.grad).all()
     assert _blas_threads() == before and torch.get_num_threads() == torch_threads
+
+
+def test_fastmath_chain_rebuilds_the_callees_and_leaves_the_originals():
+    from numba.core.registry import CPUDispatcher
+
+    from ogae_core.ocsvm.cpu_engine import active_set, localized_kernels
+    from ogae_core.ocsvm.cpu_engine.builds import fastmath_chain
+
+    fast = localized_kernels._gram_working_set_one_fast
+    scope = fast.py_func.__globals__
+    assert fast.targetoptions["fastmath"] and not localized_kernels._gram_working_set_one.targetoptions.get("fastmath")
+    # the callees seen by the clone are clones too; the module's own names still point at the originals
+    assert scope["_round_one"] is not localized_kernels._round_one
+    assert scope["_round_one"].py_func.__globals__["solve_one"] is not active_set.solve_one
+    assert isinstance(scope["_round_one"], CPUDispatcher) and scope["_round_one"].targetoptions["fastmath"]
+    assert localized_kernels.solve_one is active_set.solve_one
+    assert fastmath_chain(active_set.solve_one) is not active_set.solve_one
