@@ -34,6 +34,23 @@ def test_ablation_notebook_renders_the_committed_smoke_aggregate(tmp_path):
     assert (tmp_path / "reports" / "03_fidelity_ablation.html").is_file()
 
 
+def test_ablation_notebook_renders_the_committed_full_aggregate(tmp_path):
+    """Notebook 03 on results/ablation (the committed 576-run aggregate of both pairs, 3 seeds)."""
+    from ogae_core.experiments.ablation import default_aggregate_dir, read_aggregate
+
+    agg = read_aggregate(default_aggregate_dir())
+    assert sorted(agg["runs"]["pair"].unique()) == ["3v4", "3v8"] and sorted(agg["runs"]["seed"].unique()) == [0, 1, 2]
+    nb03 = [p for p in notebook_paths() if p.name.startswith("03")]
+    written = execute_notebooks(tmp_path / "reports", smoke=False, kernel="python3", notebooks=nb03,
+                                parameters={"n_subsets": 100})
+    nb = nbformat.read(str(written[0]), as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("data", {}).get("text/plain", ""))
+                   for o in outputs)
+    assert "576 runs" in text and "48 trainings" in text
+
+
 @pytest.mark.slow
 def test_notebooks_run_in_smoke_mode(smoke_store, tmp_path):
     root, _ = smoke_store  # notebook 01 finds the smoke runs there (resume), notebook 02 trains its own
