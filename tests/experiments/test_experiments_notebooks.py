@@ -21,14 +21,20 @@ def test_every_notebook_has_literal_parameters_with_smoke():
         assert params["smoke"] is False and ("aggregate_dir" if p.name.startswith("03") else "runs_root") in params
 
 
-def test_ablation_notebook_renders_the_committed_smoke_aggregate(tmp_path):
-    """Notebook 03 in smoke mode: results/ablation/smoke, no training, seconds."""
+def _ablation_notebook_outputs(tmp_path, smoke: bool) -> list:
+    """Outputs of notebook 03 executed by papermill (asserting that no cell failed)."""
     nb03 = [p for p in notebook_paths() if p.name.startswith("03")]
-    written = execute_notebooks(tmp_path / "reports", smoke=True, kernel="python3", notebooks=nb03,
+    written = execute_notebooks(tmp_path / "reports", smoke=smoke, kernel="python3", notebooks=nb03,
                                 parameters={"n_subsets": 100})
     nb = nbformat.read(str(written[0]), as_version=4)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
+    return outputs
+
+
+def test_ablation_notebook_renders_the_committed_smoke_aggregate(tmp_path):
+    """Notebook 03 in smoke mode: results/ablation/smoke, no training, seconds."""
+    outputs = _ablation_notebook_outputs(tmp_path, smoke=True)
     plots = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
     assert len(plots) == 3  # the effects, and the dynamics of each digit pair
     assert (tmp_path / "reports" / "03_fidelity_ablation.html").is_file()
@@ -40,12 +46,7 @@ def test_ablation_notebook_renders_the_committed_full_aggregate(tmp_path):
 
     agg = read_aggregate(default_aggregate_dir())
     assert sorted(agg["runs"]["pair"].unique()) == ["3v4", "3v8"] and sorted(agg["runs"]["seed"].unique()) == [0, 1, 2]
-    nb03 = [p for p in notebook_paths() if p.name.startswith("03")]
-    written = execute_notebooks(tmp_path / "reports", smoke=False, kernel="python3", notebooks=nb03,
-                                parameters={"n_subsets": 100})
-    nb = nbformat.read(str(written[0]), as_version=4)
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error"]
+    outputs = _ablation_notebook_outputs(tmp_path, smoke=False)
     text = "".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("data", {}).get("text/plain", ""))
                    for o in outputs)
     assert "576 runs" in text and "48 trainings" in text
