@@ -19,6 +19,7 @@ against 35 ms for the AE (34 ms with OpenBLAS limited to one thread; idle 2-core
 from __future__ import annotations
 
 import contextlib
+import functools
 import types
 
 import numba
@@ -29,7 +30,6 @@ __all__ = ["PARALLEL_MIN_BATCH", "Builds", "call_within_torch_threads", "fastmat
            "serial_and_parallel"]
 
 PARALLEL_MIN_BATCH = 8
-_BLAS: list = []  # the BLAS libraries' threadpoolctl selection, made on first use
 
 
 def _renamed(fn, name: str):
@@ -129,19 +129,20 @@ def serial_and_parallel(fn, name: str) -> Builds:
     return Builds(fn, name)
 
 
+@functools.cache
 def _blas_pools():
-    if not _BLAS:
-        import scipy.linalg.cython_blas  # noqa: F401 - numba's BLAS; loaded before threadpoolctl looks
-        from threadpoolctl import ThreadpoolController
+    """The BLAS libraries' threadpoolctl selection (made once, on first use)."""
+    import scipy.linalg.cython_blas  # noqa: F401 - numba's BLAS; loaded before threadpoolctl looks
+    from threadpoolctl import ThreadpoolController
 
-        _BLAS.append(ThreadpoolController().select(user_api="blas"))
-    return _BLAS[0]
+    return ThreadpoolController().select(user_api="blas")
 
 
 @contextlib.contextmanager
 def one_blas_thread():
     """Limit the loaded BLAS libraries (numpy's and scipy's OpenBLAS) to one thread inside
-    the block, then restore their thread counts (about 30 us per use).
+    the block, then restore their thread counts (about 30 us per use). Also a decorator:
+    ``@one_blas_thread()`` limits every call of the decorated function.
 
     Examples
     --------

@@ -106,18 +106,8 @@ class GuidanceCpu(torch.autograd.Function):
     """
 
     @staticmethod
+    @one_blas_thread()  # small products: BLAS threads would compete with torch's
     def forward(ctx, z_svm, z_loss, opts, info):
-        with one_blas_thread():  # small products: BLAS threads would compete with torch's
-            return GuidanceCpu.forward_within(ctx, z_svm, z_loss, opts, info)
-
-    @staticmethod
-    def backward(ctx, grad):
-        with one_blas_thread():
-            return GuidanceCpu.backward_within(ctx, grad)
-
-    @staticmethod
-    def forward_within(ctx, z_svm, z_loss, opts, info):
-        """:meth:`forward` with the BLAS threads already limited."""
         gamma_spec, nu, max_iter, tol, standardize, mean_reduction, w_svm, w_loss = opts
         zs, zl = as_float64(z_svm), as_float64(z_loss)
         if not np.isfinite(zl).all():
@@ -137,8 +127,8 @@ class GuidanceCpu(torch.autograd.Function):
         return torch.from_numpy(np.array(scale * np.maximum(-f, 0.0).sum())).to(z_svm.dtype)
 
     @staticmethod
-    def backward_within(ctx, grad):
-        """:meth:`backward` with the BLAS threads already limited."""
+    @one_blas_thread()
+    def backward(ctx, grad):
         zl, Kl, f, scale, std, factors, w_svm, w_loss, dtype_svm, dtype_loss = ctx.state
         want_svm = bool(ctx.needs_input_grad[0] and w_svm != 0)
         want_loss = bool(ctx.needs_input_grad[1] and w_loss != 0)
