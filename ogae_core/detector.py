@@ -172,8 +172,10 @@ class Detector:
         Method hyperparameters (see :func:`ogae_core.methods.hyperparameter_names`),
         network options (``latent_dim``, ``widths``, ``kernel_size``, ``negative_slope``),
         trainer options (``batch_size``, ``lr``, ``weight_decay``, ``val_fraction``,
-        ``patience``, ``min_delta``, ``restore_best``, ``device``, ``progress``, ``log``,
-        ``channels_last``) and final-OCSVM options (``ocsvm_nu``, ``ocsvm_gamma``,
+        ``patience``, ``min_delta``, ``restore_best``, ``early_stopping``, ``device``,
+        ``progress``, ``log``, ``channels_last``; a method may default some network and trainer
+        options its own way, e.g. OgAE's ``negative_slope=0.3`` and ``early_stopping="run"``:
+        :meth:`ogae_core.methods.Method.default_settings`) and final-OCSVM options (``ocsvm_nu``, ``ocsvm_gamma``,
         ``ocsvm_standardize``: standardize the codes with the training mean/std; defaults
         in :data:`OCSVM_DEFAULTS`, the same for every method).
 
@@ -256,8 +258,9 @@ class Detector:
                 valid = sorted(method_keys | set(BACKBONE_KEYS) | set(TRAIN_KEYS) | set(OCSVM_KEYS))
                 raise ValueError(f"unknown hyperparameter {k!r} for method {self.method!r}; valid: {valid}")
         config = cls.Config.from_dict(hp)
-        backbone = BackboneConfig(**bb)
-        train_cfg = TrainConfig(epochs=self.epochs, seed=self.seed, **tr)
+        # the method's own network and trainer defaults (e.g. OgAE's), then the given options
+        backbone = BackboneConfig(**{**cls.network_defaults, **bb})
+        train_cfg = TrainConfig(epochs=self.epochs, seed=self.seed, **{**cls.training_defaults, **tr})
         if scoring == "ocsvm":
             oc = {**OCSVM_DEFAULTS, **oc}
         return {"cls": cls, "config": config, "backbone": backbone, "train": train_cfg, "scoring": scoring, "ocsvm": oc}

@@ -222,11 +222,17 @@ def test_strict_detector_raises_on_constant_scores():
 
 @pytest.mark.slow
 def test_quality_floor_on_real_mnist_3_vs_7():
-    """Train on 4000 uncorrupted 3s for 4 epochs; test 3 vs 7: AUROC >= 0.85.
+    """Train on 4000 uncorrupted 3s for 4 epochs; test 3 vs 7.
 
     OgAE uses the expander + compactor gradient from the start ("both"): with only four
     epochs, an expander-only first stage (the paper's 20-epoch schedule) has no time to be
     compensated (measured: AUROC 0.63 with 2 + 2 epochs vs 0.93 with "both").
+
+    Floors from measurements on this split (seed 0): AE-recons 0.88; OgAE-ocsvm in the earlier
+    ``"project"`` guidance regime 0.91; OgAE-ocsvm at its defaults (the ``"authors"`` regime,
+    slope 0.3, one early-stopping criterion: the MNIST-C ablation's validation choice) 0.80,
+    0.90 with seed 1 -- on clean 3 vs 7 the new defaults are not better, and vary more with the
+    seed, hence the lower floor. A guidance that breaks the codes scores near 0.5.
     """
     from sklearn.metrics import roc_auc_score
 
@@ -241,11 +247,14 @@ def test_quality_floor_on_real_mnist_3_vs_7():
     common = dict(epochs=4, progress=False, log=False)
     ae = Detector("ae", scoring="recons", **common).fit(train_x)
     ogae = Detector("ogae", scoring="ocsvm", strategy="both", **common).fit(train_x)
+    project = Detector("ogae", scoring="ocsvm", strategy="both", guidance="project", **common).fit(train_x)
     auc_ae = roc_auc_score(y, ae.anomaly_score(test_x))
     auc_ogae = roc_auc_score(y, ogae.anomaly_score(test_x))
-    print(f"AUROC 3 vs 7: AE-recons {auc_ae:.3f}, OgAE-ocsvm {auc_ogae:.3f}")
+    auc_project = roc_auc_score(y, project.anomaly_score(test_x))
+    print(f"AUROC 3 vs 7: AE-recons {auc_ae:.3f}, OgAE-ocsvm {auc_ogae:.3f} (project regime {auc_project:.3f})")
     assert auc_ae >= 0.85
-    assert auc_ogae >= 0.85
+    assert auc_project >= 0.85
+    assert auc_ogae >= 0.75
 
 
 @pytest.mark.parametrize("method,start,target,ocsvm", [
@@ -271,3 +280,15 @@ def test_with_scoring_changes_only_the_scorer(data):
         det.with_scoring(train_x, "svdd")
     with pytest.raises(RuntimeError, match="not fitted"):
         _detector("ae", "recons").with_scoring(train_x, "ocsvm")
+
+
+def test_method_level_network_and_trainer_defaults():
+    """OgAE trains with the ablation's validation-selected defaults unless a run sets them; the
+    other methods keep the network's and the trainer's own."""
+    r = Detector("ogae")._resolve()
+    assert (r["backbone"].negative_slope, r["train"].early_stopping) == (0.3, "run")
+    assert (r["config"].guidance, r["config"].gamma, r["config"].standardize) == ("authors", "scale", "each")
+    r = Detector("ogae", negative_slope=0.01, early_stopping="phase", guidance="project")._resolve()
+    assert (r["backbone"].negative_slope, r["train"].early_stopping, r["config"].gamma) == (0.01, "phase", 0.01)
+    r = Detector("ae")._resolve()
+    assert (r["backbone"].negative_slope, r["train"].early_stopping) == (0.01, "phase")

@@ -84,6 +84,30 @@ def data_hash(cfg: RunConfig) -> str:
     return task_data_hash(cfg.task, build_task(cfg.task))
 
 
+def resolved_settings(cfg: RunConfig) -> dict:
+    """The settings a run of ``cfg`` takes from its method's defaults and its config does not
+    set (:meth:`ogae_core.methods.Method.default_settings`; the kind's ``resolved_settings``
+    hook): the run id does not hold them, so a resumed sweep compares them with the ones a
+    finished run stored and refuses to reuse a run trained under other defaults.
+
+    Examples
+    --------
+    >>> resolved_settings(RunConfig("ogae", "ocsvm"))
+    {'early_stopping': 'run', 'guidance': 'authors', 'negative_slope': 0.3}
+    >>> resolved_settings(RunConfig("ogae", "ocsvm", hyperparameters={"guidance": "project"}))
+    {'early_stopping': 'run', 'negative_slope': 0.3}
+    >>> resolved_settings(RunConfig("ae", "recons"))
+    {}
+    """
+    from ogae_core.methods import get_method
+
+    try:
+        defaults = get_method(cfg.method).default_settings()
+    except ValueError:
+        return {}  # an unknown method fails in its run, with the registry's message
+    return {k: v for k, v in sorted(defaults.items()) if k not in cfg.hyperparameters}
+
+
 def _write_run(cfg: RunConfig, det, items, task, root: Path | None, experiment: str, device: str,
                train_seconds: float, trained_in: str | None, latent_cache: dict | None = None) -> Path:
     """Score, embed and write the run directory of ``cfg`` for a fitted detector.
@@ -116,7 +140,8 @@ def _write_run(cfg: RunConfig, det, items, task, root: Path | None, experiment: 
         "device": str(device), "torch_threads": torch.get_num_threads(),
         "training_key": cfg.training_key(), "trained_in": trained_in,
     })
-    with create_run(root, experiment, cfg.to_dict(), seed=cfg.seed, data_hash=task_data_hash(cfg.task, task)) as w:
+    with create_run(root, experiment, cfg.to_dict(), seed=cfg.seed, data_hash=task_data_hash(cfg.task, task),
+                    resolved_settings=resolved_settings(cfg)) as w:
         det.save(w.path)
         w.write_history(pd.DataFrame(det.history_))
         w.write_scores(scores)
@@ -350,7 +375,7 @@ def report(runs_root, experiment: str, **options):
 KIND = register_kind(ExperimentKind(
     name="mnistc", config_type=RunConfig, run_training_group=run_training_group,
     description="Experiment 1: MNIST-C normal vs anomaly digit", prepare=prepare, validate=validate,
-    data_hash=data_hash,
+    data_hash=data_hash, resolved_settings=resolved_settings,
     run_summary=run_summary,
     report=report, add_arguments=add_arguments, configs_from_args=configs_from_args,
 ), replace=True)

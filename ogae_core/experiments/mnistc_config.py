@@ -156,7 +156,8 @@ class RunConfig:
     def training_key(self) -> str:
         """Hash of what determines the trained network: the config without the label, the
         scoring, the final-OCSVM options and the UMAP settings, with the method's defaults
-        filled in (``lam`` left at its default and ``lam=1e-2`` train the same network).
+        filled in (``lam`` left at its default and ``lam=0.1`` train the same network; so do
+        OgAE's network and trainer defaults, :meth:`~ogae_core.methods.Method.default_settings`).
 
         Examples
         --------
@@ -175,7 +176,8 @@ class RunConfig:
         try:
             from ogae_core.methods import get_method
 
-            defaults = dataclasses.asdict(get_method(self.method).Config())
+            cls = get_method(self.method)
+            defaults = {**cls.default_settings(), **dataclasses.asdict(cls.Config())}
         except (ValueError, KeyError, TypeError):
             pass  # an unknown method fails later, in training, with the registry's message
         hp = {**defaults, **{k: v for k, v in d["hyperparameters"].items() if k not in OCSVM_KEYS}}

@@ -113,17 +113,17 @@ def data_hash(cfg: MriConfig) -> str:
     return simulated_cohort_key(cfg.cohort, **cfg.cohort_options)
 
 
-def resolved_settings(cfg: MriConfig) -> dict:
+def preset_settings(cfg: MriConfig) -> dict:
     """The detector's ``preset_params(cohort)`` that the config's hyperparameters do not override
-    (the kind's ``resolved_settings`` hook: they change training, the run id does not hold them).
+    (short training on the small cohort presets; they become the detector's keyword arguments).
 
     Examples
     --------
-    >>> resolved_settings(MriConfig("sae-loc", cohort="smoke"))["epochs"]
+    >>> preset_settings(MriConfig("sae-loc", cohort="smoke"))["epochs"]
     2
-    >>> "epochs" in resolved_settings(MriConfig("sae-loc", cohort="smoke", hyperparameters={"epochs": 1}))
+    >>> "epochs" in preset_settings(MriConfig("sae-loc", cohort="smoke", hyperparameters={"epochs": 1}))
     False
-    >>> resolved_settings(MriConfig("sae-loc", cohort="default"))
+    >>> preset_settings(MriConfig("sae-loc", cohort="default"))
     {}
     """
     from ogae_core.volumes import get_volume_method
@@ -135,6 +135,53 @@ def resolved_settings(cfg: MriConfig) -> dict:
     preset = getattr(cls, "preset_params", None)
     defaults = dict(preset(cfg.cohort)) if callable(preset) else {}
     return {k: v for k, v in sorted(defaults.items()) if k not in cfg.hyperparameters}
+
+
+def method_default_settings(cfg: MriConfig) -> dict:
+    """What a patch model's network takes from its method's defaults and the config does not set
+    (:meth:`ogae_core.methods.Method.default_settings` without the MNIST network's): the trainer's
+    ``early_stopping`` and, inside ``method_params``, e.g. OgAE's guidance regime
+    (``"method_params.guidance"``). Empty for the other MRI methods.
+
+    Examples
+    --------
+    >>> method_default_settings(MriConfig("ogae-loc"))
+    {'early_stopping': 'run', 'method_params.guidance': 'authors'}
+    >>> method_default_settings(MriConfig("sae-loc")), method_default_settings(MriConfig("wm-prior"))
+    ({}, {})
+    """
+    from ogae_core.methods import get_method
+    from ogae_core.volumes import get_volume_method
+
+    try:
+        network_method = getattr(get_volume_method(cfg.method), "method", "")
+        defaults = get_method(network_method).default_settings(network=False) if network_method else {}
+    except ValueError:
+        return {}
+    given = dict(cfg.hyperparameters.get("method_params") or {})
+    out = {}
+    for k, v in sorted(defaults.items()):
+        if k == "early_stopping":
+            if cfg.hyperparameters.get("early_stopping") is None:
+                out[k] = v
+        elif k not in given:
+            out[f"method_params.{k}"] = v
+    return out
+
+
+def resolved_settings(cfg: MriConfig) -> dict:
+    """Settings a run of ``cfg`` resolves at run time that its run id does not hold (the kind's
+    ``resolved_settings`` hook, compared when a sweep resumes): :func:`preset_settings` and
+    :func:`method_default_settings`.
+
+    Examples
+    --------
+    >>> resolved_settings(MriConfig("ogae-loc", cohort="smoke"))["method_params.guidance"]
+    'authors'
+    >>> resolved_settings(MriConfig("sae-loc", cohort="default"))
+    {}
+    """
+    return {**preset_settings(cfg), **method_default_settings(cfg)}
 
 
 def full_grid_map(anomaly_map: np.ndarray, z_start: int, grid) -> tuple[np.ndarray, np.ndarray]:
@@ -234,14 +281,14 @@ def run_metrics(scores: pd.DataFrame, voxels: pd.DataFrame, pooled: tuple[list, 
 
 # ----------------------------------------------------------------------------- one run
 def _params(cfg: MriConfig, device: str = "cpu") -> dict:
-    """The detector's keyword arguments: its ``preset_params(cohort)``, the config's
+    """The detector's keyword arguments: its ``preset_params(cohort)`` (:func:`preset_settings`), the config's
     hyperparameters, and the sweep's ``device`` when the detector takes one and the config does not set it."""
     import inspect
 
     from ogae_core.volumes import get_volume_method
 
     cls = get_volume_method(cfg.method)
-    params = {**resolved_settings(cfg), **cfg.hyperparameters}
+    params = {**preset_settings(cfg), **cfg.hyperparameters}
     if "device" in inspect.signature(cls.__init__).parameters and "device" not in params:
         params["device"] = device
     return params

@@ -179,6 +179,26 @@ class Method(nn.Module):
     #: ``{history column: meaning}`` of the columns this method fills (besides the
     #: trainer's own); :data:`COMMON_HISTORY_COLUMNS` hold those every method fills.
     history_columns: ClassVar[dict] = COMMON_HISTORY_COLUMNS
+    #: Options of the MNIST network (:class:`~ogae_core.nets.BackboneConfig`) this method
+    #: trains with when a run does not set them (e.g. OgAE's LeakyReLU slope).
+    network_defaults: ClassVar[dict] = {}
+    #: Trainer options (:class:`~ogae_core.train.TrainConfig`) this method trains with when a
+    #: run does not set them (e.g. OgAE's one early-stopping criterion over all epochs).
+    training_defaults: ClassVar[dict] = {}
+
+    @classmethod
+    def default_settings(cls, network: bool = True) -> dict:
+        """Settings a run of this method takes from its defaults beyond its config's fields:
+        :attr:`network_defaults` (``network=False``: left out, e.g. on the patch network, which
+        has none of them) and :attr:`training_defaults`. Sweeps store those a run did not set
+        (``resolved_settings``), so a resumed sweep notices when a default changed.
+
+        Examples
+        --------
+        >>> Method.default_settings()
+        {}
+        """
+        return {**(cls.network_defaults if network else {}), **cls.training_defaults}
 
     def __init__(self, config: MethodConfig | None = None,
                  backbone: BackboneConfig | PatchBackboneConfig | None = None) -> None:

@@ -149,7 +149,9 @@ def guidance_loss(
     if not (isinstance(standardize, bool) or standardize == "each"):
         raise ValueError(f"standardize must be True, False or 'each'; got {standardize!r}")
     on_cpu = z_svm.device.type == "cpu" and z_loss.device.type == "cpu"
-    if on_cpu and solver_dtype == torch.float64 and standardize != "each":
+    if on_cpu and solver_dtype == torch.float64:
+        if standardize == "each":
+            return _guidance_cpu_each(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, reduction)
         return _guidance_cpu(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, standardize, reduction)
     return guidance_loss_composite(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, standardize,
                                    reduction, solver_dtype)
@@ -160,8 +162,8 @@ def guidance_loss_composite(z_svm, z_loss, nu=0.5, gamma="scale", expander_weigh
     """:func:`guidance_loss` as a composition of differentiable torch operations (any device).
 
     The same parameters and result as :func:`guidance_loss` (which checks them and calls
-    this function off the CPU, for ``standardize="each"`` and for a float32 solve); the
-    reference the fused CPU node is tested and benchmarked against.
+    this function off the CPU and for a float32 solve); the reference the fused CPU node is
+    tested and benchmarked against.
 
     Examples
     --------
@@ -215,6 +217,18 @@ def _guidance_cpu(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, s
     loss = GuidanceCpu.apply(z_svm, z_loss, opts, info)
     return GuidanceOutput(loss, info["misclassified_fraction"], info["n_support"], info["rho"], info["n_iter"],
                           info["gamma"])
+
+
+def _guidance_cpu_each(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, reduction) -> GuidanceOutput:
+    """``standardize="each"`` on the fused CPU node: each half is standardized by differentiable
+    torch operations (float64, the authors' rule, as in :func:`guidance_loss_composite`), and the
+    node solves and differentiates on the standardized halves; autograd chains the two. The
+    routing of the expander and compactor gradients happens at the inputs, as in the composite."""
+    zs = _route(z_svm, expander_weight).to(torch.float64)
+    zl = _route(z_loss, compactor_weight).to(torch.float64)
+    (zs,), (zl,) = standardize_codes(zs, rule="authors"), standardize_codes(zl, rule="authors")
+    out = _guidance_cpu(zs, zl, nu, gamma, 1.0, 1.0, False, reduction)
+    return out._replace(loss=out.loss.to(z_svm.dtype))
 
 
 def _route(z: torch.Tensor, weight: float) -> torch.Tensor:

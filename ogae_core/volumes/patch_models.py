@@ -121,6 +121,9 @@ class PatchModelDetector(VolumeDetector):
         OCSVM parameters (see the subclasses).
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``.
+    early_stopping : {"phase", "run"} or None
+        Early stopping per trainer phase or over the run (:class:`ogae_core.train.TrainConfig`);
+        ``None``: the network's method decides (OgAE: ``"run"``, the others have one phase).
     """
 
     method: ClassVar[str] = ""
@@ -173,7 +176,8 @@ class PatchModelDetector(VolumeDetector):
     def __init__(self, method_params: dict | None = None, patch_size: int = 15, widths: tuple = (3, 4, 12, 16),
                  epochs: int = 10, batch_size: int = 100, lr: float = 1e-3, patience: int = 5,
                  patches_per_epoch: int = 60_000, pool_locations: int = 20_000, eval_patches: int = 10_000,
-                 nu: float = 0.1, gamma: float | str = "scale", device: str = "auto") -> None:
+                 nu: float = 0.1, gamma: float | str = "scale", device: str = "auto",
+                 early_stopping: str | None = None) -> None:
         self.method_params = method_params
         self.patch_size = patch_size
         self.widths = widths
@@ -186,6 +190,7 @@ class PatchModelDetector(VolumeDetector):
         self.eval_patches = eval_patches
         self.nu = nu
         self.gamma = gamma
+        self.early_stopping = early_stopping
         self.device = device
 
     # ------------------------------------------------------------------ training
@@ -223,7 +228,7 @@ class PatchModelDetector(VolumeDetector):
                 self.method, self.method_params, [v.t1 for v in vols], [v.t1 for v in stop], locations,
                 backbone=backbone, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                 patches_per_epoch=self.patches_per_epoch, eval_patches=self.eval_patches, patience=self.patience,
-                seed=seed, device=self.device, progress=progress)
+                seed=seed, early_stopping=self.early_stopping, device=self.device, progress=progress)
         # the trainer leaves the weights channels-last; a contiguous CPU copy scores as the saved one will
         self.network_.to("cpu").to(memory_format=torch.contiguous_format)
         self.seed_ = int(seed)
@@ -357,9 +362,10 @@ class LocalizedPatchDetector(PatchModelDetector):
                  epochs: int = 10, batch_size: int = 100, lr: float = 1e-3, patience: int = 5,
                  patches_per_epoch: int = 60_000, pool_locations: int = 20_000, eval_patches: int = 10_000,
                  nu: float = 0.1, gamma: float | str = "scale", neighbourhood: int = 1,
-                 chunk_memory: int = CHUNK_MEMORY, keep_models: bool = False, device: str = "auto") -> None:
+                 chunk_memory: int = CHUNK_MEMORY, keep_models: bool = False, device: str = "auto",
+                 early_stopping: str | None = None) -> None:
         super().__init__(method_params, patch_size, widths, epochs, batch_size, lr, patience, patches_per_epoch,
-                         pool_locations, eval_patches, nu, gamma, device)
+                         pool_locations, eval_patches, nu, gamma, device, early_stopping)
         self.neighbourhood = neighbourhood
         self.chunk_memory = chunk_memory
         self.keep_models = keep_models
@@ -477,9 +483,10 @@ class SAEPatientSpecific(PatchModelDetector):
     def __init__(self, method_params: dict | None = None, patch_size: int = 15, widths: tuple = (3, 4, 12, 16),
                  epochs: int = 10, batch_size: int = 100, lr: float = 1e-3, patience: int = 5,
                  patches_per_epoch: int = 60_000, pool_locations: int = 20_000, eval_patches: int = 10_000,
-                 nu: float = 0.1, gamma: float | str = "scale", ps_samples: int = 2000, device: str = "auto") -> None:
+                 nu: float = 0.1, gamma: float | str = "scale", ps_samples: int = 2000, device: str = "auto",
+                 early_stopping: str | None = None) -> None:
         super().__init__(method_params, patch_size, widths, epochs, batch_size, lr, patience, patches_per_epoch,
-                         pool_locations, eval_patches, nu, gamma, device)
+                         pool_locations, eval_patches, nu, gamma, device, early_stopping)
         self.ps_samples = ps_samples
 
     def _check_ocsvm_params(self, n_train: int) -> None:

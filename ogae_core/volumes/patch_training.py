@@ -124,21 +124,27 @@ def train_patch_method(method: str, hyperparameters: dict | None, train_volumes:
                        locations: np.ndarray, *, backbone: PatchBackboneConfig, epochs: int = 10,
                        batch_size: int = 100, lr: float = 1e-3, patches_per_epoch: int | None = 60_000,
                        eval_patches: int | None = 10_000, patience: int = 5, seed: int = 0,
-                       device: str = "auto", progress: bool = False) -> tuple[Method, TrainResult]:
+                       early_stopping: str | None = None, device: str = "auto",
+                       progress: bool = False) -> tuple[Method, TrainResult]:
     """Build ``method`` on the patch network and train it on the training controls' patches.
 
     Each epoch draws ``patches_per_epoch`` patches (or, for the siamese autoencoder, pairs at
     the same location from two different controls) from the bank of the training volumes at
     ``locations`` (:class:`~ogae_core.batching.PatchBatches`); early stopping uses the
-    early-stopping volumes at the same locations (none: no early stopping).
+    early-stopping volumes at the same locations (none: no early stopping), per phase or over
+    the run (``early_stopping``; ``None``: the method's default, e.g. OgAE's ``"run"``, see
+    :attr:`ogae_core.methods.Method.training_defaults`).
     """
     hp = method_hyperparameters(method, hyperparameters, epochs)
     model = build_method(method, hp, backbone)
+    trainer_defaults = dict(type(model).training_defaults)
+    if early_stopping is not None:
+        trainer_defaults["early_stopping"] = early_stopping
     L = len(locations)
     X = patch_bank(train_volumes, locations, backbone.patch_size)
     X_val = patch_bank(stop_volumes, locations, backbone.patch_size) if stop_volumes else None
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=0.0, patience=patience,
-                         seed=seed, device=device, progress=progress, log=progress)
+                         seed=seed, device=device, progress=progress, log=progress, **trainer_defaults)
     sampler = PatchBatches(L, patches_per_epoch, pairs=model.batch_layout == "pairs", eval_items=eval_patches)
     result = train(model, X, config, X_val=X_val, sampler=sampler)
     return model.eval(), result

@@ -135,3 +135,48 @@ def test_kinds_without_hooks_are_not_compared(tmp_path, monkeypatch):
         check_finished_runs([ToyConfig()], tmp_path / "exp")  # no hook: nothing to compare
     finally:
         register_kind(KIND, replace=True)
+
+
+def test_mnistc_run_trained_under_other_method_defaults_is_refused(tmp_path, monkeypatch):
+    """OgAE's defaults (guidance regime, slope, early stopping) are not in the run id: a run that
+    stored other ones -- or none, as runs of earlier versions did -- is not reused."""
+    from ogae_core.experiments import preset_configs
+    from ogae_core.experiments.mnistc import data_hash, resolved_settings
+    from ogae_core.methods.ogae import OgAE
+
+    cfg = preset_configs("smoke", methods=["ogae-ocsvm"])[0]
+    assert resolved_settings(cfg) == {"early_stopping": "run", "guidance": "authors", "negative_slope": 0.3}
+    digest = data_hash(cfg)
+    with create_run(tmp_path, "mnist", cfg.to_dict(), seed=0, data_hash=digest,
+                    resolved_settings=resolved_settings(cfg)) as w:
+        w.write_metrics({})
+    check_finished_runs([cfg], tmp_path / "mnist")  # the same defaults: reused
+    monkeypatch.setattr(OgAE, "network_defaults", {"negative_slope": 0.01})
+    with pytest.raises(StaleRunError, match="resolved settings stored"):
+        check_finished_runs([cfg], tmp_path / "mnist")
+    monkeypatch.undo()
+    old = preset_configs("smoke", methods=["ogae-ocsvm"], seeds=[1])[0]
+    with create_run(tmp_path, "mnist", old.to_dict(), seed=1, data_hash=digest) as w:  # stored no settings
+        w.write_metrics({})
+    with pytest.raises(StaleRunError, match="resolved settings stored"):
+        check_finished_runs([old], tmp_path / "mnist")
+    ae = preset_configs("smoke", methods=["ae-recons"])[0]
+    with create_run(tmp_path, "mnist", ae.to_dict(), seed=0, data_hash=digest) as w:  # AE has no such defaults
+        w.write_metrics({})
+    check_finished_runs([ae], tmp_path / "mnist")
+
+
+def test_mri_ogae_guidance_default_is_compared(tmp_path, monkeypatch):
+    from ogae_core.experiments.mri import MriConfig, data_hash, resolved_settings
+
+    cfg = MriConfig("ogae-loc", cohort="smoke")
+    assert resolved_settings(cfg)["method_params.guidance"] == "authors"
+    assert "method_params.guidance" not in resolved_settings(
+        MriConfig("ogae-loc", cohort="smoke", hyperparameters={"method_params": {"guidance": "project"}}))
+    with create_run(tmp_path, "mri", cfg.to_dict(), seed=0, data_hash=data_hash(cfg), run_id=cfg.run_id(),
+                    resolved_settings=resolved_settings(cfg)) as w:
+        w.write_metrics({})
+    check_finished_runs([cfg], tmp_path / "mri")
+    monkeypatch.setattr("ogae_core.methods.ogae.DEFAULT_GUIDANCE", "project")
+    with pytest.raises(StaleRunError, match="resolved settings stored"):
+        check_finished_runs([cfg], tmp_path / "mri")

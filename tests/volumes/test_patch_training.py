@@ -66,3 +66,23 @@ def test_one_epoch_reduces_the_reconstruction_loss_on_generated_volumes():
         assert loss1 < 0.95 * loss0, (name, loss0, loss1)
         assert len(result.history) == 1 and np.isfinite(result.history[0]["val_loss"])
     assert encode_patches(model, bank[:10, 0].numpy()).shape == (10, 400)
+
+
+@pytest.mark.parametrize("method, given, expected", [("ogae", None, "run"), ("ogae", "phase", "phase"),
+                                                     ("sae", None, "phase")])
+def test_the_trainer_gets_the_method_early_stopping_default(monkeypatch, method, given, expected):
+    import ogae_core.volumes.patch_training as pt
+
+    seen = {}
+
+    def fake_train(model, X, config, **kw):
+        seen["config"] = config
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(pt, "train", fake_train)
+    tr, stop, _, _ = toy_cohort(n_train=2, n_stop=1)
+    loc = sample_locations([v.brain for v in tr], 50, seed=0)
+    with pytest.raises(RuntimeError, match="stop here"):
+        train_patch_method(method, {"nu": 0.1} if method == "ogae" else {}, [v.t1 for v in tr], [v.t1 for v in stop],
+                           loc, backbone=PatchBackboneConfig(), epochs=1, early_stopping=given, device="cpu")
+    assert seen["config"].early_stopping == expected
