@@ -5,8 +5,9 @@ Rows (see ``benchmarks/run_all.py`` for the format; ratio > 1 means ours is bett
 * OgAE training step vs plain AE step, batch 100, same backbone, same run (goal: OgAE
   <= 1.10 x AE, i.e. ratio >= 0.91);
 * the guidance loss of one batch (forward + backward, OgAE's defaults: 50 + 50 codes of
-  d = 32, standardized, nu = 0.03): the fused CPU node vs the same loss as a composition
-  of torch operations (``guidance_loss_composite``);
+  d = 32, the ``"authors"`` regime: each half standardized, gamma ``"scale"``, nu = 0.03):
+  the fused CPU node vs the same loss as a composition of torch operations
+  (``guidance_loss_composite``);
 * our backbone's AE step vs the authors' layer layout (stride-1 ``ConvTranspose2d``
   decoder, NCHW memory) measured in the same run;
 * training and scoring throughput (images/s);
@@ -114,11 +115,14 @@ def _guidance_seconds(n_steps: int) -> tuple[float, float]:
     from ogae_core.ocsvm import guidance_loss
     from ogae_core.ocsvm.guidance import guidance_loss_composite
 
+    from ogae_core.methods.ogae import OgAEConfig
+
+    c = OgAEConfig()  # the default guidance regime
     z = torch.randn(100, 32, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
     times = []
     for fn in (guidance_loss, guidance_loss_composite):
         def step(fn=fn):
-            out = fn(z[:50], z[50:], 0.03, 1e-2, 1.0, 1.0, True, "sum")
+            out = fn(z[:50], z[50:], c.nu, c.gamma, 1.0, 1.0, c.standardize, "sum")
             out.loss.backward()
 
         times.append(float(np.median([_time_steps(step, n_steps // 5) for _ in range(5)])))
