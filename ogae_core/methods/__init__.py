@@ -106,16 +106,21 @@ def build_method(name: str, hyperparameters: dict | None = None,
     backbone : BackboneConfig, PatchBackboneConfig or dict, optional
         Network options (``latent_dim``, ``widths``, ...); a dict with ``"kind": "patch"``
         builds the S-H2 patch network (see :func:`ogae_core.nets.backbone_config_from_dict`).
+        On the MNIST network, options a dict (or ``None``) leaves out take the method's
+        :attr:`~ogae_core.methods.Method.network_defaults` (OgAE: slope 0.3).
 
     Examples
     --------
     >>> build_method("sae", backbone={"kind": "patch"}).backbone_config.latent_dim
     400
+    >>> build_method("ogae").backbone_config.negative_slope, build_method("ae").backbone_config.negative_slope
+    (0.3, 0.01)
     """
     cls = get_method(name)
     config = cls.Config.from_dict(dict(hyperparameters or {}))
     if isinstance(backbone, dict):
-        backbone = backbone_config_from_dict(backbone)
+        mnist = backbone.get("kind", "mnist") == "mnist"
+        backbone = backbone_config_from_dict({**cls.network_defaults, **backbone} if mnist else backbone)
     return cls(config, backbone)
 
 

@@ -165,6 +165,7 @@ class Method(nn.Module):
         default, the S-H2 patch network of Experiment 2 for a
         :class:`~ogae_core.nets.PatchBackboneConfig`, see :func:`ogae_core.nets.build_backbone`);
         :meth:`adapt_backbone` then enforces what the method needs (bias-free, variational).
+        ``None``: the MNIST network with the method's :attr:`network_defaults`.
     """
 
     name: ClassVar[str] = ""
@@ -207,7 +208,7 @@ class Method(nn.Module):
         if not isinstance(config, self.Config):
             raise TypeError(f"{self.name} expects a {self.Config.__name__}; got {type(config).__name__}")
         self.config = config
-        self.backbone_config = self.adapt_backbone(backbone or BackboneConfig())
+        self.backbone_config = self.adapt_backbone(backbone or BackboneConfig(**self.network_defaults))
         self.backbone = build_backbone(self.backbone_config)
 
     @property

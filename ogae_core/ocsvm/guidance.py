@@ -150,8 +150,6 @@ def guidance_loss(
         raise ValueError(f"standardize must be True, False or 'each'; got {standardize!r}")
     on_cpu = z_svm.device.type == "cpu" and z_loss.device.type == "cpu"
     if on_cpu and solver_dtype == torch.float64:
-        if standardize == "each":
-            return _guidance_cpu_each(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, reduction)
         return _guidance_cpu(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, standardize, reduction)
     return guidance_loss_composite(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, standardize,
                                    reduction, solver_dtype)
@@ -212,23 +210,12 @@ def _guidance_cpu(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, s
         if z.dtype not in (torch.float32, torch.float64):
             raise ValueError(f"{name} must be float32 or float64; got {z.dtype}")
     info: dict = {}
-    opts = (gamma, float(nu), 100, DEFAULT_TOL[torch.float64], bool(standardize), reduction == "mean",
+    mode = standardize if standardize == "each" else bool(standardize)
+    opts = (gamma, float(nu), 100, DEFAULT_TOL[torch.float64], mode, reduction == "mean",
             float(expander_weight), float(compactor_weight))
     loss = GuidanceCpu.apply(z_svm, z_loss, opts, info)
     return GuidanceOutput(loss, info["misclassified_fraction"], info["n_support"], info["rho"], info["n_iter"],
                           info["gamma"])
-
-
-def _guidance_cpu_each(z_svm, z_loss, nu, gamma, expander_weight, compactor_weight, reduction) -> GuidanceOutput:
-    """``standardize="each"`` on the fused CPU node: each half is standardized by differentiable
-    torch operations (float64, the authors' rule, as in :func:`guidance_loss_composite`), and the
-    node solves and differentiates on the standardized halves; autograd chains the two. The
-    routing of the expander and compactor gradients happens at the inputs, as in the composite."""
-    zs = _route(z_svm, expander_weight).to(torch.float64)
-    zl = _route(z_loss, compactor_weight).to(torch.float64)
-    (zs,), (zl,) = standardize_codes(zs, rule="authors"), standardize_codes(zl, rule="authors")
-    out = _guidance_cpu(zs, zl, nu, gamma, 1.0, 1.0, False, reduction)
-    return out._replace(loss=out.loss.to(z_svm.dtype))
 
 
 def _route(z: torch.Tensor, weight: float) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """The compiled CPU engine's OgAE guidance penalty: one autograd node, one compiled call each way.
 
-Forward: standardization (:func:`standardize_pair`, optional), the layer on points
+Forward: standardization (optional: :func:`standardize_pair` with the fitted half's statistics as
+constants, or :func:`standardize_own` each half with its own, differentiably), the layer on points
 (:func:`~ogae_core.ocsvm.cpu_engine.layer.solve_points`) on the fitted half, decision
 values of the penalized half (:func:`penalty_forward`) and ``sum_l max(0, -f_l)``.
 Backward (:func:`penalty_backward`): the gradient to both halves, where the fitted half
@@ -20,7 +21,8 @@ from ogae_core.ocsvm.cpu_engine.layer import as_float64, layer_backward, solve_p
 from ogae_core.ocsvm.cpu_engine.rbf import add_weighted_differences, rbf_cross
 from ogae_core.ocsvm.kernels import resolve_gamma
 
-__all__ = ["GuidanceCpu", "penalty_backward", "penalty_forward", "standardize_pair"]
+__all__ = ["GuidanceCpu", "penalty_backward", "penalty_forward", "standardize_own", "standardize_own_backward",
+           "standardize_pair"]
 
 
 @njit(cache=True)
@@ -49,6 +51,51 @@ def standardize_pair(zs, zl, eps):
         for k in range(d):
             out_l[i, k] = (zl[i, k] - mean[k]) / std[k]
     return out_s, out_l, std
+
+
+@njit(cache=True)
+def standardize_own(z):
+    """``(z - mean) / std`` with the per-column mean and population standard deviation of ``z``
+    itself (the authors' rule: no epsilon; a zero deviation is floored at ``1e-12``, see
+    :func:`ogae_core.ocsvm.kernels.standardize`); also returns ``std``."""
+    n, d = z.shape
+    mean = np.zeros(d)
+    std = np.zeros(d)
+    for i in range(n):
+        for k in range(d):
+            mean[k] += z[i, k]
+    mean /= n
+    for i in range(n):
+        for k in range(d):
+            v = z[i, k] - mean[k]
+            std[k] += v * v
+    for k in range(d):
+        std[k] = max(np.sqrt(std[k] / n), 1e-12)
+    out = np.empty_like(z)
+    for i in range(n):
+        for k in range(d):
+            out[i, k] = (z[i, k] - mean[k]) / std[k]
+    return out, std
+
+
+@njit(cache=True)
+def standardize_own_backward(g, y, std):
+    """Gradient w.r.t. ``z`` of :func:`standardize_own` given ``g`` w.r.t. its output ``y``:
+    per column ``(g - mean(g) - y mean(g y)) / std`` (the mean and the population deviation
+    both depend on ``z``)."""
+    n, d = g.shape
+    out = np.empty_like(g)
+    for k in range(d):
+        mg = 0.0
+        mgy = 0.0
+        for i in range(n):
+            mg += g[i, k]
+            mgy += g[i, k] * y[i, k]
+        mg /= n
+        mgy /= n
+        for i in range(n):
+            out[i, k] = (g[i, k] - mg - y[i, k] * mgy) / std[k]
+    return out
 
 
 @njit(cache=True)
@@ -100,9 +147,11 @@ class GuidanceCpu(torch.autograd.Function):
     ``apply(z_svm, z_loss, opts, info)`` with ``opts = (gamma_spec, nu, max_iter, tol,
     standardize, mean_reduction, w_svm, w_loss)``; ``info`` (a dict) receives the
     diagnostics (``n_iter``, ``kkt_residual``, ``n_fallback``, ``misclassified_fraction``,
-    ``n_support``, ``rho``, ``gamma``). Standardization statistics and gamma are constants
-    of the step (as in the composite path); the routing weights scale the gradient of each
-    half in the backward.
+    ``n_support``, ``rho``, ``gamma``). ``standardize``: ``False``, ``True`` (the fitted
+    half's statistics for both, constants of the step) or ``"each"`` (each half its own,
+    with gradients through the statistics, :func:`standardize_own_backward`); gamma is a
+    constant of the step (as in the composite path); the routing weights scale the gradient
+    of each half in the backward.
     """
 
     @staticmethod
@@ -112,8 +161,11 @@ class GuidanceCpu(torch.autograd.Function):
         zs, zl = as_float64(z_svm), as_float64(z_loss)
         if not np.isfinite(zl).all():
             raise ValueError("z_loss contains non-finite values (nan or inf)")
-        std = None
-        if standardize:
+        std = own = None
+        if standardize == "each":
+            (zs, std_s), (zl, std_l) = standardize_own(zs), standardize_own(zl)
+            own = (std_s, std_l)
+        elif standardize:
             zs, zl, std = standardize_pair(zs, zl, 1e-8)
         gamma = float(resolve_gamma(torch.from_numpy(zs), gamma_spec))
         sol = solve_points(zs, gamma, nu, max_iter, tol, True)
@@ -123,13 +175,13 @@ class GuidanceCpu(torch.autograd.Function):
         info.update(n_iter=sol.n_iter, kkt_residual=sol.kkt_residual, n_fallback=sol.n_fallback,
                     misclassified_fraction=float((f < 0).mean()), n_support=int((alpha > 0).sum()), rho=float(rho),
                     gamma=gamma)
-        ctx.state = (zl, Kl, f, scale, std, sol.factors, w_svm, w_loss, z_svm.dtype, z_loss.dtype)
+        ctx.state = (zl, Kl, f, scale, std, own, sol.factors, w_svm, w_loss, z_svm.dtype, z_loss.dtype)
         return torch.from_numpy(np.array(scale * np.maximum(-f, 0.0).sum())).to(z_svm.dtype)
 
     @staticmethod
     @one_blas_thread()
     def backward(ctx, grad):
-        zl, Kl, f, scale, std, factors, w_svm, w_loss, dtype_svm, dtype_loss = ctx.state
+        zl, Kl, f, scale, std, own, factors, w_svm, w_loss, dtype_svm, dtype_loss = ctx.state
         want_svm = bool(ctx.needs_input_grad[0] and w_svm != 0)
         want_loss = bool(ctx.needs_input_grad[1] and w_loss != 0)
         if not (want_svm or want_loss):
@@ -139,5 +191,8 @@ class GuidanceCpu(torch.autograd.Function):
                                          K, gamma, alpha, state, LU, piv, fidx, m)
         if std is not None:
             g_svm, g_loss = g_svm / std, g_loss / std
+        if own is not None:  # through each half's own statistics
+            g_svm = standardize_own_backward(g_svm, zs, own[0]) if want_svm else g_svm
+            g_loss = standardize_own_backward(g_loss, zl, own[1]) if want_loss else g_loss
         return (torch.from_numpy(w_svm * g_svm).to(dtype_svm) if want_svm else None,
                 torch.from_numpy(w_loss * g_loss).to(dtype_loss) if want_loss else None, None, None)
