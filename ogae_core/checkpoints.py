@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from ogae_core.atomic import atomic_write_dir, atomic_write_file
 from ogae_core.batching import resolve_device
 from ogae_core.methods import Method, build_method
+from ogae_core.nets import backbone_config_from_dict
 
 __all__ = ["checkpoint_path", "load_checkpoint", "load_model", "model_config", "save_checkpoint", "save_model",
            "state_dict_cpu"]
@@ -90,7 +91,8 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Met
         if not p.is_file():
             raise FileNotFoundError(f"missing {p.name} in {directory}")
     cfg = json.loads(cfg_path.read_text())
-    method = build_method(cfg["method"], cfg["hyperparameters"], cfg["backbone"])
+    # the saved network options as they are (a dict would take today's method defaults for missing keys)
+    method = build_method(cfg["method"], cfg["hyperparameters"], backbone_config_from_dict(cfg["backbone"]))
     method.load_state_dict(load_file(str(weights)))
     return method.to(resolve_device(device)).eval()
 

@@ -260,7 +260,7 @@ class Detector:
         config = cls.Config.from_dict(hp)
         # the method's own network and trainer defaults (e.g. OgAE's), then the given options
         backbone = BackboneConfig(**{**cls.network_defaults, **bb})
-        train_cfg = TrainConfig(epochs=self.epochs, seed=self.seed, **{**cls.training_defaults, **tr})
+        train_cfg = TrainConfig(**{**cls.training_defaults, **tr, "epochs": self.epochs, "seed": self.seed})
         if scoring == "ocsvm":
             oc = {**OCSVM_DEFAULTS, **oc}
         return {"cls": cls, "config": config, "backbone": backbone, "train": train_cfg, "scoring": scoring, "ocsvm": oc}
@@ -446,7 +446,10 @@ class Detector:
         params = dict(meta["params"])
         det = cls(**params)
         r = det._resolve()
-        det.train_config_ = r["train"]
+        # the trainer options the network was trained with (not today's defaults), when saved
+        saved_train = json.loads((directory / "model.json").read_text()).get("train") \
+            if (directory / "model.json").is_file() else None
+        det.train_config_ = TrainConfig.from_dict(saved_train, device=str(device)) if saved_train else r["train"]
         det.model_ = load_model(directory, device=resolve_device(device))
         if det.train_config_.channels_last:
             det.model_.to(memory_format=torch.channels_last)

@@ -161,6 +161,24 @@ class TrainConfig:
         """JSON-serializable dictionary."""
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict, **overrides) -> "TrainConfig":
+        """Inverse of :meth:`to_dict`; a key this version does not know raises, a missing one
+        takes the field's default (e.g. ``early_stopping="phase"`` for files written before it
+        existed, which is how they trained); ``overrides`` replace stored values (e.g. the
+        ``device`` of the machine that loads a model trained elsewhere).
+
+        Examples
+        --------
+        >>> TrainConfig.from_dict({"epochs": 3, "device": "cuda"}, device="cpu").device
+        'cpu'
+        """
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - fields)
+        if unknown:
+            raise ValueError(f"unknown trainer option(s) {unknown}; valid: {sorted(fields)}")
+        return cls(**{**d, **overrides})
+
 
 @dataclass(frozen=True)
 class TrainResult:

@@ -292,3 +292,23 @@ def test_method_level_network_and_trainer_defaults():
     assert (r["backbone"].negative_slope, r["train"].early_stopping, r["config"].gamma) == (0.01, "phase", 0.01)
     r = Detector("ae")._resolve()
     assert (r["backbone"].negative_slope, r["train"].early_stopping) == (0.01, "phase")
+
+
+def test_a_saved_detector_keeps_the_defaults_it_was_trained_with(data, tmp_path, monkeypatch):
+    """Loading rebuilds the network and the trainer options from the files, not from today's
+    method defaults (here: a detector saved while OgAE's defaults were slope 0.01 and per-phase
+    early stopping)."""
+    from ogae_core.methods import OgAE
+
+    train_x, test_x = data
+    monkeypatch.setattr(OgAE, "network_defaults", {"negative_slope": 0.01})
+    monkeypatch.setattr(OgAE, "training_defaults", {})
+    det = _detector("ogae", "ocsvm").fit(train_x)
+    det.save(tmp_path / "old")
+    monkeypatch.undo()
+    loaded = Detector.load(tmp_path / "old")
+    assert loaded.model_.backbone_config.negative_slope == 0.01
+    assert loaded.train_config_.early_stopping == "phase"
+    np.testing.assert_array_equal(loaded.anomaly_score(test_x), det.anomaly_score(test_x))
+    fresh = _detector("ogae", "ocsvm")._resolve()
+    assert (fresh["backbone"].negative_slope, fresh["train"].early_stopping) == (0.3, "run")

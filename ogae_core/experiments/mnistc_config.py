@@ -156,8 +156,9 @@ class RunConfig:
     def training_key(self) -> str:
         """Hash of what determines the trained network: the config without the label, the
         scoring, the final-OCSVM options and the UMAP settings, with the method's defaults
-        filled in (``lam`` left at its default and ``lam=0.1`` train the same network; so do
-        OgAE's network and trainer defaults, :meth:`~ogae_core.methods.Method.default_settings`).
+        resolved (``lam`` left at its default and ``lam=0.1`` train the same network; a named
+        guidance regime stands for its four settings; OgAE's network and trainer defaults,
+        :meth:`~ogae_core.methods.Method.default_settings`, are filled in too).
 
         Examples
         --------
@@ -165,6 +166,13 @@ class RunConfig:
         >>> b = RunConfig("ae", "ocsvm", hyperparameters={"ocsvm_nu": 0.03})
         >>> a.training_key() == b.training_key(), a.run_id() == b.run_id()
         (True, False)
+        >>> p = RunConfig("ogae", "ocsvm", hyperparameters={"guidance": "project"})
+        >>> q = RunConfig("ogae", "ocsvm", hyperparameters={"guidance": "project", "standardize": "each"})
+        >>> p.training_key() == q.training_key()
+        False
+        >>> RunConfig("ogae", "recons").training_key() == RunConfig("ogae", "ocsvm", hyperparameters={
+        ...     "guidance": "authors", "lam": 0.1, "negative_slope": 0.3, "early_stopping": "run"}).training_key()
+        True
         """
         from ogae_core.detector import OCSVM_KEYS
         from ogae_core.runs import config_hash
@@ -172,15 +180,18 @@ class RunConfig:
         d = self.to_dict()
         for k in ("label", "scoring", "latent_sample", "umap_seed"):
             d.pop(k)
-        defaults = {}
+        given = {k: v for k, v in d["hyperparameters"].items() if k not in OCSVM_KEYS}
+        hp = given
         try:
             from ogae_core.methods import get_method
 
             cls = get_method(self.method)
-            defaults = {**cls.default_settings(), **dataclasses.asdict(cls.Config())}
+            fields = {f.name for f in dataclasses.fields(cls.Config)}
+            # the method's config as it resolves (a named guidance regime fills its four settings)
+            resolved = dataclasses.asdict(cls.Config.from_dict({k: v for k, v in given.items() if k in fields}))
+            hp = {**cls.default_settings(), **resolved, **{k: v for k, v in given.items() if k not in fields}}
         except (ValueError, KeyError, TypeError):
-            pass  # an unknown method fails later, in training, with the registry's message
-        hp = {**defaults, **{k: v for k, v in d["hyperparameters"].items() if k not in OCSVM_KEYS}}
+            pass  # an unknown method or a bad value fails later, in training, with its own message
         d["hyperparameters"] = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(hp.items())}
         return config_hash(d)
 

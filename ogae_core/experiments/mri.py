@@ -45,7 +45,8 @@ shares its training with the others of its family (``sae-loc`` and ``sae-ps``). 
 loads the network from a finished run of the group (``model/``). A class may also offer
 ``preset_params(cohort) -> dict`` (classmethod): hyperparameter defaults for a cohort preset
 (e.g. fewer epochs on ``smoke``), overridden by the config's ``hyperparameters``; the ones a run
-used are stored in its provenance (``resolved_settings``) and, like the cohort's key
+used, with the defaults its network's method took (:func:`method_default_settings`, e.g. OgAE's
+guidance regime), are stored in its provenance (``resolved_settings``) and, like the cohort's key
 (``data_hash``), compared when a sweep resumes (:mod:`ogae_core.experiments.resume`). A detector whose
 ``__init__`` takes ``device`` gets the sweep's device (``cuda`` on SLURM with GPUs) unless the
 config sets it (``device`` is then part of ``get_params()``, not of the run id).
@@ -504,7 +505,11 @@ SELECTION_FILE = "selection.parquet"
 
 
 def _finished_network(cfg: MriConfig, base_dir: Path):
-    """A detector of a finished run of ``base_dir`` with ``cfg``'s training key (its network), or None."""
+    """A detector of a finished run of ``base_dir`` with ``cfg``'s training key (its network), or None.
+
+    A run made on another cohort or under other resolved settings (e.g. a method default that has
+    changed since) is not reused: :class:`~ogae_core.experiments.resume.StaleRunError` names it."""
+    from ogae_core.experiments.resume import current_fingerprint, mismatch, stale_error, stored_fingerprint
     from ogae_core.runs import is_finished, read_run
 
     for path in sorted(base_dir.iterdir()) if base_dir.is_dir() else []:
@@ -515,6 +520,9 @@ def _finished_network(cfg: MriConfig, base_dir: Path):
         except (ValueError, TypeError, KeyError):
             continue
         if other.training_key() == cfg.training_key():
+            differs = mismatch(current_fingerprint(other), stored_fingerprint(path))
+            if differs:
+                raise stale_error({path: differs}, "no network was reused")
             return _load_trained(path)[0]
     return None
 

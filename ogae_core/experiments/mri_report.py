@@ -13,7 +13,7 @@ ValueError: experiment 'mri-smoke' has no finished MRI run in /nonexistent
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -48,14 +48,28 @@ class MriFrames:
     lesions: pd.DataFrame
     pooled: pd.DataFrame
     runs: list
+    #: ``{run id: differences}`` of finished runs left out: trained under other method defaults
+    #: than their configuration resolves to now (:func:`~ogae_core.experiments.resume.settings_mismatch`).
+    left_out: dict = field(default_factory=dict)
 
 
-def mri_runs(runs_root: str | Path | None, experiment: str) -> list:
-    """Finished runs of the MRI kind in ``experiment`` (``ValueError`` when none)."""
+def mri_runs(runs_root: str | Path | None, experiment: str, left_out: dict | None = None) -> list:
+    """Finished runs of the MRI kind in ``experiment`` (``ValueError`` when none). With a
+    ``left_out`` dict, runs trained under other method defaults than their configuration resolves
+    to now are left out and recorded in it (``{run id: differences}``)."""
+    from ogae_core.experiments.resume import settings_mismatch
     from ogae_core.runs import default_root, list_runs
 
     root = Path(runs_root) if runs_root is not None else default_root()
-    runs = [r for r in list_runs(root, experiment) if r.kind == "mri"]
+    runs = []
+    for r in list_runs(root, experiment):
+        if r.kind != "mri":
+            continue
+        differs = settings_mismatch(r.config) if left_out is not None else []
+        if differs:
+            left_out[r.run_id] = differs
+        else:
+            runs.append(r)
     if not runs:
         raise ValueError(f"experiment {experiment!r} has no finished MRI run in {root}")
     return runs
@@ -63,7 +77,8 @@ def mri_runs(runs_root: str | Path | None, experiment: str) -> list:
 
 def mri_frames(runs_root: str | Path | None, experiment: str) -> MriFrames:
     """Read every MRI run of ``experiment`` into :class:`MriFrames`."""
-    runs = mri_runs(runs_root, experiment)
+    left_out: dict = {}
+    runs = mri_runs(runs_root, experiment, left_out)
     subjects, voxels, lesions, pooled = [], [], [], []
     for r in runs:
         tag = {"method": r.label, "seed": r.seed, "run_id": r.run_id}
@@ -74,7 +89,7 @@ def mri_frames(runs_root: str | Path | None, experiment: str) -> MriFrames:
         p = r.metrics.get("pooled", {})
         pooled.append({**tag, "pooled_aupr": p.get("aupr"), "pooled_best_dice": p.get("best_dice")})
     cat = lambda parts: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()  # noqa: E731
-    return MriFrames(cat(subjects), cat(voxels), cat(lesions), pd.DataFrame(pooled), runs)
+    return MriFrames(cat(subjects), cat(voxels), cat(lesions), pd.DataFrame(pooled), runs, left_out)
 
 
 def frame_markdown(frame: pd.DataFrame) -> str:
@@ -155,6 +170,11 @@ class MriReport:
                  self.secondary),
                 ("Localization statistics (Kruskal–Wallis + Dunn, and the paired Friedman + Wilcoxon)", "",
                  self.localization.stats.round(4))]
+        if self.frames.left_out:
+            out.append(("Runs left out", "Finished runs trained under other method defaults than their configuration "
+                        "resolves to now; rerun them in another --runs-root (or move them away) to compare them.",
+                        pd.DataFrame([{"run_id": k, "differences": "; ".join(v)}
+                                      for k, v in sorted(self.frames.left_out.items())])))
         if self.site is not None:
             out.append((f"Site confound on ({self.experiment}) and off ({self.site_experiment})",
                         "Off: test controls and patients on the same sites (--site-balanced); training controls "

@@ -26,9 +26,9 @@ of epochs, seeds and how much of the task is used. :func:`preset_configs` expand
     the swept quantities (KL weight, similarity weight, lambda, DSPSVDD gamma, DVAESVDD alpha,
     OgAE strategy; nu, gamma_RBF and latent scaling of every OCSVM) but not their values, so
     the grids below are ours: mostly three-point logarithmic grids around this project's
-    defaults, which are not all the authors' (OgAE's lambda and guidance gamma are not: the
-    grid spans both regimes, :data:`~ogae_core.methods.GUIDANCE_REGIMES`) — documented, not
-    the paper's.
+    defaults (OgAE's guidance grid spans both regimes of
+    :data:`~ogae_core.methods.GUIDANCE_REGIMES`, the authors' released defaults and the
+    project's earlier ones) — documented, not the paper's.
 ``ablation`` / ``ablation-smoke``
     The fidelity ablation of issue 12 (OgAE-ocsvm and AE-ocsvm, factors one at a time and
     together; see :data:`ABLATION_CELLS` and :func:`ablation_preset`) and a seconds-long

@@ -19,6 +19,7 @@ both conventions agree).
 from __future__ import annotations
 
 import html
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,10 @@ class BenchmarkReport:
     conventions : pandas.DataFrame or None
         Candidate metric definitions ranked against the paper
         (:func:`~ogae_core.evaluation.paper.convention_check`), when requested.
+    left_out : dict
+        ``{run id: differences}`` of finished runs left out because they were trained under
+        other method defaults than their configuration resolves to now
+        (:func:`~ogae_core.experiments.resume.settings_mismatch`); listed in the report.
     """
 
     experiment: str
@@ -88,6 +93,7 @@ class BenchmarkReport:
     positive: str = "anomaly"
     paper: pd.DataFrame | None = None
     conventions: pd.DataFrame | None = None
+    left_out: dict = dataclasses.field(default_factory=dict)
 
     def _caption(self) -> str:
         from ogae_core.evaluation import results_caption
@@ -99,6 +105,13 @@ class BenchmarkReport:
         return (f"Ours (the table above, positive class: {self.positive}) beside the paper's Table "
                 f"{self.paper.attrs.get('table')} (data_manifests/paper_tables_mnistc.yaml). The paper does not "
                 f"say which class its AUPR and AUROC30 count as positive (README: \"Metric conventions\").")
+
+    def _left_out_note(self) -> str:
+        ids = sorted(self.left_out)
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        return (f"Left out: {len(ids)} finished run(s) trained under other method defaults than their "
+                f"configuration resolves to now ({shown}; {self.left_out[ids[0]][0]}). Rerun them in another "
+                f"--runs-root, or move them away, to compare them.")
 
     def _conventions_caption(self) -> str:
         return ("Candidate AUPR / AUROC30 definitions on the selected runs' test scores against the paper's rows: "
@@ -118,6 +131,8 @@ class BenchmarkReport:
             return "\n".join(parts)
         if fmt == "html":
             parts = [f"<h2>{html.escape(self.experiment)}</h2>", f"<p>{html.escape(self._caption())}</p>", self.table.to_html()]
+            if self.left_out:
+                parts.append(f"<p>{html.escape(self._left_out_note())}</p>")
             if self.paper is not None:
                 parts += [f"<h3>Beside the paper's Table {html.escape(str(self.paper.attrs.get('table')))}</h3>",
                           f"<p>{html.escape(self._paper_caption())}</p>", self.paper.reset_index().to_html(index=False)]
@@ -129,6 +144,8 @@ class BenchmarkReport:
                           self.conventions.round(3).to_html(index=False)]
             return "\n".join(parts)
         parts = [f"## {self.experiment}", "", self._caption(), "", self.table.to_markdown()]
+        if self.left_out:
+            parts += ["", self._left_out_note(), ""]
         if self.paper is not None:
             parts += [f"### Beside the paper's Table {self.paper.attrs.get('table')}", "", self._paper_caption(), "",
                       _markdown(self.paper.reset_index())]
@@ -241,14 +258,18 @@ def benchmark_report(runs_root: str | Path | None = None, experiment: str = "mni
         paper_tables_mnistc,
         table_key_of_configs,
     )
+    from ogae_core.experiments.resume import settings_mismatch
     from ogae_core.runs import default_root, list_runs
 
     check_positive(positive)
     root = Path(runs_root) if runs_root is not None else default_root()
     runs = [r for r in list_runs(root, experiment) if r.has("scores.parquet")]
+    left_out = {r.run_id: d for r in runs if (d := settings_mismatch(r.config))}
+    runs = [r for r in runs if r.run_id not in left_out]
     if not runs:
-        raise ValueError(f"no finished runs with scores in {root / experiment}; "
-                         f"make them with `ogae bench mnistc --preset quick --runs-root {root}`")
+        raise ValueError(f"no finished runs with scores in {root / experiment}"
+                         + (f" trained under today's method defaults ({len(left_out)} left out)" if left_out else "")
+                         + f"; make them with `ogae bench mnistc --preset quick --runs-root {root}`")
     selection = select_configurations(runs, metric)
     selection.attrs["metric"] = metric
     chosen = selected_runs(runs, metric)
@@ -270,7 +291,7 @@ def benchmark_report(runs_root: str | Path | None = None, experiment: str = "mni
     if key is not None and conventions:
         ranked = convention_check({key: (aligned.scores, aligned.labels)})
     return BenchmarkReport(experiment, selection, boot, per, results_table(boot, order=order), per_table,
-                           _seed_summary(runs, selection, positive), aligned, chosen, positive, side, ranked)
+                           _seed_summary(runs, selection, positive), aligned, chosen, positive, side, ranked, left_out)
 
 
 def write_report(report: BenchmarkReport, out_dir: str | Path, fmt: str = "md") -> Path:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ogae_core.experiments.kinds import kind_of
+from ogae_core.experiments.kinds import get_kind, kind_of
 
 #: Stale runs listed in a :class:`StaleRunError` message (the rest are counted).
 LISTED_RUNS = 5
@@ -67,9 +67,9 @@ def current_fingerprint(config: Any) -> Fingerprint:
 
     Examples
     --------
-    >>> from ogae_core.experiments import RunConfig
-    >>> current_fingerprint(RunConfig("ae", "recons")).resolved_settings is None
-    True
+    >>> from ogae_core.experiments.mri import MriConfig
+    >>> current_fingerprint(MriConfig("sae-loc", cohort="smoke")).resolved_settings["epochs"]
+    2
     """
     from ogae_core.runs.provenance import to_jsonable
 
@@ -114,6 +114,36 @@ def group_fingerprint(config: Any) -> str:
     if fp.data_hash is None and fp.resolved_settings is None:
         return ""
     return config_hash({"data_hash": fp.data_hash, "resolved_settings": fp.resolved_settings})
+
+
+def settings_mismatch(run_config: Mapping[str, Any]) -> list[str]:
+    """What differs between the resolved settings a finished run stored (``run_config``: its
+    ``config.json``) and the ones its configuration resolves to now; empty when they agree, when
+    the run's kind has no ``resolved_settings`` hook, or when its config cannot be read. Reports
+    use it to leave out runs whose unchanged run id now means another training (no data hash is
+    computed: it may need the data).
+
+    Examples
+    --------
+    >>> from ogae_core.experiments import RunConfig
+    >>> d = RunConfig("ogae", "ocsvm").to_dict()
+    >>> settings_mismatch({**d, "provenance": {"resolved_settings": {}}})[0][:34]
+    'resolved settings stored {} vs cur'
+    >>> settings_mismatch({**RunConfig("ae", "recons").to_dict(), "provenance": {}})
+    []
+    """
+    try:
+        kind = get_kind(run_config.get("experiment_kind", ""))
+        config = kind.config_type.from_dict(run_config)
+    except (ValueError, TypeError, KeyError):
+        return []
+    if kind.resolved_settings is None:
+        return []
+    from ogae_core.runs.provenance import to_jsonable
+
+    current = Fingerprint(None, to_jsonable(dict(kind.resolved_settings(config))))
+    stored = dict((run_config.get("provenance") or {}).get("resolved_settings") or {})
+    return mismatch(current, Fingerprint(None, stored))
 
 
 def stale_error(stale: Mapping[Path, list[str]], what: str) -> StaleRunError:

@@ -32,8 +32,8 @@ Loss on a batch of latent codes ``z`` (Pinon & Lartizien, eqs. 5-7)::
 * Latent-scale explosion under ``standardize=True``: the statistics of ``z_svm`` are
   constants of the step, so the expander can lower the penalty by inflating the raw scale
   of the codes, which the next step's standardization undoes (seen: spread 45 → 9,193 in
-  nine expander epochs). Not fixed in that mode on purpose — it is the compiled CPU
-  engine's fast path and the earlier default whose results are on record; the fix is the
+  nine expander epochs). Not fixed in that mode on purpose — it is the earlier default
+  whose results are on record; the fix is the
   ``"each"`` standardization (the ``"authors"`` regime), whose loss is invariant to the
   scale of the codes and whose statistics carry gradients. The ``latent_explosion`` guard
   (:func:`ogae_core.detector.collapse_flags`) flags a run where it happens.
@@ -43,7 +43,8 @@ Loss on a batch of latent codes ``z`` (Pinon & Lartizien, eqs. 5-7)::
   ``both_weights`` (the paper's best; its "(0.5, 0.5)" was run as the full gradient
   (1, 1) according to the authors' README, hence the default), and
   ``"expander-then-compactor"`` (1, 0) then (0, 1) (the paper's Fig. 6 experiment).
-  Each constant-weight stretch is a trainer phase (early stopping acts per phase).
+  Each constant-weight stretch is a trainer phase (with ``early_stopping="phase"``, early
+  stopping acts per phase; OgAE's default ``"run"`` has one criterion over all epochs).
 """
 from __future__ import annotations
 

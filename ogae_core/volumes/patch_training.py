@@ -137,14 +137,13 @@ def train_patch_method(method: str, hyperparameters: dict | None, train_volumes:
     """
     hp = method_hyperparameters(method, hyperparameters, epochs)
     model = build_method(method, hp, backbone)
-    trainer_defaults = dict(type(model).training_defaults)
-    if early_stopping is not None:
-        trainer_defaults["early_stopping"] = early_stopping
+    given = {} if early_stopping is None else {"early_stopping": early_stopping}
     L = len(locations)
     X = patch_bank(train_volumes, locations, backbone.patch_size)
     X_val = patch_bank(stop_volumes, locations, backbone.patch_size) if stop_volumes else None
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=0.0, patience=patience,
-                         seed=seed, device=device, progress=progress, log=progress, **trainer_defaults)
+    config = TrainConfig(**{**type(model).training_defaults, **given, "epochs": epochs, "batch_size": batch_size,
+                            "lr": lr, "val_fraction": 0.0, "patience": patience, "seed": seed, "device": device,
+                            "progress": progress, "log": progress})
     sampler = PatchBatches(L, patches_per_epoch, pairs=model.batch_layout == "pairs", eval_items=eval_patches)
     result = train(model, X, config, X_val=X_val, sampler=sampler)
     return model.eval(), result

@@ -34,6 +34,9 @@ def test_smoke_preset_writes_complete_runs(smoke_store):
         assert RunConfig.from_dict(run.config).run_id() == run.run_id  # the id is the hash of the stored config
         # what a resumed sweep compares (ogae_core.experiments.resume): equal for the unchanged task
         assert get_kind("mnistc").data_hash(RunConfig.from_dict(run.config)) == prov["data_hash"]
+        # ... and the method defaults the run took (OgAE's; none for the others)
+        expected = {"early_stopping": "run", "guidance": "authors", "negative_slope": 0.3} if run.label == "ogae-ocsvm" else {}
+        assert prov["resolved_settings"] == expected
 
 
 @pytest.mark.slow

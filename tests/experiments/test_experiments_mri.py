@@ -286,3 +286,18 @@ def test_mri_report_refuses_the_mnistc_report_options(tmp_path):
 
     with pytest.raises(ValueError, match=r"does not take \['positive'\]"):
         report(tmp_path, "mri-anything", n_boot=10, positive="normal")
+
+
+def test_report_leaves_out_runs_made_under_other_resolved_settings(mri_store, tmp_path):
+    import json
+    import shutil
+
+    root, _, _ = mri_store
+    shutil.copytree(root / "mri-smoke", tmp_path / "mri-smoke")
+    (old,) = [p for p in (tmp_path / "mri-smoke").iterdir() if p.name.startswith("fake-dark-s1")]
+    config = json.loads((old / "config.json").read_text())
+    config["provenance"]["resolved_settings"] = {"epochs": 99}  # e.g. a preset default that changed since
+    (old / "config.json").write_text(json.dumps(config))
+    rep = mri_report(tmp_path, "mri-smoke", n_boot=20, site=None)
+    assert list(rep.frames.left_out) == [old.name] and old.name not in {r.run_id for r in rep.frames.runs}
+    assert "### Runs left out" in rep.render("md") and old.name in rep.render("md")

@@ -164,3 +164,21 @@ def test_cli_report_positive_and_conventions(smoke_store, capsys):
     with pytest.raises(SystemExit):
         main(["report", "--positive", "foo"])
     assert "invalid choice: 'foo'" in capsys.readouterr().err
+
+
+def test_report_leaves_out_runs_trained_under_other_defaults(smoke_store, tmp_path):
+    """A finished OgAE run that stored other method defaults than its config resolves to now
+    (as runs of earlier versions did) is not selected; the report names it."""
+    import json
+    import shutil
+
+    root, _ = smoke_store
+    copy = tmp_path / "runs"
+    shutil.copytree(root / SMOKE_EXPERIMENT, copy / SMOKE_EXPERIMENT)
+    (old,) = [p for p in (copy / SMOKE_EXPERIMENT).iterdir() if p.name.startswith("ogae-ocsvm")]
+    config = json.loads((old / "config.json").read_text())
+    config["provenance"]["resolved_settings"] = {}  # trained before OgAE's defaults changed
+    (old / "config.json").write_text(json.dumps(config))
+    rep = benchmark_report(copy, SMOKE_EXPERIMENT, n_boot=20, by_corruption=False)
+    assert set(rep.left_out) == {old.name} and "ogae-ocsvm" not in rep.runs
+    assert f"Left out: 1 finished run(s)" in rep.render("md") and old.name in rep.render("html")

@@ -180,3 +180,17 @@ def test_mri_ogae_guidance_default_is_compared(tmp_path, monkeypatch):
     monkeypatch.setattr("ogae_core.methods.ogae.DEFAULT_GUIDANCE", "project")
     with pytest.raises(StaleRunError, match="resolved settings stored"):
         check_finished_runs([cfg], tmp_path / "mri")
+
+
+def test_selection_does_not_reuse_a_network_trained_under_other_defaults(tmp_path):
+    """``select_on_validation`` borrows the network of a finished run with the same training key;
+    one that stored other resolved settings (here: none, as before OgAE's defaults changed) is refused."""
+    from ogae_core.experiments import mri
+    from ogae_core.experiments.mri import MriConfig, data_hash
+
+    cfg = MriConfig("ogae-loc", cohort="smoke")
+    with create_run(tmp_path, "mri", cfg.to_dict(), seed=0, data_hash=data_hash(cfg), run_id=cfg.run_id()) as w:
+        w.write_metrics({})
+    with pytest.raises(StaleRunError, match="no network was reused"):
+        mri._finished_network(cfg, tmp_path / "mri")
+    assert mri._finished_network(MriConfig("sae-loc", cohort="smoke"), tmp_path / "mri") is None  # other key

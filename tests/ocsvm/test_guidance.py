@@ -254,3 +254,10 @@ def test_each_half_gets_a_gradient_of_its_own_dtype():
     out = guidance_loss(z_svm, z_loss, nu=0.2)
     out.loss.backward()
     assert out.loss.dtype == torch.float64 and z_svm.grad.dtype == torch.float64 and z_loss.grad.dtype == torch.float32
+
+
+@pytest.mark.parametrize("standardize", [False, True, "each"])
+def test_cpu_float64_codes_take_the_fused_node(standardize):
+    z = _codes(21).requires_grad_(True)
+    out = guidance_loss(z[:50], z[50:], nu=0.3, gamma="scale", standardize=standardize)
+    assert "GuidanceCpu" in type(out.loss.grad_fn).__name__
