@@ -26,38 +26,8 @@ __all__ = ["GuidanceCpu", "penalty_backward", "penalty_forward", "standardize_ow
 
 
 @njit(cache=True)
-def standardize_pair(zs, zl, eps):
-    """``(zs - mean) / std`` and ``(zl - mean) / std`` with the per-column mean and
-    population standard deviation (at least ``eps``) of ``zs``; also returns ``std``."""
-    n, d = zs.shape
-    mean = np.zeros(d)
-    std = np.zeros(d)
-    for i in range(n):
-        for k in range(d):
-            mean[k] += zs[i, k]
-    mean /= n
-    for i in range(n):
-        for k in range(d):
-            v = zs[i, k] - mean[k]
-            std[k] += v * v
-    for k in range(d):
-        std[k] = max(np.sqrt(std[k] / n), eps)
-    out_s = np.empty_like(zs)
-    out_l = np.empty_like(zl)
-    for i in range(n):
-        for k in range(d):
-            out_s[i, k] = (zs[i, k] - mean[k]) / std[k]
-    for i in range(zl.shape[0]):
-        for k in range(d):
-            out_l[i, k] = (zl[i, k] - mean[k]) / std[k]
-    return out_s, out_l, std
-
-
-@njit(cache=True)
-def standardize_own(z):
-    """``(z - mean) / std`` with the per-column mean and population standard deviation of ``z``
-    itself (the authors' rule: no epsilon; a zero deviation is floored at ``1e-12``, see
-    :func:`ogae_core.ocsvm.kernels.standardize`); also returns ``std``."""
+def _column_mean_std(z, floor):
+    """Per-column mean and population standard deviation of ``z`` (the deviation at least ``floor``)."""
     n, d = z.shape
     mean = np.zeros(d)
     std = np.zeros(d)
@@ -70,12 +40,34 @@ def standardize_own(z):
             v = z[i, k] - mean[k]
             std[k] += v * v
     for k in range(d):
-        std[k] = max(np.sqrt(std[k] / n), 1e-12)
+        std[k] = max(np.sqrt(std[k] / n), floor)
+    return mean, std
+
+
+@njit(cache=True)
+def _apply_standardization(z, mean, std):
     out = np.empty_like(z)
-    for i in range(n):
-        for k in range(d):
+    for i in range(z.shape[0]):
+        for k in range(z.shape[1]):
             out[i, k] = (z[i, k] - mean[k]) / std[k]
-    return out, std
+    return out
+
+
+@njit(cache=True)
+def standardize_pair(zs, zl, eps):
+    """``(zs - mean) / std`` and ``(zl - mean) / std`` with the per-column mean and
+    population standard deviation (at least ``eps``) of ``zs``; also returns ``std``."""
+    mean, std = _column_mean_std(zs, eps)
+    return _apply_standardization(zs, mean, std), _apply_standardization(zl, mean, std), std
+
+
+@njit(cache=True)
+def standardize_own(z):
+    """``(z - mean) / std`` with the per-column mean and population standard deviation of ``z``
+    itself (the authors' rule: no epsilon; a zero deviation is floored at ``1e-12``, see
+    :func:`ogae_core.ocsvm.kernels.standardize`); also returns ``std``."""
+    mean, std = _column_mean_std(z, 1e-12)
+    return _apply_standardization(z, mean, std), std
 
 
 @njit(cache=True)
