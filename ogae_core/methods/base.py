@@ -184,7 +184,9 @@ class Method(nn.Module):
     #: trains with when a run does not set them (e.g. OgAE's LeakyReLU slope).
     network_defaults: ClassVar[dict] = {}
     #: Trainer options (:class:`~ogae_core.train.TrainConfig`) this method trains with when a
-    #: run does not set them (e.g. OgAE's one early-stopping criterion over all epochs).
+    #: run does not set them (e.g. OgAE's one early-stopping criterion over all epochs). Applied
+    #: by :class:`~ogae_core.Detector`, the sweeps and the MRI patch trainer; a direct
+    #: ``train(model, X, TrainConfig(...))`` uses the config it is given.
     training_defaults: ClassVar[dict] = {}
 
     @classmethod
