@@ -220,18 +220,35 @@ def test_report_puts_site_confound_on_and_off_side_by_side(mri_store, tmp_path):
     assert mri_report(root, "mri-smoke", n_boot=50, site=None).site is None
 
 
+#: The five MRI methods of the paper and the white-matter reference.
+MRI_METHODS = ["ae-unet", "vqvae-transformer", "sae-loc", "sae-ps", "ogae-loc", "wm-prior"]
+
+
 @pytest.mark.slow
-def test_cli_bench_mri_runs_in_worker_processes(tmp_path):
+def test_cli_bench_mri_runs_every_method_in_worker_processes(tmp_path):
+    """``ogae bench mri --cohort smoke`` end to end in two worker processes: a run directory per
+    method with a NIfTI score map per test subject and the classification and localization
+    metrics; the same command again skips them all."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "ogae_core.cli", "bench", "mri", "--cohort", "smoke", "--methods", "wm-prior",
-           "--runs-root", str(tmp_path), "--executor", "local"]
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-m", "ogae_core.cli", "bench", "mri", "--cohort", "smoke", "--methods", *MRI_METHODS,
+           "--runs-root", str(tmp_path), "--executor", "local", "--jobs", "2"]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "1 finished" in done.stdout
+    assert f"{len(MRI_METHODS)} finished" in done.stdout
     runs = list_runs(tmp_path, experiment_name("smoke"))
-    assert len(runs) == 1 and (runs[0].path / MAPS_DIR).is_dir()
+    assert sorted(r.label for r in runs) == sorted(MRI_METHODS)
+    for run in runs:
+        scores = run.scores()
+        assert len(scores) > 0 and set(scores["label"]) == {0, 1}
+        maps = sorted((run.path / MAPS_DIR).glob("*.nii.gz"))
+        assert [m.name for m in maps] == sorted(scores["map"].map(lambda p: Path(p).name)), run.label
+        image = nib.load(maps[0])
+        assert len(image.shape) == 3 and np.isfinite(image.affine).all()
+        blocks = {"classification": run.metrics["classification"], "localization": run.metrics["localization"]["brain"]}
+        for task, block in blocks.items():
+            assert all(np.isfinite(block[k]) for k in ("auroc", "auroc30", "aupr")), (run.label, task, block)
     again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "1 skipped" in again.stdout
+    assert again.returncode == 0 and f"{len(MRI_METHODS)} skipped" in again.stdout
 
 
 def test_default_cohort_options_do_not_change_the_run_id():
