@@ -113,10 +113,9 @@ def _authors_step(x: torch.Tensor):
 
 def _guidance_seconds(n_steps: int) -> tuple[float, float]:
     """Seconds per guidance forward + backward: fused CPU node, torch composition."""
+    from ogae_core.methods.ogae import OgAEConfig
     from ogae_core.ocsvm import guidance_loss
     from ogae_core.ocsvm.guidance import guidance_loss_composite
-
-    from ogae_core.methods.ogae import OgAEConfig
 
     c = OgAEConfig()  # the default guidance regime
     z = torch.randn(100, 32, generator=torch.Generator().manual_seed(0)).requires_grad_(True)

@@ -509,7 +509,7 @@ def _finished_network(cfg: MriConfig, base_dir: Path):
 
     A run made on another cohort or under other resolved settings (e.g. a method default that has
     changed since) is not reused: :class:`~ogae_core.experiments.resume.StaleRunError` names it."""
-    from ogae_core.experiments.resume import current_fingerprint, mismatch, stale_error, stored_fingerprint
+    from ogae_core.experiments.resume import check_finished_runs
     from ogae_core.runs import is_finished, read_run
 
     for path in sorted(base_dir.iterdir()) if base_dir.is_dir() else []:
@@ -520,9 +520,7 @@ def _finished_network(cfg: MriConfig, base_dir: Path):
         except (ValueError, TypeError, KeyError):
             continue
         if other.training_key() == cfg.training_key():
-            differs = mismatch(current_fingerprint(other), stored_fingerprint(path))
-            if differs:
-                raise stale_error({path: differs}, "no network was reused")
+            check_finished_runs([other], base_dir, "no network was reused")
             return _load_trained(path)[0]
     return None
 

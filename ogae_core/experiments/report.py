@@ -18,8 +18,8 @@ both conventions agree).
 """
 from __future__ import annotations
 
-import html
 import dataclasses
+import html
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
