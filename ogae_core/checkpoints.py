@@ -27,7 +27,7 @@ from ogae_core.methods import Method, build_method
 from ogae_core.nets import backbone_config_from_dict
 
 __all__ = ["checkpoint_path", "load_checkpoint", "load_model", "model_config", "save_checkpoint", "save_model",
-           "state_dict_cpu"]
+           "saved_model_config", "state_dict_cpu"]
 
 
 class ConfigLike(Protocol):
@@ -83,17 +83,31 @@ def save_model(directory: str | Path, method: Method, train_config: ConfigLike |
     return directory
 
 
-def load_model(directory: str | Path, device: str | torch.device = "cpu") -> Method:
-    """Rebuild a method saved by :func:`save_model` (eval mode)."""
+def saved_model_config(directory: str | Path) -> dict:
+    """The ``model.json`` :func:`save_model` wrote in ``directory`` (method, hyperparameters,
+    network and, when given, the trainer options); ``FileNotFoundError`` naming a missing file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from ogae_core.methods import build_method
+    >>> saved_model_config(save_model(tempfile.mkdtemp(), build_method("ae")))["method"]
+    'ae'
+    """
     directory = Path(directory)
-    cfg_path, weights = directory / "model.json", directory / "model.safetensors"
-    for p in (cfg_path, weights):
+    for p in (directory / "model.json", directory / "model.safetensors"):
         if not p.is_file():
             raise FileNotFoundError(f"missing {p.name} in {directory}")
-    cfg = json.loads(cfg_path.read_text())
+    return json.loads((directory / "model.json").read_text())
+
+
+def load_model(directory: str | Path, device: str | torch.device = "cpu", config: dict | None = None) -> Method:
+    """Rebuild a method saved by :func:`save_model` (eval mode); ``config``: its
+    :func:`saved_model_config` when the caller has read it already."""
+    cfg = config if config is not None else saved_model_config(directory)
     # the saved network options as they are (a dict would take today's method defaults for missing keys)
     method = build_method(cfg["method"], cfg["hyperparameters"], backbone_config_from_dict(cfg["backbone"]))
-    method.load_state_dict(load_file(str(weights)))
+    method.load_state_dict(load_file(str(Path(directory) / "model.safetensors")))
     return method.to(resolve_device(device)).eval()
 
 

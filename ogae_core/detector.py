@@ -35,10 +35,9 @@ import torch
 
 from ogae_core.atomic import atomic_write_file
 from ogae_core.batching import deterministic, images_to_tensor, resolve_device
-from ogae_core.checkpoints import load_model, save_model
+from ogae_core.checkpoints import load_model, save_model, saved_model_config
 from ogae_core.evaluation.metrics import equal_score_counts
 from ogae_core.methods import get_method, hyperparameter_names
-from ogae_core.nets import BackboneConfig
 from ogae_core.train import TrainConfig, train
 
 #: Keyword arguments that configure the network rather than the method.
@@ -259,7 +258,7 @@ class Detector:
                 raise ValueError(f"unknown hyperparameter {k!r} for method {self.method!r}; valid: {valid}")
         config = cls.Config.from_dict(hp)
         # the method's own network and trainer defaults (e.g. OgAE's), then the given options
-        backbone = BackboneConfig(**{**cls.network_defaults, **bb})
+        backbone = cls.mnist_backbone(bb)
         train_cfg = TrainConfig(**{**cls.training_defaults, **tr, "epochs": self.epochs, "seed": self.seed})
         if scoring == "ocsvm":
             oc = {**OCSVM_DEFAULTS, **oc}
@@ -447,10 +446,10 @@ class Detector:
         det = cls(**params)
         r = det._resolve()
         # the trainer options the network was trained with (not today's defaults), when saved
-        saved_train = json.loads((directory / "model.json").read_text()).get("train") \
-            if (directory / "model.json").is_file() else None
-        det.train_config_ = TrainConfig.from_dict(saved_train, device=str(device)) if saved_train else r["train"]
-        det.model_ = load_model(directory, device=resolve_device(device))
+        saved = saved_model_config(directory)
+        det.train_config_ = (TrainConfig.from_dict(saved["train"], device=str(device)) if saved.get("train")
+                             else r["train"])
+        det.model_ = load_model(directory, device=resolve_device(device), config=saved)
         if det.train_config_.channels_last:
             det.model_.to(memory_format=torch.channels_last)
         det.scoring_ = meta["scoring"]

@@ -31,7 +31,7 @@ from ogae_core.evaluation.mri_tables import (
     size_tables,
 )
 
-__all__ = ["PAPER_ORDER", "MriFrames", "MriReport", "classification_stats", "fig3", "frame_markdown", "mri_frames",
+__all__ = ["PAPER_ORDER", "MriFrames", "MriReport", "classification_stats", "current_mri_runs", "fig3", "frame_markdown", "mri_frames",
            "mri_report", "mri_runs", "one_run_per_method", "paper_comparison", "paper_tables", "site_comparison",
            "site_experiment", "subject_maps"]
 
@@ -49,36 +49,39 @@ class MriFrames:
     pooled: pd.DataFrame
     runs: list
     #: ``{run id: differences}`` of finished runs left out: trained under other method defaults
-    #: than their configuration resolves to now (:func:`~ogae_core.experiments.resume.settings_mismatch`).
+    #: than their configuration resolves to now (:func:`~ogae_core.experiments.resume.current_runs`).
     left_out: dict = field(default_factory=dict)
 
 
-def mri_runs(runs_root: str | Path | None, experiment: str, left_out: dict | None = None) -> list:
-    """Finished runs of the MRI kind in ``experiment`` (``ValueError`` when none). With a
-    ``left_out`` dict, runs trained under other method defaults than their configuration resolves
-    to now are left out and recorded in it (``{run id: differences}``)."""
-    from ogae_core.experiments.resume import settings_mismatch
+def mri_runs(runs_root: str | Path | None, experiment: str) -> list:
+    """Finished runs of the MRI kind in ``experiment`` (``ValueError`` when none), all of them:
+    :func:`~ogae_core.experiments.resume.current_runs` separates those trained under other method
+    defaults."""
     from ogae_core.runs import default_root, list_runs
 
     root = Path(runs_root) if runs_root is not None else default_root()
-    runs = []
-    for r in list_runs(root, experiment):
-        if r.kind != "mri":
-            continue
-        differs = settings_mismatch(r.config) if left_out is not None else []
-        if differs:
-            left_out[r.run_id] = differs
-        else:
-            runs.append(r)
+    runs = [r for r in list_runs(root, experiment) if r.kind == "mri"]
     if not runs:
         raise ValueError(f"experiment {experiment!r} has no finished MRI run in {root}")
     return runs
 
 
+def current_mri_runs(runs_root: str | Path | None, experiment: str) -> tuple[list, dict[str, list[str]]]:
+    """:func:`mri_runs` split by :func:`~ogae_core.experiments.resume.current_runs`; ``ValueError``
+    when every run was trained under other method defaults."""
+    from ogae_core.experiments.resume import current_runs
+
+    runs, left_out = current_runs(mri_runs(runs_root, experiment))
+    if not runs:
+        raise ValueError(f"every MRI run of experiment {experiment!r} was trained under other method defaults "
+                         f"than its configuration resolves to now ({len(left_out)} left out); rerun them in "
+                         "another experiment")
+    return runs, left_out
+
+
 def mri_frames(runs_root: str | Path | None, experiment: str) -> MriFrames:
     """Read every MRI run of ``experiment`` into :class:`MriFrames`."""
-    left_out: dict = {}
-    runs = mri_runs(runs_root, experiment, left_out)
+    runs, left_out = current_mri_runs(runs_root, experiment)
     subjects, voxels, lesions, pooled = [], [], [], []
     for r in runs:
         tag = {"method": r.label, "seed": r.seed, "run_id": r.run_id}
@@ -387,7 +390,7 @@ def fig3(runs_root: str | Path | None, experiment: str, path: str | Path, subjec
     from ogae_core.data.mri import load_cohort
     from ogae_core.viz.mri import fig3_png, volume_slice
 
-    runs = mri_runs(runs_root, experiment)
+    runs, _ = current_mri_runs(runs_root, experiment)
     first = runs[0]
     scores = first.scores()
     patients = scores[scores.label == 1].sort_values("lesion_cm3")

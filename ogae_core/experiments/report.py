@@ -78,7 +78,7 @@ class BenchmarkReport:
     left_out : dict
         ``{run id: differences}`` of finished runs left out because they were trained under
         other method defaults than their configuration resolves to now
-        (:func:`~ogae_core.experiments.resume.settings_mismatch`); listed in the report.
+        (:func:`~ogae_core.experiments.resume.current_runs`); listed in the report.
     """
 
     experiment: str
@@ -258,14 +258,12 @@ def benchmark_report(runs_root: str | Path | None = None, experiment: str = "mni
         paper_tables_mnistc,
         table_key_of_configs,
     )
-    from ogae_core.experiments.resume import settings_mismatch
+    from ogae_core.experiments.resume import current_runs
     from ogae_core.runs import default_root, list_runs
 
     check_positive(positive)
     root = Path(runs_root) if runs_root is not None else default_root()
-    runs = [r for r in list_runs(root, experiment) if r.has("scores.parquet")]
-    left_out = {r.run_id: d for r in runs if (d := settings_mismatch(r.config))}
-    runs = [r for r in runs if r.run_id not in left_out]
+    runs, left_out = current_runs([r for r in list_runs(root, experiment) if r.has("scores.parquet")])
     if not runs:
         raise ValueError(f"no finished runs with scores in {root / experiment}"
                          + (f" trained under today's method defaults ({len(left_out)} left out)" if left_out else "")

@@ -62,8 +62,24 @@ class Fingerprint:
     resolved_settings: dict | None = None
 
 
+def current_settings(config: Any) -> dict | None:
+    """The settings ``config`` resolves to now (its kind's ``resolved_settings`` hook, as JSON
+    values), or ``None`` when the kind does not compare settings.
+
+    Examples
+    --------
+    >>> from ogae_core.experiments.mri import MriConfig
+    >>> current_settings(MriConfig("sae-loc", cohort="smoke"))["epochs"]
+    2
+    """
+    from ogae_core.runs.provenance import to_jsonable
+
+    kind = kind_of(config)
+    return to_jsonable(dict(kind.resolved_settings(config))) if kind.resolved_settings is not None else None
+
+
 def current_fingerprint(config: Any) -> Fingerprint:
-    """The fingerprint of ``config`` now, from its kind's hooks.
+    """The fingerprint of ``config`` now, from its kind's hooks (the data hash may read the data).
 
     Examples
     --------
@@ -71,12 +87,9 @@ def current_fingerprint(config: Any) -> Fingerprint:
     >>> current_fingerprint(MriConfig("sae-loc", cohort="smoke")).resolved_settings["epochs"]
     2
     """
-    from ogae_core.runs.provenance import to_jsonable
-
     kind = kind_of(config)
     data = kind.data_hash(config) if kind.data_hash is not None else None
-    settings = to_jsonable(dict(kind.resolved_settings(config))) if kind.resolved_settings is not None else None
-    return Fingerprint(None if data is None else str(data), settings)
+    return Fingerprint(None if data is None else str(data), current_settings(config))
 
 
 def stored_fingerprint(run_dir: str | Path) -> Fingerprint:
@@ -133,17 +146,25 @@ def settings_mismatch(run_config: Mapping[str, Any]) -> list[str]:
     []
     """
     try:
-        kind = get_kind(run_config.get("experiment_kind", ""))
-        config = kind.config_type.from_dict(run_config)
+        config = get_kind(run_config.get("experiment_kind", "")).config_type.from_dict(run_config)
     except (ValueError, TypeError, KeyError):
         return []
-    if kind.resolved_settings is None:
-        return []
-    from ogae_core.runs.provenance import to_jsonable
-
-    current = Fingerprint(None, to_jsonable(dict(kind.resolved_settings(config))))
     stored = dict((run_config.get("provenance") or {}).get("resolved_settings") or {})
-    return mismatch(current, Fingerprint(None, stored))
+    return mismatch(Fingerprint(None, current_settings(config)), Fingerprint(None, stored))
+
+
+def current_runs(runs: Sequence[Any]) -> tuple[list, dict[str, list[str]]]:
+    """Split finished runs (:class:`~ogae_core.runs.Run`) into those trained under the settings
+    their configuration resolves to now and ``{run id: differences}`` of the others
+    (:func:`settings_mismatch`). Reports and figures show the first and name the second.
+
+    Examples
+    --------
+    >>> current_runs([])
+    ([], {})
+    """
+    left_out = {r.run_id: d for r in runs if (d := settings_mismatch(r.config))}
+    return [r for r in runs if r.run_id not in left_out], left_out
 
 
 def stale_error(stale: Mapping[Path, list[str]], what: str) -> StaleRunError:

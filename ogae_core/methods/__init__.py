@@ -120,7 +120,8 @@ def build_method(name: str, hyperparameters: dict | None = None,
     config = cls.Config.from_dict(dict(hyperparameters or {}))
     if isinstance(backbone, dict):
         mnist = backbone.get("kind", "mnist") == "mnist"
-        backbone = backbone_config_from_dict({**cls.network_defaults, **backbone} if mnist else backbone)
+        backbone = (cls.mnist_backbone({k: v for k, v in backbone.items() if k != "kind"}) if mnist
+                    else backbone_config_from_dict(backbone))
     return cls(config, backbone)
 
 

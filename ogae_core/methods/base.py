@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Iterator, NamedTuple
+from typing import Any, Callable, ClassVar, Iterator, Mapping, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -203,6 +203,18 @@ class Method(nn.Module):
         """
         return {**(cls.network_defaults if network else {}), **cls.training_defaults}
 
+    @classmethod
+    def mnist_backbone(cls, options: Mapping[str, Any] | None = None) -> BackboneConfig:
+        """The MNIST network this method trains with: :attr:`network_defaults`, then ``options``
+        (fields of :class:`~ogae_core.nets.BackboneConfig`; unknown ones raise ``ValueError``).
+
+        Examples
+        --------
+        >>> Method.mnist_backbone({"latent_dim": 8}).latent_dim
+        8
+        """
+        return BackboneConfig.from_dict({**cls.network_defaults, **dict(options or {})})
+
     def __init__(self, config: MethodConfig | None = None,
                  backbone: BackboneConfig | PatchBackboneConfig | None = None) -> None:
         super().__init__()
@@ -210,7 +222,7 @@ class Method(nn.Module):
         if not isinstance(config, self.Config):
             raise TypeError(f"{self.name} expects a {self.Config.__name__}; got {type(config).__name__}")
         self.config = config
-        self.backbone_config = self.adapt_backbone(backbone or BackboneConfig(**self.network_defaults))
+        self.backbone_config = self.adapt_backbone(backbone or self.mnist_backbone())
         self.backbone = build_backbone(self.backbone_config)
 
     @property

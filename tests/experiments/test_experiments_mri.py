@@ -318,3 +318,8 @@ def test_report_leaves_out_runs_made_under_other_resolved_settings(mri_store, tm
     rep = mri_report(tmp_path, "mri-smoke", n_boot=20, site=None)
     assert list(rep.frames.left_out) == [old.name] and old.name not in {r.run_id for r in rep.frames.runs}
     assert "### Runs left out" in rep.render("md") and old.name in rep.render("md")
+    from ogae_core.experiments.mri_report import current_mri_runs, mri_runs
+
+    kept, left_out = current_mri_runs(tmp_path, "mri-smoke")  # what fig3 draws from
+    assert old.name in {r.run_id for r in mri_runs(tmp_path, "mri-smoke")} and list(left_out) == [old.name]
+    assert old.name not in {r.run_id for r in kept} and len(kept) == len(mri_runs(tmp_path, "mri-smoke")) - 1
