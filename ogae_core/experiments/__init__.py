@@ -51,6 +51,7 @@ from ogae_core.experiments.report import (
     benchmark_report,
     convention_check_runs,
     paper_order,
+    seeds_beside_paper,
     write_report,
 )
 from ogae_core.experiments.resume import StaleRunError
@@ -64,5 +65,5 @@ __all__ = [
     "experiment_name", "experiment_report", "get_kind", "get_preset", "guidance_configs", "kind_names", "kind_of",
     "paper_order", "parameters_cell", "pending_configs", "preset_configs", "register_kind", "run_mnistc", "run_sweep",
     "run_training_group", "select_configurations", "selected_runs", "split_metrics", "stratified_subsample",
-    "training_groups", "unregister_kind", "validation_table", "write_report",
+    "training_groups", "unregister_kind", "seeds_beside_paper", "validation_table", "write_report",
 ]

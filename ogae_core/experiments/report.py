@@ -79,6 +79,9 @@ class BenchmarkReport:
         ``{run id: differences}`` of finished runs left out because they were trained under
         other method defaults than their configuration resolves to now
         (:func:`~ogae_core.experiments.resume.current_runs`); listed in the report.
+    over_seeds : pandas.DataFrame or None
+        ``mean ± sd`` over seeds of the selected configurations' test metrics in both
+        conventions, the paper's values beside them (:func:`seeds_beside_paper`).
     """
 
     experiment: str
@@ -94,6 +97,7 @@ class BenchmarkReport:
     paper: pd.DataFrame | None = None
     conventions: pd.DataFrame | None = None
     left_out: dict = dataclasses.field(default_factory=dict)
+    over_seeds: pd.DataFrame | None = None
 
     def _caption(self) -> str:
         from ogae_core.evaluation import results_caption
@@ -112,6 +116,15 @@ class BenchmarkReport:
         return (f"Left out: {len(ids)} finished run(s) trained under other method defaults than their "
                 f"configuration resolves to now ({shown}; {self.left_out[ids[0]][0]}). Rerun them in another "
                 f"--runs-root, or move them away, to compare them.")
+
+    def _over_seeds_title(self) -> str:
+        table = self.paper.attrs.get("table") if self.paper is not None else None
+        return "Over seeds, both conventions" + (f", beside the paper's Table {table}" if table else "")
+
+    def _over_seeds_caption(self) -> str:
+        return ("Test metrics of the selected configurations, mean ± sd over their seeds; AUPR and AUROC30 with "
+                "anomalies positive, then with normals positive (\"normal +\"); the paper's single-run values "
+                "stand beside both.")
 
     def _conventions_caption(self) -> str:
         return ("Candidate AUPR / AUROC30 definitions on the selected runs' test scores against the paper's rows: "
@@ -139,6 +152,9 @@ class BenchmarkReport:
             if self.corruption_table is not None:
                 parts += ["<h3>Per test corruption</h3>", self.corruption_table.to_html()]
             parts += ["<h3>Test metrics over seeds (selected configurations)</h3>", seeds.to_html(index=False)]
+            if self.over_seeds is not None:
+                parts += [f"<h3>{html.escape(self._over_seeds_title())}</h3>",
+                          f"<p>{html.escape(self._over_seeds_caption())}</p>", self.over_seeds.to_html(index=False)]
             if self.conventions is not None:
                 parts += ["<h3>Metric conventions against the paper</h3>", f"<p>{html.escape(self._conventions_caption())}</p>",
                           self.conventions.round(3).to_html(index=False)]
@@ -154,6 +170,9 @@ class BenchmarkReport:
         parts += ["### Test metrics over seeds (selected configurations)", "", _markdown(seeds), "",
                   "`test_tied_max`: the largest share of test items with one and the same score (worst seed); "
                   "`warnings`: collapse guards that fired in the selected runs (see `collapse_flags`).", ""]
+        if self.over_seeds is not None:
+            parts += [f"### {self._over_seeds_title()}", "", self._over_seeds_caption(), "",
+                      _markdown(self.over_seeds)]
         if self.conventions is not None:
             parts += ["### Metric conventions against the paper", "", self._conventions_caption(), "",
                       _markdown(self.conventions.round(3)), ""]
@@ -208,6 +227,61 @@ def _seed_summary(runs: list, selection: pd.DataFrame, positive: str = "anomaly"
         out["warnings"] = ", ".join(flags) if flags else "-"
         rows.append(out)
     return pd.DataFrame(rows)
+
+
+#: Columns of :func:`seeds_beside_paper`: ``(metric, positive class, header)``.
+BOTH_CONVENTIONS = (("auroc", "anomaly", "AUROC"), ("aupr", "anomaly", "AUPR"), ("auroc30", "anomaly", "AUROC30"),
+                    ("aupr", "normal", "AUPR (normal +)"), ("auroc30", "normal", "AUROC30 (normal +)"))
+
+
+def seeds_beside_paper(runs: list, selection: pd.DataFrame, paper: pd.DataFrame | None = None,
+                       digits: int = 2) -> pd.DataFrame:
+    """Test metrics of each selected configuration as ``mean ± sd`` over its seeds, in both
+    conventions (:data:`BOTH_CONVENTIONS`), and the paper's values beside them.
+
+    Parameters
+    ----------
+    runs : list of Run
+        The runs the ``selection`` was made from.
+    selection : pandas.DataFrame
+        :func:`~ogae_core.runs.selection.select_configurations` (``label``, ``run_ids``).
+    paper : pandas.DataFrame, optional
+        :func:`~ogae_core.evaluation.paper.paper_table`; adds ``paper AUROC``, ``paper AUPR``
+        and ``paper AUROC30`` (the paper does not say which class its AUPR and AUROC30 count as
+        positive, so they stand beside both of ours).
+    digits : int
+        Decimals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per selected label (``model``, ``seeds``, the metrics as text); rows in the
+        paper's table that we did not run get ``–``.
+
+    Examples
+    --------
+    >>> seeds_beside_paper([], pd.DataFrame(columns=["label", "run_ids"])).columns.tolist()[:3]
+    ['model', 'seeds', 'AUROC']
+    """
+    from ogae_core.evaluation.mri_tables import mean_sd
+
+    by_id = {r.run_id: r for r in runs}
+    rows = []
+    for row in selection.itertuples(index=False):
+        tests = {pos: [run_test_metrics(by_id[rid], pos) for rid in row.run_ids] for pos in ("anomaly", "normal")}
+        out = {"model": row.label, "seeds": str(len(row.run_ids))}
+        for metric, pos, header in BOTH_CONVENTIONS:
+            out[header] = mean_sd([t.get(metric, float("nan")) for t in tests[pos]], digits)
+        rows.append(out)
+    frame = pd.DataFrame(rows, columns=["model", "seeds", *(h for *_, h in BOTH_CONVENTIONS)])
+    if paper is None:
+        return frame
+    order = list(paper.index) + [m for m in frame["model"] if m not in paper.index]
+    frame = frame.set_index("model").reindex(order).fillna("–")
+    for col in ("auroc", "aupr", "auroc30"):
+        frame[f"paper {col.upper()}"] = [f"{paper.at[m, col]:.2f}" if m in paper.index else "–" for m in order]
+    frame.index.name = "model"
+    return frame.reset_index()
 
 
 def _test_tied_fraction(run) -> float:
@@ -289,7 +363,9 @@ def benchmark_report(runs_root: str | Path | None = None, experiment: str = "mni
     if key is not None and conventions:
         ranked = convention_check({key: (aligned.scores, aligned.labels)})
     return BenchmarkReport(experiment, selection, boot, per, results_table(boot, order=order), per_table,
-                           _seed_summary(runs, selection, positive), aligned, chosen, positive, side, ranked, left_out)
+                           _seed_summary(runs, selection, positive), aligned, chosen, positive, side, ranked, left_out,
+                           seeds_beside_paper(runs, selection, paper_table(t["normal"], t["anomaly"]) if side is not None
+                                              else None))
 
 
 def write_report(report: BenchmarkReport, out_dir: str | Path, fmt: str = "md") -> Path:

@@ -128,9 +128,38 @@ def test_report_normal_positive_and_paper_beside(smoke_store):
     assert "Beside the paper's Table I" in md and "Positive class: normal" in md
     assert "Metric conventions against the paper" in md and set(rep.conventions.positive) == {"anomaly", "normal"}
     assert "Beside the paper" in rep.render("html") and "paper" in rep.render("latex")
+    over = rep.over_seeds.set_index("model")  # both conventions whatever `positive` is
+    for label, run in rep.runs.items():
+        assert over.loc[label, "AUPR (normal +)"] == f"{run.metrics['test']['normal_positive']['aupr']:.2f}"
+        assert over.loc[label, "AUPR"] == f"{run.metrics['test']['aupr']:.2f}"
+    assert over.loc["dvaesvdd", "paper AUROC"] == "0.59" and "Over seeds, both conventions, beside the paper's Table I" in md
     assert benchmark_report(root, SMOKE_EXPERIMENT, n_boot=20, paper=False).paper is None
     with pytest.raises(ValueError, match="'foo'"):
         benchmark_report(root, SMOKE_EXPERIMENT, n_boot=20, positive="foo")
+
+
+def test_seeds_beside_paper_gives_mean_sd_in_both_conventions_and_the_papers_rows():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from ogae_core.evaluation.paper import paper_table
+    from ogae_core.experiments import seeds_beside_paper
+
+    def run(rid, auroc, aupr, aupr_normal):
+        test = {"auroc": auroc, "aupr": aupr, "auroc30": 0.5,
+                "normal_positive": {"auroc": auroc, "aupr": aupr_normal, "auroc30": 0.6}}
+        return SimpleNamespace(run_id=rid, metrics={"test": test})
+
+    runs = [run("a0", 0.50, 0.40, 0.70), run("a1", 0.70, 0.60, 0.50), run("b0", 0.55, 0.45, 0.65)]
+    selection = pd.DataFrame({"label": ["ogae-ocsvm", "my-new-row"], "run_ids": [["a0", "a1"], ["b0"]]})
+    t = seeds_beside_paper(runs, selection, paper_table(3, 4)).set_index("model")
+    assert t.loc["ogae-ocsvm", "AUROC"] == "0.60 ± 0.14" and t.loc["ogae-ocsvm", "seeds"] == "2"
+    assert t.loc["ogae-ocsvm", "AUPR"] == "0.50 ± 0.14" and t.loc["ogae-ocsvm", "AUPR (normal +)"] == "0.60 ± 0.14"
+    assert t.loc["ogae-ocsvm", "AUROC30 (normal +)"] == "0.60 ± 0.00" and t.loc["my-new-row", "AUROC"] == "0.55"
+    assert t.loc["ogae-ocsvm", "paper AUROC"] == "0.74" and t.loc["ae-recons", "AUROC"] == "–"
+    assert t.loc["my-new-row", "paper AUPR"] == "–" and len(t) == 13  # the paper's twelve rows, then ours
+    assert list(seeds_beside_paper(runs, selection)["model"]) == ["ogae-ocsvm", "my-new-row"]
 
 
 @pytest.mark.slow
