@@ -84,6 +84,14 @@ else:
     print("The paper has no table for this task (or show_paper=False).")
 
 # %% [markdown]
+# ## Over seeds, both conventions
+# Test metrics of each selected configuration as mean ± sd over its seeds, AUPR and AUROC30 with
+# anomalies and with normals positive, and the paper's values beside them (whatever `positive` is).
+
+# %%
+display(report.over_seeds)
+
+# %% [markdown]
 # ## ROC and PR curves (test split)
 
 # %%

@@ -71,6 +71,7 @@ def test_notebooks_run_in_smoke_mode(smoke_store, tmp_path):
     nb01 = nbformat.read(str(written[0]), as_version=4)
     assert "0 run(s) to do, 3 already finished" in json.dumps(nb01.cells)
     assert "AUROC paper" in json.dumps(nb01.cells)  # the paper's Table I beside ours (smoke runs are 3 vs 8)
+    assert "AUPR (normal +)" in json.dumps(nb01.cells)  # the over-seeds table in both conventions
 
 
 def _write_nb(path, cells):
