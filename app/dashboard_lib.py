@@ -210,6 +210,31 @@ def paper_beside(named_runs: dict[str, store.Run], overall: pd.DataFrame) -> pd.
     return side
 
 
+def over_seeds(runs: Sequence[store.Run], show_paper: bool = True) -> pd.DataFrame | None:
+    """Each row's validation-selected configuration as ``mean ± sd`` over its seeds, test AUPR and
+    AUROC30 in both conventions, the paper's values beside them when ``show_paper`` and the paper
+    has a table for the task (:func:`ogae_core.evaluation.run_metrics.seeds_beside_paper`); ``None`` when no
+    run has a validation AUROC.
+
+    Examples
+    --------
+    >>> over_seeds([]) is None
+    True
+    """
+    from ogae_core.evaluation.paper import paper_table, table_key_of_configs
+    from ogae_core.evaluation.run_metrics import seeds_beside_paper
+    from ogae_core.runs.selection import select_configurations
+
+    scored = [r for r in runs if validation_auroc(r) > float("-inf")]
+    if not scored:
+        return None
+    paper = None
+    if show_paper and table_key_of_configs(r.config for r in scored) is not None:
+        task = scored[0].config["task"]
+        paper = paper_table(task["normal"], task["anomaly"])
+    return seeds_beside_paper(scored, select_configurations(scored), paper)
+
+
 # ----------------------------------------------------------------------------- brain MRI (page 5)
 MRI_RUNS_HINT = ("Create brain-MRI runs with **`make demo`**, **`ogae bench mri --cohort smoke`** (or `--cohort "
                  "demo`, `--cohort default`), or point the sidebar at another runs directory.")

@@ -89,6 +89,16 @@ if show_paper:
     else:
         st.caption("The paper has no table for this task.")
 
+seeds_table = lib.over_seeds(exp_runs, show_paper)
+if seeds_table is not None:
+    st.subheader("Over seeds, both conventions")
+    st.caption(
+        "Each model's configuration chosen on the validation split (as `ogae report`), test metrics as mean ± sd "
+        "over its seeds; AUPR and AUROC30 with anomalies positive, then with normals positive (\"normal +\")"
+        + ("; the paper's single-run values beside them." if show_paper else ".")
+    )
+    st.dataframe(seeds_table, hide_index=True, key="over_seeds")
+
 if per is not None:
     st.subheader("Per test corruption")
     per_table = results_table(per, show_ci=show_ci)

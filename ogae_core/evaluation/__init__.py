@@ -38,6 +38,7 @@ from ogae_core.evaluation.metrics import (
     roc_points,
 )
 from ogae_core.evaluation.paper import beside_paper, convention_check, paper_table, paper_tables_mnistc
+from ogae_core.evaluation.run_metrics import run_test_metrics, seeds_beside_paper, split_metrics, stored_metrics
 from ogae_core.evaluation.stats import (
     SIGNIFICANCE_LEVEL,
     KruskalDunnResult,
@@ -64,6 +65,10 @@ __all__ = [
     "ResultsTable",
     "align_scores",
     "beside_paper",
+    "run_test_metrics",
+    "seeds_beside_paper",
+    "split_metrics",
+    "stored_metrics",
     "all_metrics",
     "aupr",
     "auroc",

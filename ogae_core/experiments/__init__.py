@@ -34,7 +34,8 @@ from ogae_core.experiments.kinds import (
 )
 from ogae_core.experiments.mnistc import run_mnistc, run_training_group
 from ogae_core.experiments.mnistc_config import RunConfig, TaskSpec, default_label
-from ogae_core.experiments.items import split_metrics, stratified_subsample
+from ogae_core.evaluation.run_metrics import seeds_beside_paper, split_metrics
+from ogae_core.experiments.items import stratified_subsample
 from ogae_core.experiments.notebooks import NotebookParametersError, execute_notebooks, parameters_cell
 from ogae_core.experiments.presets import (
     GUIDANCE_STRATEGIES,
@@ -51,7 +52,6 @@ from ogae_core.experiments.report import (
     benchmark_report,
     convention_check_runs,
     paper_order,
-    seeds_beside_paper,
     write_report,
 )
 from ogae_core.experiments.resume import StaleRunError

@@ -141,7 +141,7 @@ def split_blocks(run) -> dict[str, dict]:
     >>> b["normal_positive"]["aupr"], b["per_corruption"]["a"]["normal_positive"]["aupr"]
     (1.0, 1.0)
     """
-    from ogae_core.experiments.items import NORMAL_POSITIVE_KEY, split_metrics
+    from ogae_core.evaluation.run_metrics import NORMAL_POSITIVE_KEY, split_metrics
 
     blocks = {split: dict(run.metrics.get(split) or {}) for split in ("validation", "test")}
     stale = [s for s, b in blocks.items() if b and NORMAL_POSITIVE_KEY not in b]

@@ -2,13 +2,12 @@
 
 :func:`build_task` / :func:`task_items` give the images and metadata of the splits a
 :class:`~ogae_core.experiments.mnistc_config.TaskSpec` selects (with the task's own ``early_stop``
-hold-out), :func:`split_metrics` the AUROC / AUPR / AUROC30 of a scored split, and
-:func:`latent_frame` the stored UMAP embedding of latent codes.
+hold-out), and :func:`latent_frame` the stored UMAP embedding of latent codes.
 """
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -110,75 +109,7 @@ def task_items(spec: TaskSpec, task=None) -> dict[str, tuple[np.ndarray, pd.Data
     return out
 
 
-# ----------------------------------------------------------------------------- metrics, latents
-#: Key of the normal-positive metrics inside each split (and each corruption) of ``metrics.json``;
-#: the top-level ``auroc`` / ``aupr`` / ``auroc30`` / ``auroc30_raw`` stay anomaly-positive.
-NORMAL_POSITIVE_KEY = "normal_positive"
-
-
-def _both_conventions(labels, scores) -> dict[str, Any]:
-    from ogae_core.evaluation import all_metrics
-
-    out: dict[str, Any] = all_metrics(labels, scores)
-    out[NORMAL_POSITIVE_KEY] = all_metrics(labels, scores, positive="normal")
-    return out
-
-
-def split_metrics(frame: pd.DataFrame) -> dict[str, Any]:
-    """AUROC / AUPR / AUROC30 (+ raw) of one split, overall and per corruption, under both
-    metric conventions, and the share of the largest group of tied scores (``tied_fraction``).
-
-    The anomaly-positive values are the top-level keys; the normal-positive ones (labels
-    flipped, scores negated) are in a nested ``"normal_positive"`` block of the split and of
-    every corruption. Read either with :func:`stored_metrics`.
-
-    Examples
-    --------
-    >>> f = pd.DataFrame({"score": [0.1, 0.9, 0.2, 0.8], "label": [0, 1, 0, 1], "corruption": ["a", "a", "b", "b"]})
-    >>> m = split_metrics(f)
-    >>> m["auroc"], m["per_corruption"]["b"]["auroc"], m["normal_positive"]["aupr"]
-    (1.0, 1.0, 1.0)
-    """
-    from ogae_core.evaluation import largest_tie_fraction
-
-    out = _both_conventions(frame["label"].to_numpy(), frame["score"].to_numpy())
-    out["tied_fraction"] = largest_tie_fraction(frame["score"].to_numpy())
-    out["n_items"] = int(len(frame))
-    out["n_anomalies"] = int(frame["label"].sum())
-    per = {}
-    for c, g in frame.groupby("corruption", sort=False):
-        if g["label"].nunique() == 2:
-            per[str(c)] = _both_conventions(g["label"].to_numpy(), g["score"].to_numpy())
-    out["per_corruption"] = per
-    return out
-
-
-def stored_metrics(block: Mapping[str, Any], positive: str = "anomaly") -> dict[str, float] | None:
-    """The metrics of one convention from a split (or corruption) block of ``metrics.json``.
-
-    Returns ``None`` when the block lacks them (runs written before both conventions were
-    stored): recompute from ``scores.parquet`` then, with :func:`split_metrics`.
-
-    Examples
-    --------
-    >>> f = pd.DataFrame({"score": [0.1, 0.9, 0.2, 0.8], "label": [0, 1, 0, 1], "corruption": "a"})
-    >>> stored_metrics(split_metrics(f), "normal")["auroc"]
-    1.0
-    >>> stored_metrics({"auroc": 0.6}, "normal") is None
-    True
-    """
-    from ogae_core.evaluation import check_positive
-
-    check_positive(positive)
-    source = block if positive == "anomaly" else block.get(NORMAL_POSITIVE_KEY)
-    if not isinstance(source, Mapping):
-        return None
-    values = {m: source.get(m) for m in ("auroc", "aupr", "auroc30", "auroc30_raw")}
-    if any(values[m] is None for m in ("auroc", "aupr", "auroc30")):
-        return None
-    return values
-
-
+# ----------------------------------------------------------------------------- latents
 def embed_latents(codes: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
     """2-D UMAP embedding of latent codes (``random_state=seed``: deterministic, single-threaded)."""
     import warnings

@@ -30,11 +30,11 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from ogae_core.evaluation.run_metrics import split_metrics
 from ogae_core.experiments.items import (  # noqa: F401 - re-exported
     build_task,
     embed_latents,
     latent_frame,
-    split_metrics,
     stratified_subsample,
     task_items,
 )

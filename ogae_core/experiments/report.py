@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from ogae_core.evaluation.run_metrics import run_test_metrics, seeds_beside_paper
 from ogae_core.runs.selection import select_configurations, selected_runs
 
 FORMATS = ("md", "html", "latex")
@@ -81,7 +82,8 @@ class BenchmarkReport:
         (:func:`~ogae_core.experiments.resume.current_runs`); listed in the report.
     over_seeds : pandas.DataFrame or None
         ``mean ± sd`` over seeds of the selected configurations' test metrics in both
-        conventions, the paper's values beside them (:func:`seeds_beside_paper`).
+        conventions, the paper's values beside them
+        (:func:`~ogae_core.evaluation.run_metrics.seeds_beside_paper`).
     """
 
     experiment: str
@@ -187,18 +189,6 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join([head, rule, *body]) + "\n"
 
 
-def run_test_metrics(run, positive: str = "anomaly") -> dict:
-    """A run's test metrics under ``positive`` (from ``metrics.json``, else recomputed from
-    ``scores.parquet`` for runs written before both conventions were stored)."""
-    from ogae_core.experiments.items import split_metrics, stored_metrics
-
-    stored = stored_metrics(run.metrics.get("test", {}), positive)
-    if stored is not None:
-        return stored
-    scores = run.scores()
-    return stored_metrics(split_metrics(scores[scores["split"] == "test"]), positive)
-
-
 def _latex(frame: pd.DataFrame, caption: str) -> str:
     """A plain booktabs LaTeX table (no optional dependency)."""
     def esc(v) -> str:
@@ -227,61 +217,6 @@ def _seed_summary(runs: list, selection: pd.DataFrame, positive: str = "anomaly"
         out["warnings"] = ", ".join(flags) if flags else "-"
         rows.append(out)
     return pd.DataFrame(rows)
-
-
-#: Columns of :func:`seeds_beside_paper`: ``(metric, positive class, header)``.
-BOTH_CONVENTIONS = (("auroc", "anomaly", "AUROC"), ("aupr", "anomaly", "AUPR"), ("auroc30", "anomaly", "AUROC30"),
-                    ("aupr", "normal", "AUPR (normal +)"), ("auroc30", "normal", "AUROC30 (normal +)"))
-
-
-def seeds_beside_paper(runs: list, selection: pd.DataFrame, paper: pd.DataFrame | None = None,
-                       digits: int = 2) -> pd.DataFrame:
-    """Test metrics of each selected configuration as ``mean ± sd`` over its seeds, in both
-    conventions (:data:`BOTH_CONVENTIONS`), and the paper's values beside them.
-
-    Parameters
-    ----------
-    runs : list of Run
-        The runs the ``selection`` was made from.
-    selection : pandas.DataFrame
-        :func:`~ogae_core.runs.selection.select_configurations` (``label``, ``run_ids``).
-    paper : pandas.DataFrame, optional
-        :func:`~ogae_core.evaluation.paper.paper_table`; adds ``paper AUROC``, ``paper AUPR``
-        and ``paper AUROC30`` (the paper does not say which class its AUPR and AUROC30 count as
-        positive, so they stand beside both of ours).
-    digits : int
-        Decimals.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per selected label (``model``, ``seeds``, the metrics as text); rows in the
-        paper's table that we did not run get ``–``.
-
-    Examples
-    --------
-    >>> seeds_beside_paper([], pd.DataFrame(columns=["label", "run_ids"])).columns.tolist()[:3]
-    ['model', 'seeds', 'AUROC']
-    """
-    from ogae_core.evaluation.mri_tables import mean_sd
-
-    by_id = {r.run_id: r for r in runs}
-    rows = []
-    for row in selection.itertuples(index=False):
-        tests = {pos: [run_test_metrics(by_id[rid], pos) for rid in row.run_ids] for pos in ("anomaly", "normal")}
-        out = {"model": row.label, "seeds": str(len(row.run_ids))}
-        for metric, pos, header in BOTH_CONVENTIONS:
-            out[header] = mean_sd([t.get(metric, float("nan")) for t in tests[pos]], digits)
-        rows.append(out)
-    frame = pd.DataFrame(rows, columns=["model", "seeds", *(h for *_, h in BOTH_CONVENTIONS)])
-    if paper is None:
-        return frame
-    order = list(paper.index) + [m for m in frame["model"] if m not in paper.index]
-    frame = frame.set_index("model").reindex(order).fillna("–")
-    for col in ("auroc", "aupr", "auroc30"):
-        frame[f"paper {col.upper()}"] = [f"{paper.at[m, col]:.2f}" if m in paper.index else "–" for m in order]
-    frame.index.name = "model"
-    return frame.reset_index()
 
 
 def _test_tied_fraction(run) -> float:

@@ -128,8 +128,12 @@ def test_results_page_shows_the_papers_table_beside_ours(synthetic_store, monkey
     ogae = next(name for name in side.index if name.startswith("ogae-ocsvm"))  # display name with its seed
     assert side.loc[ogae, "AUROC paper"] == f"{paper.loc['ogae-ocsvm', 'auroc']:.2f}"
     assert any("Table I" in s.value for s in at.subheader)
+    over = next(d.value for d in at.dataframe if "AUPR (normal +)" in d.value.columns).set_index("model")
+    assert over.loc["dvaesvdd", "paper AUROC"] == f"{paper.loc['dvaesvdd', 'auroc']:.2f}"
+    assert over.loc["ae-recons", "seeds"] == "1" and over.loc["dvaesvdd", "AUROC"] == "–"
     at.sidebar.toggle(key="show_paper").set_value(False).run()
-    assert not any("AUROC paper" in d.value.columns for d in at.dataframe)
+    assert not any("AUROC paper" in d.value.columns or "paper AUROC" in d.value.columns for d in at.dataframe)
+    assert any("AUPR (normal +)" in d.value.columns for d in at.dataframe)  # ours stay
 
 
 def test_training_dynamics_page(synthetic_store, monkeypatch):

@@ -1,0 +1,149 @@
+"""Metrics of a run's scored splits as ``metrics.json`` stores them, and tables over seeds.
+
+* :func:`split_metrics`: AUROC / AUPR / AUROC30 of a scored split (items with ``label``,
+  ``score``, ``corruption``), overall and per corruption, in both conventions (anomalies or
+  normals as the positive class), with the share of tied scores;
+* :func:`stored_metrics` reads one convention back; :func:`run_test_metrics` a run's test
+  metrics (recomputed from its scores for runs written before both conventions were stored);
+* :func:`seeds_beside_paper`: the selected configurations' test metrics as ``mean ± sd`` over
+  seeds in both conventions, the paper's values beside them (``ogae report``, notebook 01 and
+  the dashboard's Results page).
+
+Runs are duck-typed (``run_id``, ``metrics``, ``scores()``): this module imports no run store,
+so the dashboard can use it.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pandas as pd
+
+from ogae_core.evaluation.metrics import all_metrics, check_positive, largest_tie_fraction
+from ogae_core.evaluation.mri_tables import mean_sd
+
+__all__ = ["BOTH_CONVENTIONS", "NORMAL_POSITIVE_KEY", "run_test_metrics", "seeds_beside_paper", "split_metrics",
+           "stored_metrics"]
+
+#: Key of the normal-positive metrics inside each split (and each corruption) of ``metrics.json``;
+#: the top-level ``auroc`` / ``aupr`` / ``auroc30`` / ``auroc30_raw`` stay anomaly-positive.
+NORMAL_POSITIVE_KEY = "normal_positive"
+
+
+def _both_conventions(labels, scores) -> dict[str, Any]:
+    out: dict[str, Any] = all_metrics(labels, scores)
+    out[NORMAL_POSITIVE_KEY] = all_metrics(labels, scores, positive="normal")
+    return out
+
+
+def split_metrics(frame: pd.DataFrame) -> dict[str, Any]:
+    """AUROC / AUPR / AUROC30 (+ raw) of one split, overall and per corruption, under both
+    metric conventions, and the share of the largest group of tied scores (``tied_fraction``).
+
+    The anomaly-positive values are the top-level keys; the normal-positive ones (labels
+    flipped, scores negated) are in a nested ``"normal_positive"`` block of the split and of
+    every corruption. Read either with :func:`stored_metrics`.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"score": [0.1, 0.9, 0.2, 0.8], "label": [0, 1, 0, 1], "corruption": ["a", "a", "b", "b"]})
+    >>> m = split_metrics(f)
+    >>> m["auroc"], m["per_corruption"]["b"]["auroc"], m["normal_positive"]["aupr"]
+    (1.0, 1.0, 1.0)
+    """
+    out = _both_conventions(frame["label"].to_numpy(), frame["score"].to_numpy())
+    out["tied_fraction"] = largest_tie_fraction(frame["score"].to_numpy())
+    out["n_items"] = int(len(frame))
+    out["n_anomalies"] = int(frame["label"].sum())
+    per = {}
+    for c, g in frame.groupby("corruption", sort=False):
+        if g["label"].nunique() == 2:
+            per[str(c)] = _both_conventions(g["label"].to_numpy(), g["score"].to_numpy())
+    out["per_corruption"] = per
+    return out
+
+
+def stored_metrics(block: Mapping[str, Any], positive: str = "anomaly") -> dict[str, float] | None:
+    """The metrics of one convention from a split (or corruption) block of ``metrics.json``.
+
+    Returns ``None`` when the block lacks them (runs written before both conventions were
+    stored): recompute from ``scores.parquet`` then, with :func:`split_metrics`.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"score": [0.1, 0.9, 0.2, 0.8], "label": [0, 1, 0, 1], "corruption": "a"})
+    >>> stored_metrics(split_metrics(f), "normal")["auroc"]
+    1.0
+    >>> stored_metrics({"auroc": 0.6}, "normal") is None
+    True
+    """
+    check_positive(positive)
+    source = block if positive == "anomaly" else block.get(NORMAL_POSITIVE_KEY)
+    if not isinstance(source, Mapping):
+        return None
+    values = {m: source.get(m) for m in ("auroc", "aupr", "auroc30", "auroc30_raw")}
+    if any(values[m] is None for m in ("auroc", "aupr", "auroc30")):
+        return None
+    return values
+
+
+def run_test_metrics(run, positive: str = "anomaly") -> dict:
+    """A run's test metrics under ``positive`` (from ``metrics.json``, else recomputed from
+    ``scores.parquet`` for runs written before both conventions were stored)."""
+    stored = stored_metrics(run.metrics.get("test", {}), positive)
+    if stored is not None:
+        return stored
+    scores = run.scores()
+    return stored_metrics(split_metrics(scores[scores["split"] == "test"]), positive)
+
+
+#: Columns of :func:`seeds_beside_paper`: ``(metric, positive class, header)``.
+BOTH_CONVENTIONS = (("auroc", "anomaly", "AUROC"), ("aupr", "anomaly", "AUPR"), ("auroc30", "anomaly", "AUROC30"),
+                    ("aupr", "normal", "AUPR (normal +)"), ("auroc30", "normal", "AUROC30 (normal +)"))
+
+
+def seeds_beside_paper(runs: list, selection: pd.DataFrame, paper: pd.DataFrame | None = None,
+                       digits: int = 2) -> pd.DataFrame:
+    """Test metrics of each selected configuration as ``mean ± sd`` over its seeds, in both
+    conventions (:data:`BOTH_CONVENTIONS`), and the paper's values beside them.
+
+    Parameters
+    ----------
+    runs : list of Run
+        The runs the ``selection`` was made from.
+    selection : pandas.DataFrame
+        :func:`~ogae_core.runs.selection.select_configurations` (``label``, ``run_ids``).
+    paper : pandas.DataFrame, optional
+        :func:`~ogae_core.evaluation.paper.paper_table`; adds ``paper AUROC``, ``paper AUPR``
+        and ``paper AUROC30`` (the paper does not say which class its AUPR and AUROC30 count as
+        positive, so they stand beside both of ours).
+    digits : int
+        Decimals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per selected label (``model``, ``seeds``, the metrics as text); rows in the
+        paper's table that we did not run get ``–``.
+
+    Examples
+    --------
+    >>> seeds_beside_paper([], pd.DataFrame(columns=["label", "run_ids"])).columns.tolist()[:3]
+    ['model', 'seeds', 'AUROC']
+    """
+    by_id = {r.run_id: r for r in runs}
+    rows = []
+    for row in selection.itertuples(index=False):
+        tests = {pos: [run_test_metrics(by_id[rid], pos) for rid in row.run_ids] for pos in ("anomaly", "normal")}
+        out = {"model": row.label, "seeds": str(len(row.run_ids))}
+        for metric, pos, header in BOTH_CONVENTIONS:
+            out[header] = mean_sd([t.get(metric, float("nan")) for t in tests[pos]], digits)
+        rows.append(out)
+    frame = pd.DataFrame(rows, columns=["model", "seeds", *(h for *_, h in BOTH_CONVENTIONS)])
+    if paper is None:
+        return frame
+    order = list(paper.index) + [m for m in frame["model"] if m not in paper.index]
+    frame = frame.set_index("model").reindex(order).fillna("–")
+    for col in ("auroc", "aupr", "auroc30"):
+        frame[f"paper {col.upper()}"] = [f"{paper.at[m, col]:.2f}" if m in paper.index else "–" for m in order]
+    frame.index.name = "model"
+    return frame.reset_index()
