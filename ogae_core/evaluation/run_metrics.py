@@ -7,7 +7,8 @@
   metrics (recomputed from its scores for runs written before both conventions were stored);
 * :func:`seeds_beside_paper`: the selected configurations' test metrics as ``mean ± sd`` over
   seeds in both conventions, the paper's values beside them (``ogae report``, notebook 01 and
-  the dashboard's Results page).
+  the dashboard's Results page); :func:`corruptions_over_seeds` the same within each test
+  corruption.
 
 Runs are duck-typed (``run_id``, ``metrics``, ``scores()``): this module imports no run store,
 so the dashboard can use it.
@@ -21,7 +22,7 @@ import pandas as pd
 from ogae_core.evaluation.metrics import all_metrics, check_positive, largest_tie_fraction
 from ogae_core.evaluation.mri_tables import mean_sd
 
-__all__ = ["BOTH_CONVENTIONS", "NORMAL_POSITIVE_KEY", "run_test_metrics", "seeds_beside_paper", "split_metrics",
+__all__ = ["BOTH_CONVENTIONS", "NORMAL_POSITIVE_KEY", "corruptions_over_seeds", "run_test_metrics", "seeds_beside_paper", "split_metrics",
            "stored_metrics"]
 
 #: Key of the normal-positive metrics inside each split (and each corruption) of ``metrics.json``;
@@ -147,3 +148,47 @@ def seeds_beside_paper(runs: list, selection: pd.DataFrame, paper: pd.DataFrame 
         frame[f"paper {col.upper()}"] = [f"{paper.at[m, col]:.2f}" if m in paper.index else "–" for m in order]
     frame.index.name = "model"
     return frame.reset_index()
+
+
+def corruptions_over_seeds(runs: list, selection: pd.DataFrame, metric: str = "auroc", positive: str = "anomaly",
+                           digits: int = 2) -> pd.DataFrame:
+    """Test ``metric`` within each test corruption of each selected configuration, ``mean ± sd``
+    over its seeds (stored per-corruption blocks of ``metrics.json``; recomputed from the scores
+    for runs that lack them).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model``, ``seeds``, then one column per corruption (first-seen order).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> m = lambda v: {"auroc": v, "aupr": v, "auroc30": v}
+    >>> block = lambda a, b: {"per_corruption": {"stripe": m(a), "brightness": m(b)}}
+    >>> runs = [SimpleNamespace(run_id=f"r{i}", metrics={"test": block(0.5 + i / 10, 0.7)}) for i in (0, 2)]
+    >>> corruptions_over_seeds(runs, pd.DataFrame({"label": ["m"], "run_ids": [["r0", "r2"]]})).iloc[0].tolist()
+    ['m', '2', '0.60 ± 0.14', '0.70 ± 0.00']
+    """
+    check_positive(positive)
+    by_id = {r.run_id: r for r in runs}
+    rows, columns = [], []
+    for row in selection.itertuples(index=False):
+        values: dict[str, list[float]] = {}
+        for rid in row.run_ids:
+            for corruption, got in _test_per_corruption(by_id[rid], positive).items():
+                values.setdefault(corruption, []).append(float(got[metric]))
+        columns += [c for c in values if c not in columns]
+        rows.append({"model": row.label, "seeds": str(len(row.run_ids)),
+                     **{c: mean_sd(v, digits) for c, v in values.items()}})
+    return pd.DataFrame(rows, columns=["model", "seeds", *columns]).fillna("–")
+
+
+def _test_per_corruption(run, positive: str) -> dict[str, dict]:
+    """``{corruption: metrics under positive}`` of a run's test split, stored or recomputed."""
+    stored = {c: stored_metrics(b, positive) for c, b in (run.metrics.get("test", {}).get("per_corruption") or {}).items()}
+    if stored and all(v is not None for v in stored.values()):
+        return stored
+    scores = run.scores()
+    per = split_metrics(scores[scores["split"] == "test"])["per_corruption"]
+    return {c: stored_metrics(b, positive) for c, b in per.items()}

@@ -26,9 +26,11 @@ from typing import Any
 
 import pandas as pd
 
-from ogae_core.evaluation.run_metrics import run_test_metrics, seeds_beside_paper
+from ogae_core.evaluation.run_metrics import corruptions_over_seeds, run_test_metrics, seeds_beside_paper
 from ogae_core.runs.selection import select_configurations, selected_runs
 
+#: Title of the report's per-corruption table over seeds.
+CORRUPTION_SEEDS_TITLE = "Test AUROC per corruption, over seeds (selected configurations)"
 FORMATS = ("md", "html", "latex")
 
 
@@ -84,6 +86,9 @@ class BenchmarkReport:
         ``mean ± sd`` over seeds of the selected configurations' test metrics in both
         conventions, the paper's values beside them
         (:func:`~ogae_core.evaluation.run_metrics.seeds_beside_paper`).
+    corruption_seeds : pandas.DataFrame or None
+        Test AUROC within each test corruption, ``mean ± sd`` over the selected configurations'
+        seeds (:func:`~ogae_core.evaluation.run_metrics.corruptions_over_seeds`).
     """
 
     experiment: str
@@ -100,6 +105,7 @@ class BenchmarkReport:
     conventions: pd.DataFrame | None = None
     left_out: dict = dataclasses.field(default_factory=dict)
     over_seeds: pd.DataFrame | None = None
+    corruption_seeds: pd.DataFrame | None = None
 
     def _caption(self) -> str:
         from ogae_core.evaluation import results_caption
@@ -157,6 +163,8 @@ class BenchmarkReport:
             if self.over_seeds is not None:
                 parts += [f"<h3>{html.escape(self._over_seeds_title())}</h3>",
                           f"<p>{html.escape(self._over_seeds_caption())}</p>", self.over_seeds.to_html(index=False)]
+            if self.corruption_seeds is not None:
+                parts += [f"<h3>{CORRUPTION_SEEDS_TITLE}</h3>", self.corruption_seeds.to_html(index=False)]
             if self.conventions is not None:
                 parts += ["<h3>Metric conventions against the paper</h3>", f"<p>{html.escape(self._conventions_caption())}</p>",
                           self.conventions.round(3).to_html(index=False)]
@@ -175,6 +183,8 @@ class BenchmarkReport:
         if self.over_seeds is not None:
             parts += [f"### {self._over_seeds_title()}", "", self._over_seeds_caption(), "",
                       _markdown(self.over_seeds)]
+        if self.corruption_seeds is not None:
+            parts += [f"### {CORRUPTION_SEEDS_TITLE}", "", _markdown(self.corruption_seeds)]
         if self.conventions is not None:
             parts += ["### Metric conventions against the paper", "", self._conventions_caption(), "",
                       _markdown(self.conventions.round(3)), ""]
@@ -300,7 +310,14 @@ def benchmark_report(runs_root: str | Path | None = None, experiment: str = "mni
     return BenchmarkReport(experiment, selection, boot, per, results_table(boot, order=order), per_table,
                            _seed_summary(runs, selection, positive), aligned, chosen, positive, side, ranked, left_out,
                            seeds_beside_paper(runs, selection, paper_table(t["normal"], t["anomaly"]) if side is not None
-                                              else None))
+                                              else None),
+                           corruptions_over_seeds(runs, _in_order(selection, order)) if per is not None else None)
+
+
+def _in_order(selection: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """``selection``'s rows in the table order ``order`` (labels not in it last)."""
+    rank = {label: i for i, label in enumerate(order)}
+    return selection.iloc[sorted(range(len(selection)), key=lambda i: rank.get(selection["label"].iloc[i], len(rank)))]
 
 
 def write_report(report: BenchmarkReport, out_dir: str | Path, fmt: str = "md") -> Path:

@@ -133,6 +133,10 @@ def test_report_normal_positive_and_paper_beside(smoke_store):
         assert over.loc[label, "AUPR (normal +)"] == f"{run.metrics['test']['normal_positive']['aupr']:.2f}"
         assert over.loc[label, "AUPR"] == f"{run.metrics['test']['aupr']:.2f}"
     assert over.loc["dvaesvdd", "paper AUROC"] == "0.59" and "Over seeds, both conventions, beside the paper's Table I" in md
+    per = rep.corruption_seeds.set_index("model")
+    for label, run in rep.runs.items():  # one seed in the smoke preset: the stored value
+        assert per.loc[label, "stripe"] == f"{run.metrics['test']['per_corruption']['stripe']['auroc']:.2f}"
+    assert "Test AUROC per corruption, over seeds" in md
     assert benchmark_report(root, SMOKE_EXPERIMENT, n_boot=20, paper=False).paper is None
     with pytest.raises(ValueError, match="'foo'"):
         benchmark_report(root, SMOKE_EXPERIMENT, n_boot=20, positive="foo")
