@@ -189,6 +189,23 @@ def bootstrap(named_runs: dict[str, store.Run], n: int, seed: int, by_corruption
     return _bootstrap(key, paths, names, int(n), int(seed), by_corruption, positive)
 
 
+def paper_for(runs: Sequence[store.Run]) -> pd.DataFrame | None:
+    """The paper's Table I / IV for the runs' task (:func:`ogae_core.evaluation.paper_table`),
+    ``None`` when the paper has none for it.
+
+    Examples
+    --------
+    >>> paper_for([]) is None
+    True
+    """
+    from ogae_core.evaluation.paper import paper_table, table_key_of_configs
+
+    if not runs or table_key_of_configs(r.config for r in runs) is None:
+        return None
+    task = runs[0].config["task"]
+    return paper_table(task["normal"], task["anomaly"])
+
+
 def paper_beside(named_runs: dict[str, store.Run], overall: pd.DataFrame) -> pd.DataFrame | None:
     """Ours (the overall bootstrap estimates) beside the paper's Table I / IV for the runs' task,
     ``None`` when the paper has no table for it. ``attrs["table"]``: the paper's table number.
@@ -198,13 +215,11 @@ def paper_beside(named_runs: dict[str, store.Run], overall: pd.DataFrame) -> pd.
     >>> paper_beside({}, pd.DataFrame(columns=["model", "metric", "estimate"])) is None
     True
     """
-    from ogae_core.evaluation.paper import beside_paper, estimates, paper_table, table_key_of_configs
+    from ogae_core.evaluation.paper import beside_paper, estimates
 
-    key = table_key_of_configs(r.config for r in named_runs.values()) if named_runs else None
-    if key is None:
+    paper = paper_for(list(named_runs.values()))
+    if paper is None:
         return None
-    task = next(iter(named_runs.values())).config["task"]
-    paper = paper_table(task["normal"], task["anomaly"])
     side = beside_paper(estimates(overall), paper, labels={name: r.label for name, r in named_runs.items()})
     side.attrs["table"] = paper.attrs["table"]
     return side
@@ -213,26 +228,32 @@ def paper_beside(named_runs: dict[str, store.Run], overall: pd.DataFrame) -> pd.
 def over_seeds(runs: Sequence[store.Run], show_paper: bool = True) -> pd.DataFrame | None:
     """Each row's validation-selected configuration as ``mean ± sd`` over its seeds, test AUPR and
     AUROC30 in both conventions, the paper's values beside them when ``show_paper`` and the paper
-    has a table for the task (:func:`ogae_core.evaluation.run_metrics.seeds_beside_paper`); ``None`` when no
-    run has a validation AUROC.
+    has a table for the task (:func:`ogae_core.evaluation.run_metrics.seeds_beside_paper`); ``None``
+    when no run has a validation AUROC.
 
     Examples
     --------
     >>> over_seeds([]) is None
     True
     """
-    from ogae_core.evaluation.paper import paper_table, table_key_of_configs
     from ogae_core.evaluation.run_metrics import seeds_beside_paper
     from ogae_core.runs.selection import select_configurations
 
     scored = [r for r in runs if validation_auroc(r) > float("-inf")]
     if not scored:
         return None
-    paper = None
-    if show_paper and table_key_of_configs(r.config for r in scored) is not None:
-        task = scored[0].config["task"]
-        paper = paper_table(task["normal"], task["anomaly"])
-    return seeds_beside_paper(scored, select_configurations(scored), paper)
+    return seeds_beside_paper(scored, select_configurations(scored), paper_for(scored) if show_paper else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _experiment_over_seeds(root: str, stamp: tuple, experiment: str, show_paper: bool) -> pd.DataFrame | None:
+    runs = [r for r in load_runs(Path(root)) if r.experiment == experiment and r.has(store.SCORES_FILE)]
+    return over_seeds(runs, show_paper)
+
+
+def experiment_over_seeds(root: Path, experiment: str, show_paper: bool = True) -> pd.DataFrame | None:
+    """:func:`over_seeds` of one experiment of the store (cached on the store's mtimes)."""
+    return _experiment_over_seeds(str(root), store_stamp(root), experiment, show_paper)
 
 
 # ----------------------------------------------------------------------------- brain MRI (page 5)

@@ -86,7 +86,8 @@ else:
 # %% [markdown]
 # ## Over seeds, both conventions
 # Test metrics of each selected configuration as mean ± sd over its seeds, AUPR and AUROC30 with
-# anomalies and with normals positive, and the paper's values beside them (whatever `positive` is).
+# anomalies and with normals positive (whatever `positive` is), and the paper's values beside them
+# when `show_paper` is on and the paper has a table for the task.
 
 # %%
 display(report.over_seeds)

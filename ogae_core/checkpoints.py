@@ -104,10 +104,13 @@ def saved_model_config(directory: str | Path) -> dict:
 def load_model(directory: str | Path, device: str | torch.device = "cpu", config: dict | None = None) -> Method:
     """Rebuild a method saved by :func:`save_model` (eval mode); ``config``: its
     :func:`saved_model_config` when the caller has read it already."""
+    weights = Path(directory) / "model.safetensors"
     cfg = config if config is not None else saved_model_config(directory)
+    if not weights.is_file():
+        raise FileNotFoundError(f"missing {weights.name} in {directory}")
     # the saved network options as they are (a dict would take today's method defaults for missing keys)
     method = build_method(cfg["method"], cfg["hyperparameters"], backbone_config_from_dict(cfg["backbone"]))
-    method.load_state_dict(load_file(str(Path(directory) / "model.safetensors")))
+    method.load_state_dict(load_file(str(weights)))
     return method.to(resolve_device(device)).eval()
 
 

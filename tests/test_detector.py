@@ -292,6 +292,14 @@ def test_method_level_network_and_trainer_defaults():
     assert (r["backbone"].negative_slope, r["train"].early_stopping, r["config"].gamma) == (0.01, "phase", 0.01)
     r = Detector("ae")._resolve()
     assert (r["backbone"].negative_slope, r["train"].early_stopping) == (0.01, "phase")
+    from ogae_core.methods import OgAE, build_method
+
+    # every way of building the MNIST network takes the same defaults (Method.mnist_backbone)
+    assert build_method("ogae", backbone={"kind": "mnist", "latent_dim": 8}).backbone_config == \
+        OgAE.mnist_backbone({"latent_dim": 8}) == build_method("ogae", backbone={"latent_dim": 8}).backbone_config
+    assert OgAE().backbone_config.negative_slope == 0.3 and build_method("ae").backbone_config.negative_slope == 0.01
+    with pytest.raises(ValueError, match="unknown backbone config keys"):
+        OgAE.mnist_backbone({"slope": 0.3})
 
 
 def test_a_saved_detector_keeps_the_defaults_it_was_trained_with(data, tmp_path, monkeypatch):

@@ -89,13 +89,14 @@ if show_paper:
     else:
         st.caption("The paper has no table for this task.")
 
-seeds_table = lib.over_seeds(exp_runs, show_paper)
+seeds_table = lib.experiment_over_seeds(root, experiment, show_paper)
 if seeds_table is not None:
     st.subheader("Over seeds, both conventions")
     st.caption(
-        "Each model's configuration chosen on the validation split (as `ogae report`), test metrics as mean ± sd "
-        "over its seeds; AUPR and AUROC30 with anomalies positive, then with normals positive (\"normal +\")"
-        + ("; the paper's single-run values beside them." if show_paper else ".")
+        "Each model's configuration chosen on the validation split as `ogae report` chooses, over every run of the "
+        "experiment in the store (the report also leaves out runs trained under older method defaults), test metrics as mean ± sd over its seeds ((n=k): only k seeds have the value); "
+        "AUPR and AUROC30 with anomalies positive, then with normals positive (\"normal +\")"
+        + ("; the paper's single-run values beside them." if "paper AUROC" in seeds_table.columns else ".")
     )
     st.dataframe(seeds_table, hide_index=True, key="over_seeds")
 

@@ -17,6 +17,10 @@ results_table, per_corruption_table, overall_table paper-layout tables (Markdown
 results_caption, convention_note                   what a results table shows (items, bold/underline, selection,
                                                    positive class)
 align_scores                                       scores of several runs on the same test items
+split_metrics, stored_metrics, run_test_metrics    a run's metrics as ``metrics.json`` stores them (both
+                                                   conventions, per corruption)
+seeds_beside_paper, corruptions_over_seeds         mean ± sd over seeds of selected configurations, both
+                                                   conventions, the paper beside
 
 Importing this package does not import torch (the dashboard uses it).
 """
@@ -38,7 +42,13 @@ from ogae_core.evaluation.metrics import (
     roc_points,
 )
 from ogae_core.evaluation.paper import beside_paper, convention_check, paper_table, paper_tables_mnistc
-from ogae_core.evaluation.run_metrics import run_test_metrics, seeds_beside_paper, split_metrics, stored_metrics
+from ogae_core.evaluation.run_metrics import (
+    corruptions_over_seeds,
+    run_test_metrics,
+    seeds_beside_paper,
+    split_metrics,
+    stored_metrics,
+)
 from ogae_core.evaluation.stats import (
     SIGNIFICANCE_LEVEL,
     KruskalDunnResult,
@@ -65,10 +75,6 @@ __all__ = [
     "ResultsTable",
     "align_scores",
     "beside_paper",
-    "run_test_metrics",
-    "seeds_beside_paper",
-    "split_metrics",
-    "stored_metrics",
     "all_metrics",
     "aupr",
     "auroc",
@@ -80,6 +86,7 @@ __all__ = [
     "compare_conventions",
     "convention_check",
     "convention_note",
+    "corruptions_over_seeds",
     "kruskal_dunn",
     "largest_tie_fraction",
     "metric_candidates",
@@ -95,4 +102,8 @@ __all__ = [
     "results_caption",
     "results_table",
     "roc_points",
+    "run_test_metrics",
+    "seeds_beside_paper",
+    "split_metrics",
+    "stored_metrics",
 ]

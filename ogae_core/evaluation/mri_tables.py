@@ -30,7 +30,7 @@ import pandas as pd
 
 from ogae_core.evaluation.metrics import all_metrics
 from ogae_core.evaluation.stats import SIGNIFICANCE_LEVEL, bonferroni, kruskal_dunn, paired_bootstrap
-from ogae_core.evaluation.tables import Cell, ResultsTable
+from ogae_core.evaluation.tables import Cell, ResultsTable, mean_sd
 
 __all__ = ["PAPER_METRICS", "MriTable", "aggregation_table", "classification_table", "localization_table",
            "mean_sd", "secondary_table", "size_tables"]
@@ -62,23 +62,6 @@ class MriTable:
 
     def to_markdown(self) -> str:
         return self.table.to_markdown()
-
-
-def mean_sd(values: Sequence[float], digits: int = 2) -> str:
-    """``"0.62 ± 0.03"`` (``"0.62"`` for one value; NaN left out).
-
-    Examples
-    --------
-    >>> mean_sd([0.6, 0.64]), mean_sd([0.5]), mean_sd([0.0071], 3)
-    ('0.62 ± 0.03', '0.50', '0.007')
-    """
-    v = np.asarray(values, float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return "–"
-    if v.size == 1:
-        return f"{v[0]:.{digits}f}"
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
 def _digits(metric: str, chance: float | None) -> int:

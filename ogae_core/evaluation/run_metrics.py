@@ -20,10 +20,10 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ogae_core.evaluation.metrics import all_metrics, check_positive, largest_tie_fraction
-from ogae_core.evaluation.mri_tables import mean_sd
+from ogae_core.evaluation.tables import mean_sd
 
-__all__ = ["BOTH_CONVENTIONS", "NORMAL_POSITIVE_KEY", "corruptions_over_seeds", "run_test_metrics", "seeds_beside_paper", "split_metrics",
-           "stored_metrics"]
+__all__ = ["BOTH_CONVENTIONS", "NORMAL_POSITIVE_KEY", "corruptions_over_seeds", "run_test_metrics", "seeds_beside_paper",
+           "seeds_text", "split_metrics", "stored_metrics"]
 
 #: Key of the normal-positive metrics inside each split (and each corruption) of ``metrics.json``;
 #: the top-level ``auroc`` / ``aupr`` / ``auroc30`` / ``auroc30_raw`` stay anomaly-positive.
@@ -90,11 +90,25 @@ def stored_metrics(block: Mapping[str, Any], positive: str = "anomaly") -> dict[
 def run_test_metrics(run, positive: str = "anomaly") -> dict:
     """A run's test metrics under ``positive`` (from ``metrics.json``, else recomputed from
     ``scores.parquet`` for runs written before both conventions were stored)."""
-    stored = stored_metrics(run.metrics.get("test", {}), positive)
+    stored = stored_metrics(run.metrics.get("test") or {}, positive)
     if stored is not None:
         return stored
     scores = run.scores()
     return stored_metrics(split_metrics(scores[scores["split"] == "test"]), positive)
+
+
+def seeds_text(values, n_seeds: int, digits: int = 2) -> str:
+    """``mean ± sd`` of the finite ``values`` (:func:`~ogae_core.evaluation.tables.mean_sd`),
+    with ``(n=k)`` when only ``k`` of the ``n_seeds`` runs have a value.
+
+    Examples
+    --------
+    >>> seeds_text([0.6, 0.64], 2), seeds_text([0.7, float("nan")], 2), seeds_text([], 3)
+    ('0.62 ± 0.03', '0.70 (n=1)', '–')
+    """
+    k = sum(1 for v in values if v is not None and v == v and abs(v) != float("inf"))
+    text = mean_sd([float("nan") if v is None else v for v in values], digits)
+    return text if k in (0, n_seeds) else f"{text} (n={k})"
 
 
 #: Columns of :func:`seeds_beside_paper`: ``(metric, positive class, header)``.
@@ -123,8 +137,9 @@ def seeds_beside_paper(runs: list, selection: pd.DataFrame, paper: pd.DataFrame 
     Returns
     -------
     pandas.DataFrame
-        One row per selected label (``model``, ``seeds``, the metrics as text); rows in the
-        paper's table that we did not run get ``–``.
+        One row per selected label in ``selection``'s order (``model``, ``seeds``, the metrics as
+        text, :func:`seeds_text`); with ``paper``, the paper's rows first in its order (those we
+        did not run get ``–``), then ours that it lacks. The paper's values keep its two decimals.
 
     Examples
     --------
@@ -137,7 +152,7 @@ def seeds_beside_paper(runs: list, selection: pd.DataFrame, paper: pd.DataFrame 
         tests = {pos: [run_test_metrics(by_id[rid], pos) for rid in row.run_ids] for pos in ("anomaly", "normal")}
         out = {"model": row.label, "seeds": str(len(row.run_ids))}
         for metric, pos, header in BOTH_CONVENTIONS:
-            out[header] = mean_sd([t.get(metric, float("nan")) for t in tests[pos]], digits)
+            out[header] = seeds_text([t.get(metric, float("nan")) for t in tests[pos]], len(row.run_ids), digits)
         rows.append(out)
     frame = pd.DataFrame(rows, columns=["model", "seeds", *(h for *_, h in BOTH_CONVENTIONS)])
     if paper is None:
@@ -180,13 +195,14 @@ def corruptions_over_seeds(runs: list, selection: pd.DataFrame, metric: str = "a
                 values.setdefault(corruption, []).append(float(got[metric]))
         columns += [c for c in values if c not in columns]
         rows.append({"model": row.label, "seeds": str(len(row.run_ids)),
-                     **{c: mean_sd(v, digits) for c, v in values.items()}})
+                     **{c: seeds_text(v, len(row.run_ids), digits) for c, v in values.items()}})
     return pd.DataFrame(rows, columns=["model", "seeds", *columns]).fillna("–")
 
 
 def _test_per_corruption(run, positive: str) -> dict[str, dict]:
     """``{corruption: metrics under positive}`` of a run's test split, stored or recomputed."""
-    stored = {c: stored_metrics(b, positive) for c, b in (run.metrics.get("test", {}).get("per_corruption") or {}).items()}
+    blocks = (run.metrics.get("test") or {}).get("per_corruption") or {}
+    stored = {c: stored_metrics(b or {}, positive) for c, b in blocks.items()}
     if stored and all(v is not None for v in stored.values()):
         return stored
     scores = run.scores()

@@ -371,3 +371,20 @@ def convention_note(positive: str = "anomaly") -> str:
     which = "anomaly" if positive == "anomaly" else "normal (labels flipped, scores negated)"
     return (f"Positive class: {which}; AUROC30: McClish-standardized partial AUC, FPR <= 0.3 "
             f"(AUROC is the same under both conventions, AUPR and AUROC30 are not).")
+
+
+def mean_sd(values: Sequence[float], digits: int = 2) -> str:
+    """``"0.62 ± 0.03"`` (``"0.62"`` for one value; NaN left out).
+
+    Examples
+    --------
+    >>> mean_sd([0.6, 0.64]), mean_sd([0.5]), mean_sd([0.0071], 3)
+    ('0.62 ± 0.03', '0.50', '0.007')
+    """
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return "–"
+    if v.size == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"

@@ -64,6 +64,6 @@ __all__ = [
     "StaleRunError", "SweepResult", "TaskSpec", "benchmark_report", "convention_check_runs", "default_label", "execute_notebooks", "experiment_kind",
     "experiment_name", "experiment_report", "get_kind", "get_preset", "guidance_configs", "kind_names", "kind_of",
     "paper_order", "parameters_cell", "pending_configs", "preset_configs", "register_kind", "run_mnistc", "run_sweep",
-    "run_training_group", "select_configurations", "selected_runs", "split_metrics", "stratified_subsample",
-    "training_groups", "unregister_kind", "seeds_beside_paper", "validation_table", "write_report",
+    "run_training_group", "seeds_beside_paper", "select_configurations", "selected_runs", "split_metrics", "stratified_subsample",
+    "training_groups", "unregister_kind", "validation_table", "write_report",
 ]

@@ -130,9 +130,9 @@ class BenchmarkReport:
         return "Over seeds, both conventions" + (f", beside the paper's Table {table}" if table else "")
 
     def _over_seeds_caption(self) -> str:
-        return ("Test metrics of the selected configurations, mean ± sd over their seeds; AUPR and AUROC30 with "
-                "anomalies positive, then with normals positive (\"normal +\"); the paper's single-run values "
-                "stand beside both.")
+        return ("Test metrics of the selected configurations, mean ± sd over their seeds ((n=k): only k seeds have "
+                "the value); AUPR and AUROC30 with anomalies positive, then with normals positive (\"normal +\")"
+                + ("; the paper's single-run values stand beside both." if self.paper is not None else "."))
 
     def _conventions_caption(self) -> str:
         return ("Candidate AUPR / AUROC30 definitions on the selected runs' test scores against the paper's rows: "
@@ -149,6 +149,10 @@ class BenchmarkReport:
                 parts.append(self.corruption_table.to_latex(caption=f"{self.experiment}: per test corruption"))
             if self.paper is not None:
                 parts.append(_latex(self.paper.reset_index(), self._paper_caption()))
+            if self.over_seeds is not None:
+                parts.append(_latex(self.over_seeds, f"{self._over_seeds_title()}. {self._over_seeds_caption()}"))
+            if self.corruption_seeds is not None:
+                parts.append(_latex(self.corruption_seeds, CORRUPTION_SEEDS_TITLE))
             return "\n".join(parts)
         if fmt == "html":
             parts = [f"<h2>{html.escape(self.experiment)}</h2>", f"<p>{html.escape(self._caption())}</p>", self.table.to_html()]
@@ -301,16 +305,17 @@ def benchmark_report(runs_root: str | Path | None = None, experiment: str = "mni
         per_table = results_table(per, order=order)
     key = table_key_of_configs(r.config for r in runs) if paper or conventions else None
     side, ranked = None, None
+    theirs = None
     if key is not None and paper:
         t = paper_tables_mnistc()["tables"][key]
-        side = beside_paper(estimates(boot), paper_table(t["normal"], t["anomaly"]))
+        theirs = paper_table(t["normal"], t["anomaly"])
+        side = beside_paper(estimates(boot), theirs)
         side.attrs.update({"table": t["table"], "key": key})
     if key is not None and conventions:
         ranked = convention_check({key: (aligned.scores, aligned.labels)})
     return BenchmarkReport(experiment, selection, boot, per, results_table(boot, order=order), per_table,
                            _seed_summary(runs, selection, positive), aligned, chosen, positive, side, ranked, left_out,
-                           seeds_beside_paper(runs, selection, paper_table(t["normal"], t["anomaly"]) if side is not None
-                                              else None),
+                           seeds_beside_paper(runs, _in_order(selection, order), theirs),
                            corruptions_over_seeds(runs, _in_order(selection, order)) if per is not None else None)
 
 

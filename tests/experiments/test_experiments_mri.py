@@ -323,3 +323,7 @@ def test_report_leaves_out_runs_made_under_other_resolved_settings(mri_store, tm
     kept, left_out = current_mri_runs(tmp_path, "mri-smoke")  # what fig3 draws from
     assert old.name in {r.run_id for r in mri_runs(tmp_path, "mri-smoke")} and list(left_out) == [old.name]
     assert old.name not in {r.run_id for r in kept} and len(kept) == len(mri_runs(tmp_path, "mri-smoke")) - 1
+    for path in (tmp_path / "mri-smoke").glob("*/config.json"):  # every run stale: say so, draw nothing
+        path.write_text(json.dumps({**json.loads(path.read_text()), "provenance": {"resolved_settings": {"epochs": 99}}}))
+    with pytest.raises(ValueError, match="every MRI run of experiment 'mri-smoke' was trained under other method"):
+        current_mri_runs(tmp_path, "mri-smoke")

@@ -137,6 +137,12 @@ def test_report_normal_positive_and_paper_beside(smoke_store):
     for label, run in rep.runs.items():  # one seed in the smoke preset: the stored value
         assert per.loc[label, "stripe"] == f"{run.metrics['test']['per_corruption']['stripe']['auroc']:.2f}"
     assert "Test AUROC per corruption, over seeds" in md
+    assert list(rep.corruption_seeds["model"]) == rep.table.models == [
+        m for m in rep.over_seeds["model"] if m in rep.runs]  # the table's row order (the paper's)
+    bare = benchmark_report(root, SMOKE_EXPERIMENT, n_boot=20, paper=False)
+    assert list(bare.over_seeds["model"]) == list(bare.corruption_seeds["model"])
+    assert "paper AUROC" not in bare.over_seeds.columns and "single-run values" not in bare.render("md")
+    assert "Over seeds, both conventions" in bare.render("latex")
     assert benchmark_report(root, SMOKE_EXPERIMENT, n_boot=20, paper=False).paper is None
     with pytest.raises(ValueError, match="'foo'"):
         benchmark_report(root, SMOKE_EXPERIMENT, n_boot=20, positive="foo")
@@ -148,7 +154,7 @@ def test_seeds_beside_paper_gives_mean_sd_in_both_conventions_and_the_papers_row
     import pandas as pd
 
     from ogae_core.evaluation.paper import paper_table
-    from ogae_core.experiments import seeds_beside_paper
+    from ogae_core.evaluation.run_metrics import corruptions_over_seeds, seeds_beside_paper
 
     def run(rid, auroc, aupr, aupr_normal):
         test = {"auroc": auroc, "aupr": aupr, "auroc30": 0.5,
@@ -164,6 +170,18 @@ def test_seeds_beside_paper_gives_mean_sd_in_both_conventions_and_the_papers_row
     assert t.loc["ogae-ocsvm", "paper AUROC"] == "0.74" and t.loc["ae-recons", "AUROC"] == "–"
     assert t.loc["my-new-row", "paper AUPR"] == "–" and len(t) == 13  # the paper's twelve rows, then ours
     assert list(seeds_beside_paper(runs, selection)["model"]) == ["ogae-ocsvm", "my-new-row"]
+    # a seed without a value is shown, not hidden; a null test block reads as missing
+    runs.append(SimpleNamespace(run_id="a2", metrics={"test": {"auroc": 0.6, "aupr": float("nan"), "auroc30": 0.5,
+                                                                "normal_positive": {"auroc": 0.6, "aupr": 0.5,
+                                                                                    "auroc30": 0.6}}}))
+    three = pd.DataFrame({"label": ["ogae-ocsvm"], "run_ids": [["a0", "a1", "a2"]]})
+    t = seeds_beside_paper(runs, three).set_index("model")
+    assert t.loc["ogae-ocsvm", "AUPR"] == "0.50 ± 0.14 (n=2)" and t.loc["ogae-ocsvm", "AUROC"] == "0.60 ± 0.10"
+    per = {"stripe": {"auroc": 0.5, "aupr": 0.5, "auroc30": 0.5}}
+    partial = [SimpleNamespace(run_id="c0", metrics={"test": {"per_corruption": {**per, "canny": per["stripe"]}}}),
+               SimpleNamespace(run_id="c1", metrics={"test": {"per_corruption": per}})]
+    row = corruptions_over_seeds(partial, pd.DataFrame({"label": ["m"], "run_ids": [["c0", "c1"]]})).iloc[0]
+    assert row["stripe"] == "0.50 ± 0.00" and row["canny"] == "0.50 (n=1)"
 
 
 @pytest.mark.slow
@@ -178,10 +196,12 @@ def test_report_on_runs_without_the_new_keys_recomputes(smoke_store, tmp_path):
     shutil.copytree(root, old)
     for path in (old / SMOKE_EXPERIMENT).glob(f"*/{METRICS_FILE}"):
         path.write_text(json.dumps(_strip_normal_positive(json.loads(path.read_text()))))
-    fresh = benchmark_report(root, SMOKE_EXPERIMENT, n_boot=20, positive="normal").seeds
-    legacy = benchmark_report(old, SMOKE_EXPERIMENT, n_boot=20, positive="normal").seeds
+    fresh_rep = benchmark_report(root, SMOKE_EXPERIMENT, n_boot=20, positive="normal")
+    legacy_rep = benchmark_report(old, SMOKE_EXPERIMENT, n_boot=20, positive="normal")
+    fresh, legacy = fresh_rep.seeds, legacy_rep.seeds
     cols = ["test_aupr_mean", "test_auroc30_mean"]
     np.testing.assert_allclose(legacy[cols].to_numpy(), fresh[cols].to_numpy())
+    assert legacy_rep.over_seeds.equals(fresh_rep.over_seeds) and legacy_rep.corruption_seeds.equals(fresh_rep.corruption_seeds)
 
 
 @pytest.mark.slow
