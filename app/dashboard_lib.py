@@ -129,7 +129,7 @@ def default_selection(runs: Sequence[store.Run]) -> list[store.Run]:
     """
     from ogae_core.runs.selection import selected_runs
 
-    scored = [r for r in runs if validation_auroc(r) > float("-inf")]
+    scored = validated_runs(runs)
     chosen = selected_runs(scored) if scored else {}
     out = []
     for r in runs:
@@ -150,6 +150,17 @@ def default_names(named_runs: dict[str, store.Run]) -> list[str]:
     """
     chosen = {id(r) for r in default_selection(list(named_runs.values()))}
     return [name for name, r in named_runs.items() if id(r) in chosen]
+
+
+def validated_runs(runs: Sequence[store.Run]) -> list[store.Run]:
+    """The runs that carry a validation AUROC (the ones a selection can choose among).
+
+    Examples
+    --------
+    >>> validated_runs([])
+    []
+    """
+    return [r for r in runs if validation_auroc(r) > float("-inf")]
 
 
 def validation_auroc(run: store.Run) -> float:
@@ -239,7 +250,7 @@ def over_seeds(runs: Sequence[store.Run], show_paper: bool = True) -> pd.DataFra
     from ogae_core.evaluation.run_metrics import seeds_beside_paper
     from ogae_core.runs.selection import select_configurations
 
-    scored = [r for r in runs if validation_auroc(r) > float("-inf")]
+    scored = validated_runs(runs)
     if not scored:
         return None
     return seeds_beside_paper(scored, select_configurations(scored), paper_for(scored) if show_paper else None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 
 from ogae_core.evaluation.metrics import all_metrics, check_positive, largest_tie_fraction
@@ -87,14 +88,25 @@ def stored_metrics(block: Mapping[str, Any], positive: str = "anomaly") -> dict[
     return values
 
 
+def _test_block(run, positive: str, per_corruption: bool = False) -> dict[str, Any]:
+    """A run's test block of ``metrics.json`` when it holds ``positive``'s metrics (and, with
+    ``per_corruption``, every corruption's), else the block recomputed from ``scores.parquet``
+    (runs written before both conventions were stored)."""
+    block = run.metrics.get("test") or {}
+    complete = stored_metrics(block, positive) is not None
+    if per_corruption:
+        blocks = block.get("per_corruption") or {}
+        complete = bool(blocks) and all(stored_metrics(b or {}, positive) is not None for b in blocks.values())
+    if complete:
+        return block
+    scores = run.scores()
+    return split_metrics(scores[scores["split"] == "test"])
+
+
 def run_test_metrics(run, positive: str = "anomaly") -> dict:
     """A run's test metrics under ``positive`` (from ``metrics.json``, else recomputed from
     ``scores.parquet`` for runs written before both conventions were stored)."""
-    stored = stored_metrics(run.metrics.get("test") or {}, positive)
-    if stored is not None:
-        return stored
-    scores = run.scores()
-    return stored_metrics(split_metrics(scores[scores["split"] == "test"]), positive)
+    return stored_metrics(_test_block(run, positive), positive)
 
 
 def seeds_text(values, n_seeds: int, digits: int = 2) -> str:
@@ -106,9 +118,9 @@ def seeds_text(values, n_seeds: int, digits: int = 2) -> str:
     >>> seeds_text([0.6, 0.64], 2), seeds_text([0.7, float("nan")], 2), seeds_text([], 3)
     ('0.62 ± 0.03', '0.70 (n=1)', '–')
     """
-    k = sum(1 for v in values if v is not None and v == v and abs(v) != float("inf"))
-    text = mean_sd([float("nan") if v is None else v for v in values], digits)
-    return text if k in (0, n_seeds) else f"{text} (n={k})"
+    v = np.asarray([np.nan if x is None else x for x in values], float)
+    k = int(np.isfinite(v).sum())
+    return mean_sd(v, digits) if k in (0, n_seeds) else f"{mean_sd(v, digits)} (n={k})"
 
 
 #: Columns of :func:`seeds_beside_paper`: ``(metric, positive class, header)``.
@@ -201,10 +213,5 @@ def corruptions_over_seeds(runs: list, selection: pd.DataFrame, metric: str = "a
 
 def _test_per_corruption(run, positive: str) -> dict[str, dict]:
     """``{corruption: metrics under positive}`` of a run's test split, stored or recomputed."""
-    blocks = (run.metrics.get("test") or {}).get("per_corruption") or {}
-    stored = {c: stored_metrics(b or {}, positive) for c, b in blocks.items()}
-    if stored and all(v is not None for v in stored.values()):
-        return stored
-    scores = run.scores()
-    per = split_metrics(scores[scores["split"] == "test"])["per_corruption"]
-    return {c: stored_metrics(b, positive) for c, b in per.items()}
+    blocks = _test_block(run, positive, per_corruption=True).get("per_corruption") or {}
+    return {c: stored_metrics(b, positive) for c, b in blocks.items()}

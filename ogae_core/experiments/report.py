@@ -313,10 +313,11 @@ def benchmark_report(runs_root: str | Path | None = None, experiment: str = "mni
         side.attrs.update({"table": t["table"], "key": key})
     if key is not None and conventions:
         ranked = convention_check({key: (aligned.scores, aligned.labels)})
+    ordered = _in_order(selection, order)
     return BenchmarkReport(experiment, selection, boot, per, results_table(boot, order=order), per_table,
                            _seed_summary(runs, selection, positive), aligned, chosen, positive, side, ranked, left_out,
-                           seeds_beside_paper(runs, _in_order(selection, order), theirs),
-                           corruptions_over_seeds(runs, _in_order(selection, order)) if per is not None else None)
+                           seeds_beside_paper(runs, ordered, theirs),
+                           corruptions_over_seeds(runs, ordered) if per is not None else None)
 
 
 def _in_order(selection: pd.DataFrame, order: list[str]) -> pd.DataFrame:
